@@ -1,0 +1,52 @@
+"""einopt: an einsum optimizer is all you need.
+
+Write a computation as a sum of products over named indices; einopt finds a cheap
+contraction tree and runs every step as one fast kernel. ``einopt.einsum`` is a
+drop-in for ``numpy.einsum`` and ``opt_einsum.contract``.
+"""
+
+from __future__ import annotations
+
+from .api import clear_caches as clear_caches
+from .api import einsum as einsum
+from .api import plan as plan
+from .compat import ContractExpression as ContractExpression
+from .compat import PathInfo as PathInfo
+from .compat import contract as contract
+from .compat import contract_expression as contract_expression
+from .compat import contract_path as contract_path
+from .errors import EinsumError as EinsumError
+from .errors import OperandTypeError as OperandTypeError
+from .errors import PathError as PathError
+from .errors import ShapeError as ShapeError
+from .errors import SubscriptError as SubscriptError
+from .network import Network as Network
+from .parse import Equation as Equation
+from .plan import Plan as Plan
+from .plan import Step as Step
+from .plan import StepKind as StepKind
+from .tree import ContractionTree as ContractionTree
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ContractExpression",
+    "ContractionTree",
+    "EinsumError",
+    "Equation",
+    "Network",
+    "OperandTypeError",
+    "PathError",
+    "PathInfo",
+    "Plan",
+    "ShapeError",
+    "Step",
+    "StepKind",
+    "SubscriptError",
+    "clear_caches",
+    "contract",
+    "contract_expression",
+    "contract_path",
+    "einsum",
+    "plan",
+]

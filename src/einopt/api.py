@@ -1,0 +1,266 @@
+"""Stage 7: the public functions, and the two-level plan cache.
+
+Level 1 caches the parse of a subscripts string; level 2 maps (equation, shapes,
+dtypes, options) to a :class:`Plan`. Both are bounded LRUs keyed by the full tuple. A
+third, tiny front table maps the exact call signature of numpy calls to the compiled
+program, so a warm call costs one dict lookup and the kernel.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from .backends import backend_for
+from .errors import EinsumError, OperandTypeError, PathError, ShapeError
+from .execute import program_for
+from .network import build_network
+from .optimize import get_optimizer
+from .parse import Equation, parse, parse_sublist
+from .plan import Plan, build_plan
+from .tree import ContractionTree
+
+__all__ = ["einsum", "plan", "clear_caches", "CACHE_SIZE"]
+
+CACHE_SIZE = 1024
+_FRONT: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+_BAD_KINDS = frozenset("USVMm")
+_MINIMIZE = ("flops",)
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def _parse(subscripts: str) -> Equation:
+    return parse(subscripts)
+
+
+def clear_caches() -> None:
+    """Forget every cached parse and plan."""
+    _parse.cache_clear()
+    _plan_cached.cache_clear()
+    _FRONT.clear()
+
+
+def _to_array(x: Any, k: int) -> np.ndarray:
+    if isinstance(x, np.ndarray):
+        arr = x
+    elif isinstance(x, (str, bytes, dict, set)) or x is None:
+        raise OperandTypeError(f"operand {k} is a {type(x).__name__}, not an array")
+    else:
+        try:
+            arr = np.asarray(x)
+        except Exception as e:  # ragged lists and the like
+            raise OperandTypeError(f"operand {k} cannot be read as an array: {e}") from None
+        if arr.dtype.kind == "O":
+            raise OperandTypeError(f"operand {k} ({type(x).__name__}) is not a numeric array")
+    if arr.dtype.kind in _BAD_KINDS:
+        raise OperandTypeError(f"operand {k} has dtype {arr.dtype}, which einsum cannot multiply")
+    return arr
+
+
+def _shape_of(x: Any, k: int) -> tuple[int, ...]:
+    if hasattr(x, "shape"):
+        return tuple(int(d) for d in x.shape)
+    if isinstance(x, (tuple, list)) and all(isinstance(d, (int, np.integer)) for d in x):
+        if any(d < 0 for d in x):
+            raise ShapeError(f"operand {k}: shape {tuple(x)} has a negative size")
+        return tuple(int(d) for d in x)
+    raise OperandTypeError(
+        f"operand {k} is a {type(x).__name__}; give an array or a shape tuple of ints"
+    )
+
+
+def _equation(subscripts: Any, operands: Sequence[Any]) -> tuple[Any, Equation, list[Any]]:
+    """(cache key, equation, operands) from either calling form."""
+    if isinstance(subscripts, str):
+        return subscripts, _parse(subscripts), list(operands)
+    eq, ops = parse_sublist((subscripts, *operands))
+    return eq, eq, ops
+
+
+def _optimize_key(optimize: Any) -> Any:
+    if isinstance(optimize, (str, bool)) or optimize is None:
+        return optimize
+    if isinstance(optimize, Plan):
+        return None
+    try:
+        return ("path", tuple(tuple(int(p) for p in entry) for entry in optimize))
+    except TypeError:
+        raise PathError(
+            f"optimize must be a strategy name, a path (list of tuples) or a Plan, "
+            f"got {type(optimize).__name__}"
+        ) from None
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def _plan_cached(key: Any, eq: Equation, shapes: tuple[tuple[int, ...], ...],
+                 dtypes: tuple[Any, ...] | None, dtype: Any, optimize: Any,
+                 minimize: str, memory_limit: Any) -> Plan:
+    return _make_plan(eq, shapes, dtypes, dtype, optimize, minimize, memory_limit)
+
+
+def _make_plan(eq: Equation, shapes: tuple[tuple[int, ...], ...],
+               dtypes: tuple[Any, ...] | None, dtype: Any, optimize: Any,
+               minimize: str, memory_limit: Any) -> Plan:
+    if minimize not in _MINIMIZE:
+        raise PathError(f"minimize={minimize!r} is not supported; use one of {_MINIMIZE}")
+    network = build_network(eq, shapes)
+    if isinstance(optimize, tuple) and optimize and optimize[0] == "path":
+        tree = ContractionTree.from_linear_path(network.num_tensors, optimize[1])
+    else:
+        tree = get_optimizer(optimize)(network)
+    p = build_plan(eq, network, tree, shapes, dtype, dtypes)
+    if memory_limit is not None and p.max_size > memory_limit:
+        raise PathError(
+            f"the best plan found needs an intermediate of {p.max_size} elements, over "
+            f"memory_limit={memory_limit}; slicing to meet a memory limit is not available yet"
+        )
+    return p
+
+
+def _plan_for(key: Any, eq: Equation, shapes: tuple[tuple[int, ...], ...],
+              dtypes: tuple[Any, ...] | None, dtype: Any, optimize: Any,
+              minimize: str = "flops", memory_limit: Any = None) -> Plan:
+    if isinstance(optimize, Plan):
+        if optimize.shapes != shapes or optimize.equation != eq:
+            raise PathError(
+                f"the Plan passed as optimize was made for {optimize.equation} with shapes "
+                f"{optimize.shapes}, not {eq} with shapes {shapes}"
+            )
+        return optimize
+    opt = _optimize_key(optimize)
+    try:
+        return _plan_cached(key, eq, shapes, dtypes, dtype, opt, minimize, memory_limit)
+    except TypeError as e:  # unhashable option: plan without the cache
+        if "unhashable" not in str(e):
+            raise
+        return _make_plan(eq, shapes, dtypes, dtype, opt, minimize, memory_limit)
+
+
+def plan(subscripts: Any, *operands_or_shapes: Any, optimize: Any = "auto",
+         minimize: str = "flops", max_time: float | None = None,
+         memory_limit: int | None = None, seed: int | None = None) -> Plan:
+    """Plan an einsum for arrays or shapes, without evaluating it.
+
+    Args:
+        subscripts: ``"ij,jk->ik"`` text, or the first operand of the sublist form.
+        *operands_or_shapes: arrays, or shape tuples (sublists interleaved in that form).
+        optimize: strategy name (``"auto"``, ``"optimal"``, ``"greedy"``), a path, or a Plan.
+        minimize: the objective; ``"flops"``.
+        max_time: seconds the search may spend (the current strategies finish sooner).
+        memory_limit: most elements any intermediate may hold.
+        seed: seed of randomized strategies.
+
+    Returns:
+        A :class:`Plan`; ``plan.flops``, ``plan.speedup``, ``print(plan)``, ``plan(*arrays)``.
+
+    Example:
+        >>> import einopt
+        >>> p = einopt.plan("ni,ni,nj,nj->n", (256, 1024), (256, 1024), (256, 1024), (256, 1024))
+        >>> p.path
+        [(0, 1), (0, 1), (0, 1)]
+    """
+    key, eq, items = _equation(subscripts, operands_or_shapes)
+    shapes = tuple(_shape_of(x, k) for k, x in enumerate(items))
+    dtypes = None
+    dtype = None
+    if items and all(hasattr(x, "dtype") for x in items):
+        dtypes = tuple(np.dtype(x.dtype) for x in items)
+        dtype = np.result_type(*dtypes)
+    return _plan_for(key, eq, shapes, dtypes, dtype, optimize, minimize, memory_limit)
+
+
+def einsum(subscripts: Any, *operands: Any, optimize: Any = "auto", out: Any = None,
+           dtype: Any = None, memory_limit: int | None = None, order: str = "K",
+           casting: str = "safe") -> Any:
+    """Evaluate an einsum exactly as ``numpy.einsum`` does, on an optimized plan.
+
+    Args:
+        subscripts: ``"ij,jk->ik"``, implicit ``"ij,jk"``, with ``...`` and repeated
+            indices; or the sublist form ``einsum(a, [0, 1], b, [1, 2], [0, 2])``.
+        *operands: the arrays (or anything ``numpy.asarray`` accepts).
+        optimize: ``"auto"`` (default), ``"optimal"``, ``"greedy"``, a linear path, or a Plan.
+        out: array to write the result into.
+        dtype: dtype to compute in (operands are cast under ``casting``).
+        memory_limit: most elements any intermediate may hold.
+
+    Returns:
+        The result, of the operands' result dtype (or ``dtype``).
+
+    Example:
+        >>> import numpy as np, einopt
+        >>> a = np.arange(6.0).reshape(2, 3)
+        >>> einopt.einsum("ij,ij->i", a, a)  # (a * a).sum(axis=1)
+        array([ 5., 50.])
+    """
+    if out is None and dtype is None and memory_limit is None:
+        try:
+            key = (subscripts, optimize, *[(x.__class__, x.shape, x.dtype) for x in operands])
+            prog = _FRONT[key]
+        except (KeyError, AttributeError, TypeError):
+            pass
+        else:
+            return prog(*operands)
+    return _einsum(subscripts, operands, optimize, out, dtype, memory_limit, casting)
+
+
+def _einsum(subscripts: Any, operands: Sequence[Any], optimize: Any, out: Any, dtype: Any,
+            memory_limit: Any, casting: str) -> Any:
+    key, eq, items = _equation(subscripts, operands)
+    if len(items) != eq.nops:
+        raise EinsumError(
+            f"the subscripts name {eq.nops} operand{'s' if eq.nops != 1 else ''} "
+            f"but {len(items)} {'were' if len(items) != 1 else 'was'} given"
+        )
+    arrays = [_to_array(x, k) for k, x in enumerate(items)]
+    dtypes = tuple(x.dtype for x in arrays)
+    if dtype is not None:
+        common = np.dtype(dtype)
+        for k, dt in enumerate(dtypes):
+            if not np.can_cast(dt, common, casting):
+                raise OperandTypeError(
+                    f"operand {k} of dtype {dt} cannot be cast to dtype={common} "
+                    f"under casting={casting!r}"
+                )
+    else:
+        common = np.result_type(*dtypes) if dtypes else np.dtype(float)
+    shapes = tuple(x.shape for x in arrays)
+    p = _plan_for(key, eq, shapes, dtypes, common, optimize, "flops", memory_limit)
+    prog = program_for(p, backend_for(arrays))
+    if p.output_shape == ():
+        inner = prog
+
+        def prog(*ops: Any) -> Any:
+            return inner(*ops)[()]
+
+    result = prog(*arrays)
+    if out is None and dtype is None and memory_limit is None and not isinstance(optimize, Plan):
+        if isinstance(subscripts, str) and all(type(x) is np.ndarray for x in items):
+            try:
+                fkey = (subscripts, optimize, *[(x.__class__, x.shape, x.dtype) for x in items])
+                _FRONT[fkey] = prog
+                if len(_FRONT) > CACHE_SIZE:
+                    _FRONT.popitem(last=False)
+            except TypeError:
+                pass
+    if out is None:
+        return result
+    return _write_out(result, out, casting)
+
+
+def _write_out(result: Any, out: Any, casting: str) -> Any:
+    if not isinstance(out, np.ndarray):
+        raise OperandTypeError(f"out must be a numpy array, got {type(out).__name__}")
+    res = np.asarray(result)
+    if out.shape != res.shape:
+        raise ShapeError(f"out has shape {out.shape}, but the result has shape {res.shape}")
+    if not np.can_cast(res.dtype, out.dtype, casting):
+        raise OperandTypeError(
+            f"the result of dtype {res.dtype} cannot be written to out of dtype {out.dtype} "
+            f"under casting={casting!r}"
+        )
+    np.copyto(out, res, casting=casting)
+    return out

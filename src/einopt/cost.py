@@ -1,0 +1,85 @@
+"""Cost model: pure functions over index bitmasks.
+
+A pairwise step on tensors with index sets ``a`` and ``b`` costs the product of the sizes
+of every index in ``a | b`` (one multiply-add per point of the joint loop nest). Its
+result keeps an index while any other remaining tensor, or the output, still holds it;
+:class:`HolderCounts` tracks that exactly, hyperedges included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from .network import bits
+
+__all__ = ["size_of", "pair_flops", "HolderCounts"]
+
+
+def size_of(mask: int, sizes: Sequence[int]) -> int:
+    """Elements of a tensor whose indices are the set bits of ``mask``."""
+    n = 1
+    while mask:
+        low = mask & -mask
+        n *= sizes[low.bit_length() - 1]
+        mask ^= low
+    return n
+
+
+def pair_flops(a: int, b: int, sizes: Sequence[int]) -> int:
+    """Flops of merging tensors with index masks ``a`` and ``b``: size of ``a | b``."""
+    return size_of(a | b, sizes)
+
+
+class HolderCounts:
+    """For each index, how many current tensors hold it; gives exact merge results.
+
+    Start from the leaves' masks; each :meth:`merge` replaces two current tensors by
+    their result, whose mask keeps an index iff it is in the output or still held by
+    another current tensor.
+    """
+
+    __slots__ = ("counts", "output")
+
+    def __init__(self, masks: Iterable[int], output: int, num_indices: int) -> None:
+        counts = [0] * num_indices
+        for m in masks:
+            for i in bits(m):
+                counts[i] += 1
+        self.counts = counts
+        self.output = output
+
+    def result(self, a: int, b: int) -> int:
+        """Mask of the result of merging ``a`` and ``b`` (without recording it)."""
+        drop = 0
+        counts = self.counts
+        shared = a & b & ~self.output
+        while shared:
+            low = shared & -shared
+            if counts[low.bit_length() - 1] == 2:
+                drop |= low
+            shared ^= low
+        return (a | b) & ~drop
+
+    def merge(self, a: int, b: int) -> int:
+        """Record the merge of current tensors ``a`` and ``b``; return the result mask."""
+        counts = self.counts
+        shared = a & b
+        while shared:
+            low = shared & -shared
+            counts[low.bit_length() - 1] -= 1
+            shared ^= low
+        return self.result_after(a | b, a & b)
+
+    def result_after(self, union: int, shared: int) -> int:
+        """Drop from ``union`` the shared indices no other tensor or the output holds."""
+        drop = 0
+        counts = self.counts
+        shared &= ~self.output
+        while shared:
+            low = shared & -shared
+            i = low.bit_length() - 1
+            if counts[i] == 1:
+                drop |= low
+                counts[i] = 0
+            shared ^= low
+        return union & ~drop

@@ -1,0 +1,193 @@
+"""Exact contraction order by dynamic programming over subsets of tensors.
+
+Small networks (up to ``FULL_LIMIT`` tensors) are solved over *all* subsets, outer
+products included, so the result is the true optimum over every binary tree. Larger
+networks are solved per connected component over *connected* subsets only (outer
+products only where the graph is disconnected), with cost capping: a pass keeps only
+partial trees costing at most ``cap``; if a complete tree is found its cost is optimal,
+else ``cap`` grows. The greedy tree's cost bounds ``cap``, so the search always ends.
+"""
+
+from __future__ import annotations
+
+from ..cost import size_of
+from ..network import Network, bits
+from ..tree import ContractionTree, tree_cost
+from .greedy import greedy
+
+__all__ = ["optimal", "FULL_LIMIT"]
+
+FULL_LIMIT = 10
+
+
+def optimal(network: Network) -> ContractionTree:
+    """Tree of least flops for ``network`` (exact; see module docstring for the scope)."""
+    n = network.num_tensors
+    if n <= 2:
+        return ContractionTree(n, ((0, 1),) if n == 2 else ())
+    if n <= FULL_LIMIT:
+        return _full_dp(network)
+    return _connected_dp(network)
+
+
+def _full_dp(network: Network) -> ContractionTree:
+    n = network.num_tensors
+    sizes = network.sizes
+    masks = network.masks
+    full = (1 << n) - 1
+    union = [0] * (full + 1)
+    for s in range(1, full + 1):
+        low = s & -s
+        union[s] = union[s ^ low] | masks[low.bit_length() - 1]
+    out = network.output_mask
+    node = [union[s] & (out | union[full ^ s]) for s in range(full + 1)]
+    size_cache: dict[int, int] = {}
+
+    def size(m: int) -> int:
+        v = size_cache.get(m)
+        if v is None:
+            v = size_cache[m] = size_of(m, sizes)
+        return v
+
+    best = [0] * (full + 1)
+    split = [0] * (full + 1)
+    for s in range(1, full + 1):
+        low = s & -s
+        if s == low:
+            continue
+        rest = s ^ low
+        b_cost, b_split = -1, 0
+        # Submasks a of s that contain the lowest tensor, and a != s.
+        sub = rest
+        while True:
+            a = sub | low
+            if a != s:
+                c = best[a] + best[s ^ a]
+                if b_cost < 0 or c < b_cost:
+                    c += size(node[a] | node[s ^ a])
+                    if b_cost < 0 or c < b_cost:
+                        b_cost, b_split = c, a
+            if sub == 0:
+                break
+            sub = (sub - 1) & rest
+        best[s], split[s] = b_cost, b_split
+    return _tree_from_splits(n, full, split)
+
+
+def _tree_from_splits(n: int, root: int, split: dict[int, int] | list[int]) -> ContractionTree:
+    merges: list[tuple[int, int]] = []
+    # Iterative post-order over the split table.
+    ids: dict[int, int] = {1 << i: i for i in range(n)}
+    stack = [(root, False)]
+    while stack:
+        s, done = stack.pop()
+        if s in ids:
+            continue
+        a = split[s]
+        b = s ^ a
+        if done:
+            merges.append((ids[a], ids[b]))
+            ids[s] = n + len(merges) - 1
+        else:
+            stack.append((s, True))
+            stack.append((b, False))
+            stack.append((a, False))
+    return ContractionTree(n, tuple(merges))
+
+
+def _components(network: Network) -> list[list[int]]:
+    n = network.num_tensors
+    parent = list(range(n))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    owner: dict[int, int] = {}
+    for t, m in enumerate(network.masks):
+        for i in bits(m):
+            if i in owner:
+                parent[find(t)] = find(owner[i])
+            else:
+                owner[i] = t
+    groups: dict[int, list[int]] = {}
+    for t in range(n):
+        groups.setdefault(find(t), []).append(t)
+    return list(groups.values())
+
+
+def _connected_dp(network: Network) -> ContractionTree:
+    n = network.num_tensors
+    sizes = network.sizes
+    masks = network.masks
+    out = network.output_mask
+    holders_of = [0] * network.num_indices
+    for t, m in enumerate(masks):
+        for i in bits(m):
+            holders_of[i] |= 1 << t
+    upper = tree_cost(network, greedy(network)).flops
+
+    split: dict[int, int] = {}
+    roots: list[tuple[int, int]] = []  # (tensor set, mask) of each solved component
+    for comp in _components(network):
+        root, r_mask = _solve_component(comp, masks, sizes, out, holders_of, upper, split)
+        roots.append((root, r_mask))
+
+    # Join components by outer products, smallest first.
+    roots.sort(key=lambda sm: size_of(sm[1], sizes))
+    while len(roots) > 1:
+        (s1, m1), (s2, m2) = roots[0], roots[1]
+        split[s1 | s2] = s1
+        roots = sorted([(s1 | s2, m1 | m2), *roots[2:]], key=lambda sm: size_of(sm[1], sizes))
+    return _tree_from_splits(n, roots[0][0], split)
+
+
+def _solve_component(
+    comp: list[int],
+    masks: tuple[int, ...],
+    sizes: tuple[int, ...],
+    out: int,
+    holders_of: list[int],
+    upper: int,
+    split: dict[int, int],
+) -> tuple[int, int]:
+    k = len(comp)
+    if k == 1:
+        return 1 << comp[0], masks[comp[0]]
+    cap = max(1, min(size_of(masks[t], sizes) for t in comp))
+    while True:
+        cap = min(cap * 8, upper)
+        levels: list[dict[int, tuple[int, int, int]]] = [{}, {1 << t: (0, masks[t], 0) for t in comp}]
+        for m in range(2, k + 1):
+            level: dict[int, tuple[int, int, int]] = {}
+            for a in range(1, m // 2 + 1):
+                left, right = levels[a], levels[m - a]
+                for s1, (c1, m1, _) in left.items():
+                    for s2, (c2, m2, _) in right.items():
+                        if s1 & s2 or not m1 & m2 or (a == m - a and s1 > s2):
+                            continue
+                        c = c1 + c2
+                        if c > cap:
+                            continue
+                        c += size_of(m1 | m2, sizes)
+                        if c > cap:
+                            continue
+                        s = s1 | s2
+                        prev = level.get(s)
+                        if prev is None or c < prev[0]:
+                            drop = 0
+                            for i in bits(m1 & m2 & ~out):
+                                if not holders_of[i] & ~s:
+                                    drop |= 1 << i
+                            level[s] = (c, (m1 | m2) & ~drop, s1)
+            levels.append(level)
+        if levels[k]:
+            (root, (_, r_mask, _)), = levels[k].items()
+            for level in levels[2:]:
+                for s, (_, _, s1) in level.items():
+                    split[s] = s1
+            return root, r_mask
+        if cap >= upper:  # cannot happen: the greedy tree fits under its own cost
+            raise RuntimeError("exact search found no tree under the greedy bound")

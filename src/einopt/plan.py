@@ -1,0 +1,290 @@
+"""Stage 5: a :class:`ContractionTree` turned into a flat program of kernel :class:`Step` s.
+
+Everything that depends on sizes is decided here, once: each operand's single-operand
+work (cast, size-1 squeeze, diagonal, early sum) and, for each pairwise merge, the
+cheapest kernel form — a (batched) GEMM after a permute and reshape with hyperedge
+indices as the batch dimension, a fused multiply-and-reduce (batched inner product),
+or a broadcast elementwise/outer product. The executor only walks the steps.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from .network import Network, label_text
+from .parse import Equation
+from .tree import ContractionTree, tree_cost
+
+__all__ = ["StepKind", "Step", "Plan", "build_plan"]
+
+#: A batched inner product over at most this many elements per batch item, with at
+#: least ``_DOT_EINSUM_BATCH`` items, runs fastest in numpy's einsum C loop; larger
+#: ones as a matmul of (B, 1, C) by (B, C, 1) (measured; see BENCHMARKS.md).
+_DOT_EINSUM_CONTRACT = 16
+_DOT_EINSUM_BATCH = 1024
+_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+class StepKind(Enum):
+    """What kernel a step runs."""
+
+    PREP = "prep"  #: one operand: cast, drop size-1 axes, diagonal, early sum
+    GEMM = "gemm"  #: permute + reshape + (batched) matmul
+    DOT = "dot"  #: batched inner product (fused multiply-and-reduce)
+    HADAMARD = "hadamard"  #: broadcast elementwise or outer product
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One kernel call. Fields not needed by the kind are ``None``.
+
+    Attributes:
+        kind: the kernel.
+        args: registers read (operands are registers ``0..n-1``; merge ``k`` writes
+            register ``n + k``; a PREP step writes back to its operand's register).
+        out: register written.
+        indices: index ids of the result, in axis order.
+        flops: cost of the step in the plan's flops convention (0 for PREP).
+        size: elements of the result.
+        cast: PREP: dtype to cast to first.
+        squeeze: PREP: shape after dropping size-1 axes.
+        diagonal: PREP: per result axis, the input axes it merges (a diagonal view).
+        sum_axes: PREP: axes summed.
+        perms: pairwise: per argument, the axis permutation applied first.
+        shapes: pairwise: per argument, the shape it is reshaped to for the kernel.
+        out_shape: pairwise: the shape the kernel's result is reshaped to.
+        subscripts: DOT in numpy's einsum loop: its subscripts.
+    """
+
+    kind: StepKind
+    args: tuple[int, ...]
+    out: int
+    indices: tuple[int, ...]
+    flops: int
+    size: int
+    cast: str | None = None
+    squeeze: tuple[int, ...] | None = None
+    diagonal: tuple[tuple[int, ...], ...] | None = None
+    sum_axes: tuple[int, ...] | None = None
+    perms: tuple[tuple[int, ...] | None, ...] | None = None
+    shapes: tuple[tuple[int, ...] | None, ...] | None = None
+    out_shape: tuple[int, ...] | None = None
+    subscripts: str | None = None
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Plan:
+    """A planned einsum: the tree, its steps and its costs. Call it on arrays.
+
+    Attributes:
+        equation: the parsed equation.
+        network: its hypergraph.
+        tree: the contraction tree.
+        shapes: operand shapes it was planned for.
+        dtype: the dtype every operand is cast to first (``None``: decided per call).
+        steps: the flat program.
+        output_perm: permutation of the last result's axes into output order (or None).
+        output_shape: shape of the result.
+        output_reshape: ``output_shape`` when size-1 output axes must be inserted, else None.
+        flops: sum over pairwise steps of the size of their joint index set.
+        naive_flops: product of all index sizes times max(1, operands - 1).
+        max_size: elements of the largest tensor any step produces.
+    """
+
+    equation: Equation
+    network: Network
+    tree: ContractionTree
+    shapes: tuple[tuple[int, ...], ...]
+    dtype: Any
+    steps: tuple[Step, ...]
+    output_perm: tuple[int, ...] | None
+    output_shape: tuple[int, ...]
+    output_reshape: tuple[int, ...] | None
+    flops: int
+    naive_flops: int
+    max_size: int
+    _programs: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def path(self) -> list[tuple[int, ...]]:
+        """The contraction order in opt_einsum's linear path format."""
+        return self.tree.linear_path()
+
+    @property
+    def speedup(self) -> float:
+        """``naive_flops / flops``."""
+        return self.naive_flops / max(self.flops, 1)
+
+    @property
+    def sliced(self) -> tuple[Any, ...]:
+        """Labels of sliced indices (empty when none)."""
+        return tuple(self.network.labels[i] for i in self.tree.sliced)
+
+    @property
+    def num_slices(self) -> int:
+        """Number of slices the plan loops over (1 when none)."""
+        return math.prod(self.network.sizes[i] for i in self.tree.sliced)
+
+    def __call__(self, *operands: Any) -> Any:
+        """Evaluate the plan on ``operands`` (arrays of the planned shapes)."""
+        from .execute import run_plan
+
+        return run_plan(self, operands)
+
+    def __str__(self) -> str:
+        from .report import plan_table
+
+        return plan_table(self)
+
+    def code(self, backend: str = "numpy") -> str:
+        """Python source of a function that evaluates this plan with plain ``backend`` calls."""
+        from .codegen import plan_source
+
+        return plan_source(self, backend)
+
+
+def _sizes_of(ids: Sequence[int], sizes: Sequence[int]) -> tuple[int, ...]:
+    return tuple(sizes[i] for i in ids)
+
+
+def _perm(current: Sequence[int], target: Sequence[int]) -> tuple[int, ...] | None:
+    pos = {i: k for k, i in enumerate(current)}
+    perm = tuple(pos[i] for i in target)
+    return None if perm == tuple(range(len(perm))) else perm
+
+
+def _prep_step(k: int, raw: tuple[int, ...], shape: tuple[int, ...], term: tuple[int, ...],
+               net: Network, cast: str | None) -> tuple[Step | None, tuple[int, ...]]:
+    """Single-operand work for operand ``k``; returns the step and the resulting order."""
+    axes = [i for i, d in zip(raw, shape, strict=True) if d != 1]
+    squeeze = tuple(d for d in shape if d != 1)
+    unique = list(dict.fromkeys(axes))
+    diagonal = None
+    if len(unique) != len(axes):
+        diagonal = tuple(tuple(a for a, j in enumerate(axes) if j == i) for i in unique)
+    keep = set(term)
+    sum_axes = tuple(a for a, i in enumerate(unique) if i not in keep)
+    result = tuple(i for i in unique if i in keep)
+    if not (cast or len(squeeze) != len(shape) or diagonal or sum_axes):
+        return None, tuple(raw)
+    step = Step(
+        kind=StepKind.PREP,
+        args=(k,),
+        out=k,
+        indices=result,
+        flops=0,
+        size=math.prod(_sizes_of(result, net.sizes)),
+        cast=cast,
+        squeeze=squeeze if len(squeeze) != len(shape) else None,
+        diagonal=diagonal,
+        sum_axes=sum_axes or None,
+    )
+    return step, result
+
+
+def _pair_step(x: int, y: int, z: int, a: tuple[int, ...], b: tuple[int, ...],
+               r_mask: int, net: Network) -> Step:
+    """Resolve one merge into its kernel: GEMM, DOT or HADAMARD."""
+    sizes = net.sizes
+    in_b = set(b)
+    in_a = set(a)
+    keep = {i for i in in_a | in_b if r_mask >> i & 1}
+    big, small = (a, b) if math.prod(_sizes_of(a, sizes)) >= math.prod(_sizes_of(b, sizes)) else (b, a)
+    in_small = set(small)
+    batch = [i for i in big if i in in_small and i in keep]
+    contr = [i for i in big if i in in_small and i not in keep]
+    left = [i for i in a if i not in in_b]
+    right = [i for i in b if i not in in_a]
+    bs, cs = math.prod(_sizes_of(batch, sizes)), math.prod(_sizes_of(contr, sizes))
+    ls, rs = math.prod(_sizes_of(left, sizes)), math.prod(_sizes_of(right, sizes))
+    flops = math.prod(_sizes_of(sorted(in_a | in_b), sizes))
+    result = tuple(batch + left + right)
+    res_sizes = _sizes_of(result, sizes)
+    common = dict(args=(x, y), out=z, indices=result, flops=flops, size=math.prod(res_sizes))
+
+    if not contr:
+        bsz = _sizes_of(batch, sizes)
+        sa = bsz + _sizes_of(left, sizes) + (1,) * len(right)
+        sb = bsz + (1,) * len(left) + _sizes_of(right, sizes)
+        return Step(StepKind.HADAMARD, **common,
+                    perms=(_perm(a, batch + left), _perm(b, batch + right)),
+                    shapes=(None if len(sa) == len(a) else sa, None if len(sb) == len(b) else sb))
+    if not left and not right:
+        ids = sorted(in_a | in_b)
+        if cs <= _DOT_EINSUM_CONTRACT and bs >= _DOT_EINSUM_BATCH and len(ids) <= len(_LETTERS):
+            letter = {i: _LETTERS[k] for k, i in enumerate(ids)}
+            subs = ("".join(letter[i] for i in a) + "," + "".join(letter[i] for i in b)
+                    + "->" + "".join(letter[i] for i in batch))
+            return Step(StepKind.DOT, **common, subscripts=subs)
+        return Step(StepKind.DOT, **common,
+                    perms=(_perm(a, batch + contr), _perm(b, batch + contr)),
+                    shapes=((bs, 1, cs), (bs, cs, 1)), out_shape=res_sizes)
+    sa_ = (bs, ls, cs) if batch else (ls, cs)
+    sb_ = (bs, cs, rs) if batch else (cs, rs)
+    ta, tb = batch + left + contr, batch + contr + right
+    a_shape, b_shape = _sizes_of(a, sizes), _sizes_of(b, sizes)
+    a_perm, b_perm = _perm(a, ta), _perm(b, tb)
+    out_shape = res_sizes if res_sizes != ((bs, ls, rs) if batch else (ls, rs)) else None
+    return Step(StepKind.GEMM, **common, perms=(a_perm, b_perm),
+                shapes=(None if a_perm is None and a_shape == sa_ else sa_,
+                        None if b_perm is None and b_shape == sb_ else sb_),
+                out_shape=out_shape)
+
+
+def build_plan(equation: Equation, network: Network, tree: ContractionTree,
+               shapes: Sequence[Sequence[int]], dtype: Any = None,
+               dtypes: Sequence[Any] | None = None) -> Plan:
+    """Turn ``tree`` into a :class:`Plan` for operands of ``shapes``.
+
+    Args:
+        dtype: when known, the common dtype; operands of ``dtypes`` that differ from it
+            are cast first (as numpy.einsum does), so integer results wrap identically.
+    """
+    shapes = tuple(tuple(int(d) for d in s) for s in shapes)
+    steps: list[Step] = []
+    orders: list[tuple[int, ...]] = []
+    for k, (raw, shape, term) in enumerate(zip(network.raw, shapes, network.terms, strict=True)):
+        cast = None
+        if dtype is not None and dtypes is not None and dtypes[k] != dtype:
+            cast = str(dtype)
+        step, order = _prep_step(k, raw, shape, term, network, cast)
+        if step is not None:
+            steps.append(step)
+        orders.append(order)
+    cost = tree_cost(network, tree)
+    n = network.num_tensors
+    max_size = 0
+    for k, (x, y) in enumerate(tree.merges):
+        step = _pair_step(x, y, n + k, orders[x], orders[y], cost.node_masks[n + k], network)
+        steps.append(step)
+        orders.append(step.indices)
+        max_size = max(max_size, step.size)
+    for s in steps:
+        max_size = max(max_size, s.size)
+    final = orders[-1] if orders else ()
+    held = [i for i in network.output if i in set(final)]
+    output_shape = tuple(network.sizes[i] for i in network.output)
+    max_size = max(max_size, math.prod(output_shape))
+    return Plan(
+        equation=equation,
+        network=network,
+        tree=tree,
+        shapes=shapes,
+        dtype=dtype,
+        steps=tuple(steps),
+        output_perm=_perm(final, held),
+        output_shape=output_shape,
+        output_reshape=output_shape if len(held) != len(output_shape) else None,
+        flops=cost.flops * math.prod(network.sizes[i] for i in tree.sliced),
+        naive_flops=network.naive_flops(),
+        max_size=max_size,
+    )
+
+
+def step_text(step: Step, net: Network) -> str:
+    """The indices of a step's result as text, for reports."""
+    return " ".join(label_text(net.labels[i]) for i in step.indices)

@@ -1,0 +1,166 @@
+"""Stage 3: :class:`ContractionTree`, the one currency every optimizer returns.
+
+A binary tree over a network's tensors, stored in SSA form: leaves are ``0..n-1`` and
+the ``k``-th merge creates node ``n + k``. Converts to and from opt_einsum's linear
+paths and SSA paths, and totals flops, largest intermediate and write with the exact
+hyperedge-aware cost model.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .cost import HolderCounts, size_of
+from .errors import PathError
+from .network import Network
+
+__all__ = ["ContractionTree", "TreeCost", "tree_cost"]
+
+Path = list[tuple[int, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class ContractionTree:
+    """A contraction order as a binary tree in SSA form.
+
+    Attributes:
+        num_leaves: number of tensors.
+        merges: ``merges[k] = (x, y)`` merges nodes ``x`` and ``y`` into node
+            ``num_leaves + k``; there are ``num_leaves - 1`` merges (none for one leaf).
+        sliced: index ids to slice (loop over), empty when none.
+    """
+
+    num_leaves: int
+    merges: tuple[tuple[int, int], ...]
+    sliced: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        n = self.num_leaves
+        if n >= 1 and len(self.merges) != n - 1:
+            raise PathError(f"a tree over {n} tensors needs {n - 1} merges, got {len(self.merges)}")
+        used = set()
+        for k, (x, y) in enumerate(self.merges):
+            for z in (x, y):
+                if not 0 <= z < n + k or z in used:
+                    raise PathError(f"merge {k} uses node {z}, which is not available")
+                used.add(z)
+
+    @classmethod
+    def from_ssa_path(cls, num_leaves: int, path: Sequence[Sequence[int]]) -> ContractionTree:
+        """Build from an SSA path (each entry names node ids; results get new ids)."""
+        merges: list[tuple[int, int]] = []
+        nxt = num_leaves
+        alias: dict[int, int] = {}
+        for entry in path:
+            ids = [alias.get(int(i), int(i)) for i in entry]
+            if len(ids) == 1:
+                alias[nxt] = ids[0]
+                nxt += 1
+                continue
+            x = ids[0]
+            for y in ids[1:]:
+                merges.append((x, y))
+                x = num_leaves + len(merges) - 1
+            alias[nxt] = x
+            nxt += 1
+        return cls._finish(num_leaves, merges)
+
+    @classmethod
+    def from_linear_path(cls, num_leaves: int, path: Sequence[Sequence[int]]) -> ContractionTree:
+        """Build from opt_einsum's linear path format.
+
+        Each entry names positions in the current operand list; those operands are
+        removed and their result appended. Entries of one position are no-ops here
+        (single-operand work is done by the plan anyway); entries of three or more are
+        merged left to right; operands left over at the end are merged in order.
+        """
+        live = list(range(num_leaves))
+        merges: list[tuple[int, int]] = []
+        for step, entry in enumerate(path):
+            try:
+                pos = [int(p) for p in entry]
+            except (TypeError, ValueError):
+                raise PathError(f"path entry {step} {entry!r} is not a tuple of ints") from None
+            if not pos or len(set(pos)) != len(pos) or any(not 0 <= p < len(live) for p in pos):
+                raise PathError(
+                    f"path entry {step} {tuple(entry)!r} must name distinct positions "
+                    f"among the {len(live)} current operands"
+                )
+            ids = [live[p] for p in pos]
+            for p in sorted(pos, reverse=True):
+                del live[p]
+            x = ids[0]
+            for y in ids[1:]:
+                merges.append((x, y))
+                x = num_leaves + len(merges) - 1
+            live.append(x)
+        return cls._finish(num_leaves, merges, live)
+
+    @classmethod
+    def _finish(
+        cls, n: int, merges: list[tuple[int, int]], live: list[int] | None = None
+    ) -> ContractionTree:
+        if live is None:
+            used = {z for m in merges for z in m}
+            live = [z for z in range(n + len(merges)) if z not in used]
+        while len(live) > 1:
+            x, y = live.pop(0), live.pop(0)
+            merges.append((x, y))
+            live.append(n + len(merges) - 1)
+        return cls(n, tuple(merges))
+
+    def ssa_path(self) -> Path:
+        """The SSA path: a list of pairs of node ids."""
+        return [tuple(m) for m in self.merges]
+
+    def linear_path(self) -> Path:
+        """opt_einsum's linear path format (positions in the shrinking operand list)."""
+        live = list(range(self.num_leaves))
+        out: Path = []
+        for k, (x, y) in enumerate(self.merges):
+            px, py = bisect_left(live, x), bisect_left(live, y)
+            out.append((px, py) if px < py else (py, px))
+            for p in sorted((px, py), reverse=True):
+                del live[p]
+            live.append(self.num_leaves + k)
+        return out
+
+    def with_sliced(self, sliced: Sequence[int]) -> ContractionTree:
+        """The same tree with ``sliced`` index ids."""
+        return ContractionTree(self.num_leaves, self.merges, tuple(sliced))
+
+
+@dataclass(frozen=True, slots=True)
+class TreeCost:
+    """Totals of a tree on a network.
+
+    Attributes:
+        flops: sum over merges of the size of the union of the two inputs' indices.
+        max_size: elements of the largest merge result.
+        write: total elements written by all merges.
+        node_masks: index mask of every node (leaves, then merge results).
+    """
+
+    flops: int
+    max_size: int
+    write: int
+    node_masks: tuple[int, ...]
+
+
+def tree_cost(network: Network, tree: ContractionTree) -> TreeCost:
+    """Cost of contracting ``network`` in the order of ``tree`` (sliced indices ignored)."""
+    sizes = network.sizes
+    masks = list(network.masks)
+    holders = HolderCounts(masks, network.output_mask, network.num_indices)
+    flops = write = max_size = 0
+    for x, y in tree.merges:
+        a, b = masks[x], masks[y]
+        r = holders.merge(a, b)
+        masks.append(r)
+        flops += size_of(a | b, sizes)
+        s = size_of(r, sizes)
+        write += s
+        max_size = max(max_size, s)
+    return TreeCost(flops, max_size, write, tuple(masks))
