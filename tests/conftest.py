@@ -1,7 +1,7 @@
 """Shared test configuration.
 
-Makes the in-tree package importable when it is not installed, and offers a seeded
-random generator fixture.
+Makes the in-tree package and the shared test helpers importable, and offers a
+seeded random generator fixture.
 """
 
 from __future__ import annotations
@@ -12,6 +12,10 @@ import sys
 
 import numpy as np
 import pytest
+
+_TESTS = os.path.dirname(os.path.abspath(__file__))
+if _TESTS not in sys.path:  # lets test modules import the shared corpus in cases.py
+    sys.path.insert(0, _TESTS)
 
 _SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
 if importlib.util.find_spec("einopt") is None and os.path.isdir(_SRC):

@@ -20,6 +20,7 @@ from .errors import EinsumError, OperandTypeError, PathError, ShapeError
 from .execute import program_for
 from .network import build_network
 from .optimize import get_optimizer
+from .optimize.slicing import slice_tree
 from .parse import Equation, parse, parse_sublist
 from .plan import Plan, build_plan
 from .tree import ContractionTree
@@ -88,7 +89,7 @@ def _optimize_key(optimize: Any) -> Any:
         return None
     try:
         return ("path", tuple(tuple(int(p) for p in entry) for entry in optimize))
-    except TypeError:
+    except (TypeError, ValueError):
         raise PathError(
             f"optimize must be a strategy name, a path (list of tuples) or a Plan, "
             f"got {type(optimize).__name__}"
@@ -112,13 +113,9 @@ def _make_plan(eq: Equation, shapes: tuple[tuple[int, ...], ...],
         tree = ContractionTree.from_linear_path(network.num_tensors, optimize[1])
     else:
         tree = get_optimizer(optimize)(network)
-    p = build_plan(eq, network, tree, shapes, dtype, dtypes)
-    if memory_limit is not None and p.max_size > memory_limit:
-        raise PathError(
-            f"the best plan found needs an intermediate of {p.max_size} elements, over "
-            f"memory_limit={memory_limit}; slicing to meet a memory limit is not available yet"
-        )
-    return p
+    if memory_limit is not None:
+        tree = slice_tree(network, tree, int(memory_limit))
+    return build_plan(eq, network, tree, shapes, dtype, dtypes)
 
 
 def _plan_for(key: Any, eq: Equation, shapes: tuple[tuple[int, ...], ...],

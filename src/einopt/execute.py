@@ -7,6 +7,7 @@ its consumer has run. A plan with a single kernel call compiles to that call alo
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -120,11 +121,50 @@ def compile_program(plan: Plan, be: NumpyBackend) -> Program:
     return program
 
 
+def _sliced(plan: Plan, inner: Program) -> Program:
+    """Loop ``inner`` (one slice's program) over every value of the sliced indices.
+
+    Each pass indexes the operands at one value of each sliced index (broadcast axes of
+    size 1 are left whole) and adds its result into the output's matching slice: summed
+    indices accumulate in place, output indices fill their own slice.
+    """
+    net = plan.network
+    cut = plan.tree.sliced
+    ranges = [range(net.sizes[i]) for i in cut]
+    where = {i: k for k, i in enumerate(cut)}
+    op_axes = [[(a, where[i]) for a, (i, d) in enumerate(zip(raw, shape, strict=True))
+                if i in where and d != 1] for raw, shape in zip(net.raw, plan.shapes, strict=True)]
+    out_axes = [(a, where[i]) for a, i in enumerate(net.output) if i in where]
+    ndims = [len(s) for s in plan.shapes]
+    out_shape = plan.output_shape
+
+    def index(ndim: int, axes: list[tuple[int, int]], values: tuple[int, ...]) -> tuple[Any, ...]:
+        idx: list[Any] = [slice(None)] * ndim
+        for a, k in axes:
+            idx[a] = slice(values[k], values[k] + 1)
+        return tuple(idx)
+
+    def program(*operands: Any) -> Any:
+        result = None
+        for values in itertools.product(*ranges):
+            part = inner(*[x[index(nd, ax, values)] if ax else x
+                           for x, nd, ax in zip(operands, ndims, op_axes, strict=True)])
+            if result is None:
+                result = np.zeros(out_shape, dtype=np.asarray(part).dtype)
+            result[index(len(out_shape), out_axes, values)] += part
+        return result
+
+    return program
+
+
 def program_for(plan: Plan, be: NumpyBackend) -> Program:
     """The compiled program of ``plan`` for ``be`` (compiled once, then cached)."""
     prog = plan._programs.get(be.name)
     if prog is None:
-        prog = plan._programs[be.name] = compile_program(plan, be)
+        prog = compile_program(plan, be)
+        if plan.tree.sliced:
+            prog = _sliced(plan, prog)
+        plan._programs[be.name] = prog
     return prog
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from .network import Network, label_text
+from .network import Network, build_network, label_text
 from .parse import Equation
 from .tree import ContractionTree, tree_cost
 
@@ -92,7 +92,7 @@ class Plan:
         output_reshape: ``output_shape`` when size-1 output axes must be inserted, else None.
         flops: sum over pairwise steps of the size of their joint index set.
         naive_flops: product of all index sizes times max(1, operands - 1).
-        max_size: elements of the largest tensor any step produces.
+        max_size: elements of the largest tensor any step writes (views excluded).
     """
 
     equation: Equation
@@ -243,32 +243,40 @@ def build_plan(equation: Equation, network: Network, tree: ContractionTree,
     Args:
         dtype: when known, the common dtype; operands of ``dtypes`` that differ from it
             are cast first (as numpy.einsum does), so integer results wrap identically.
+
+    With sliced indices the steps are those of one slice (sliced dims of size 1).
     """
     shapes = tuple(tuple(int(d) for d in s) for s in shapes)
+    net = network
+    if tree.sliced:
+        cut = set(tree.sliced)
+        inner = tuple(tuple(1 if i in cut else d for i, d in zip(raw, shape, strict=True))
+                      for raw, shape in zip(network.raw, shapes, strict=True))
+        net = build_network(equation, inner)
+    else:
+        inner = shapes
     steps: list[Step] = []
     orders: list[tuple[int, ...]] = []
-    for k, (raw, shape, term) in enumerate(zip(network.raw, shapes, network.terms, strict=True)):
+    for k, (raw, shape, term) in enumerate(zip(net.raw, inner, net.terms, strict=True)):
         cast = None
         if dtype is not None and dtypes is not None and dtypes[k] != dtype:
             cast = str(dtype)
-        step, order = _prep_step(k, raw, shape, term, network, cast)
+        step, order = _prep_step(k, raw, shape, term, net, cast)
         if step is not None:
             steps.append(step)
         orders.append(order)
-    cost = tree_cost(network, tree)
-    n = network.num_tensors
-    max_size = 0
+    cost = tree_cost(net, tree)
+    n = net.num_tensors
     for k, (x, y) in enumerate(tree.merges):
-        step = _pair_step(x, y, n + k, orders[x], orders[y], cost.node_masks[n + k], network)
+        step = _pair_step(x, y, n + k, orders[x], orders[y], cost.node_masks[n + k], net)
         steps.append(step)
         orders.append(step.indices)
-        max_size = max(max_size, step.size)
-    for s in steps:
-        max_size = max(max_size, s.size)
     final = orders[-1] if orders else ()
-    held = [i for i in network.output if i in set(final)]
-    output_shape = tuple(network.sizes[i] for i in network.output)
-    max_size = max(max_size, math.prod(output_shape))
+    held = [i for i in net.output if i in set(final)]
+    slice_shape = tuple(net.sizes[i] for i in net.output)
+    # Squeezes and diagonals are views: only steps that write memory count.
+    written = [s.size for s in steps if s.kind is not StepKind.PREP or s.cast or s.sum_axes]
+    max_size = max([math.prod(slice_shape), *written])
     return Plan(
         equation=equation,
         network=network,
@@ -277,8 +285,8 @@ def build_plan(equation: Equation, network: Network, tree: ContractionTree,
         dtype=dtype,
         steps=tuple(steps),
         output_perm=_perm(final, held),
-        output_shape=output_shape,
-        output_reshape=output_shape if len(held) != len(output_shape) else None,
+        output_shape=tuple(network.sizes[i] for i in network.output),
+        output_reshape=slice_shape if len(held) != len(slice_shape) else None,
         flops=cost.flops * math.prod(network.sizes[i] for i in tree.sliced),
         naive_flops=network.naive_flops(),
         max_size=max_size,

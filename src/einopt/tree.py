@@ -74,7 +74,7 @@ class ContractionTree:
         Each entry names positions in the current operand list; those operands are
         removed and their result appended. Entries of one position are no-ops here
         (single-operand work is done by the plan anyway); entries of three or more are
-        merged left to right; operands left over at the end are merged in order.
+        merged left to right. A complete path leaves one operand.
         """
         live = list(range(num_leaves))
         merges: list[tuple[int, int]] = []
@@ -96,15 +96,23 @@ class ContractionTree:
                 merges.append((x, y))
                 x = num_leaves + len(merges) - 1
             live.append(x)
-        return cls._finish(num_leaves, merges, live)
+        if len(live) > 1:
+            raise PathError(
+                f"the path leaves {len(live)} operands; a complete path ends with one"
+            )
+        return cls(num_leaves, tuple(merges))
 
     @classmethod
-    def _finish(
-        cls, n: int, merges: list[tuple[int, int]], live: list[int] | None = None
-    ) -> ContractionTree:
-        if live is None:
-            used = {z for m in merges for z in m}
-            live = [z for z in range(n + len(merges)) if z not in used]
+    def left_to_right(cls, num_leaves: int) -> ContractionTree:
+        """Merge the operands in order: ((0, 1), 2), 3) ..."""
+        merges = [(0, 1)] if num_leaves > 1 else []
+        merges += [(k, num_leaves + k - 2) for k in range(2, num_leaves)]
+        return cls(num_leaves, tuple(merges))
+
+    @classmethod
+    def _finish(cls, n: int, merges: list[tuple[int, int]]) -> ContractionTree:
+        used = {z for m in merges for z in m}
+        live = [z for z in range(n + len(merges)) if z not in used]
         while len(live) > 1:
             x, y = live.pop(0), live.pop(0)
             merges.append((x, y))
@@ -149,9 +157,14 @@ class TreeCost:
     node_masks: tuple[int, ...]
 
 
-def tree_cost(network: Network, tree: ContractionTree) -> TreeCost:
-    """Cost of contracting ``network`` in the order of ``tree`` (sliced indices ignored)."""
-    sizes = network.sizes
+def tree_cost(network: Network, tree: ContractionTree,
+              sizes: Sequence[int] | None = None) -> TreeCost:
+    """Cost of one pass of ``tree`` over ``network`` (with ``sizes`` instead, if given).
+
+    Sliced indices are not special here: pass ``sizes`` with them set to 1 for the cost
+    of one slice.
+    """
+    sizes = network.sizes if sizes is None else sizes
     masks = list(network.masks)
     holders = HolderCounts(masks, network.output_mask, network.num_indices)
     flops = write = max_size = 0

@@ -30,7 +30,7 @@ def auto(network: Network) -> ContractionTree:
 
 def naive(network: Network) -> ContractionTree:
     """Left-to-right order, no search (``optimize=False``)."""
-    return ContractionTree.from_linear_path(network.num_tensors, [])
+    return ContractionTree.left_to_right(network.num_tensors)
 
 
 OPTIMIZERS: dict[str, Optimizer] = {

@@ -1,0 +1,72 @@
+import pytest
+
+from einopt.errors import PathError
+from einopt.network import build_network
+from einopt.optimize import OPTIMIZERS, auto, get_optimizer, greedy, optimal
+from einopt.optimize.optimal import _connected_dp, _full_dp
+from einopt.parse import parse
+from einopt.tree import tree_cost
+
+from networks import brute_force_flops, rand_equation
+
+
+def flops(net, tree):
+    return tree_cost(net, tree).flops
+
+
+CASES = [(n, seed) for n in range(2, 8) for seed in range(12)]
+
+
+@pytest.mark.parametrize(("n", "seed"), CASES)
+def test_optimal_equals_brute_force(n, seed):
+    eq, shapes = rand_equation(n, seed, hyper=0.4, num_output=seed % 3, degree=2 + seed % 3)
+    net = build_network(parse(eq), shapes)
+    best = brute_force_flops(net)
+    assert flops(net, optimal(net)) == best
+    assert flops(net, greedy(net)) >= best
+    assert flops(net, auto(net)) == best
+
+
+def test_outer_product_first_can_be_optimal():
+    # a_i b_j C_ijk: the outer product a x b first is the cheapest order when i, j < k.
+    net = build_network(parse("i,j,ijk->k"), [(2,), (3,), (2, 3, 50)])
+    assert flops(net, optimal(net)) == brute_force_flops(net) == 2 * 3 + 2 * 3 * 50
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_connected_dp_between_optimum_and_greedy(seed):
+    eq, shapes = rand_equation(8, seed, hyper=0.3, degree=3)
+    net = build_network(parse(eq), shapes)
+    full = flops(net, _full_dp(net))
+    conn = flops(net, _connected_dp(net))
+    assert full <= conn <= flops(net, greedy(net))
+
+
+def test_connected_dp_exact_on_rings():
+    # On a ring outer products never pay, so the connected search is exact too.
+    n = 9
+    letters = "abcdefghijklmnopq"
+    eq = ",".join(letters[i] + letters[(i + 1) % n] for i in range(n)) + "->"
+    net = build_network(parse(eq), [(3 + i % 3, 3 + (i + 1) % 3) for i in range(n)])
+    assert flops(net, _connected_dp(net)) == flops(net, _full_dp(net))
+
+
+def test_large_network_optimizers_finish():
+    eq, shapes = rand_equation(40, 1, hyper=0.2, degree=3)
+    net = build_network(parse(eq), shapes)
+    for name in ("greedy", "auto"):
+        tree = OPTIMIZERS[name](net)
+        assert len(tree.merges) == 39
+
+
+def test_registry_names_and_aliases():
+    assert get_optimizer("dp") is optimal
+    assert get_optimizer(True) is auto
+    with pytest.raises(PathError, match="unknown optimize strategy 'fastest'"):
+        get_optimizer("fastest")
+
+
+def test_deterministic():
+    eq, shapes = rand_equation(30, 3)
+    net = build_network(parse(eq), shapes)
+    assert greedy(net) == greedy(net)

@@ -1,0 +1,76 @@
+import pytest
+
+from einopt.errors import SubscriptError
+from einopt.parse import Equation, parse, parse_sublist
+
+
+@pytest.mark.parametrize(
+    ("text", "inputs", "output", "explicit"),
+    [
+        ("ij,jk->ik", (("i", "j"), ("j", "k")), ("i", "k"), True),
+        ("ij,jk", (("i", "j"), ("j", "k")), ("i", "k"), False),
+        ("Ba", (("B", "a"),), ("B", "a"), False),
+        ("ii", (("i", "i"),), (), False),
+        ("...ij,...jk", ((..., "i", "j"), (..., "j", "k")), (..., "i", "k"), False),
+        (" i j , j k -> i k ", (("i", "j"), ("j", "k")), ("i", "k"), True),
+        ("αβ,βγ->αγ", (("α", "β"), ("β", "γ")), ("α", "γ"), True),
+        (",->", ((), ()), (), True),
+        ("i->", (("i",),), (), True),
+    ],
+)
+def test_text_forms(text, inputs, output, explicit):
+    assert parse(text) == Equation(inputs, output, explicit)
+
+
+def test_names_mode():
+    eq = parse("batch in, batch out -> batch")
+    assert eq.inputs == (("batch", "in"), ("batch", "out"))
+    assert eq.output == ("batch",)
+
+
+def test_names_mode_implicit_and_ellipsis():
+    eq = parse("... row k, k col")
+    assert eq.inputs == ((..., "row", "k"), ("k", "col"))
+    assert eq.output == (..., "col", "row")
+
+
+def test_sublist_any_hashables():
+    ops, eq = None, None
+    eq, ops = parse_sublist(["A", [0, 100], "B", [100, ("x", 1)], [0, ("x", 1)]])
+    assert ops == ["A", "B"]
+    assert eq.inputs == ((0, 100), (100, ("x", 1)))
+    assert eq.output == (0, ("x", 1))
+
+
+def test_sublist_implicit_sorted_ints():
+    eq, _ = parse_sublist(["A", [5, 3], "B", [3, 1]])
+    assert eq.output == (1, 5)
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("ij,jk->i1", "'1'"),
+        ("i#,jk", "'#'"),
+        ("ij->i->j", "more than once"),
+        ("ij,jk->ii", "more than once"),
+        ("ij,jk->iz", "'z'"),
+        ("i..j", "ellipsis"),
+        ("...i...", "more than one ellipsis"),
+        ("ij-jk", "'->'"),
+    ],
+)
+def test_bad_subscripts(text, fragment):
+    with pytest.raises(SubscriptError, match=None) as info:
+        parse(text)
+    assert fragment in str(info.value)
+
+
+def test_unhashable_sublist_label():
+    with pytest.raises(SubscriptError, match="hashable"):
+        parse_sublist(["A", [[1], 2]])
+
+
+def test_str_roundtrip():
+    assert str(parse("ij,jk")) == "ij,jk->ik"
+    assert str(parse("bat i, bat j -> bat")) == "bat i,bat j->bat"
