@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import random
-from functools import lru_cache
+from functools import cache
 
 from einopt.network import Network, bits
 from einopt.tree import ContractionTree
@@ -55,7 +55,7 @@ def brute_force_flops(net: Network) -> int:
     n = net.num_tensors
     sizes = net.sizes
 
-    @lru_cache(maxsize=None)
+    @cache
     def best(state: frozenset[int]) -> int:
         if len(state) == 1:
             return 0

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import einopt
+
 from cases import (
     CASE_IDS,
     CASES,
@@ -467,6 +468,43 @@ def test_unicode_chain_with_more_than_52_letters(rng):
     assert_matches(einopt.einsum(implicit, *mats), expected, scale)
 
 
+def _grid_network(rows: int, cols: int, rng):
+    """A rows x cols lattice of tensors with bond dimension 2, as sublist arguments."""
+    bonds = {}
+
+    def bond(a, b):
+        key = (min(a, b), max(a, b))
+        return bonds.setdefault(key, len(bonds))
+
+    args: list = []
+    for r in range(rows):
+        for c in range(cols):
+            labels = [
+                bond((r, c), (rr, cc))
+                for rr, cc in ((r - 1, c), (r + 1, c), (r, c - 1), (r, c + 1))
+                if 0 <= rr < rows and 0 <= cc < cols
+            ]
+            args += [rng.uniform(0.5, 1.5, size=(2,) * len(labels)), labels]
+    return args, len(bonds)
+
+
+def test_large_lattice_network(rng):
+    oe = pytest.importorskip("opt_einsum")
+    args, nbonds = _grid_network(10, 10, rng)
+    assert nbonds == 180
+    expected = oe.contract(*args, [], optimize="greedy")
+    got = einopt.einsum(*args, [])
+    np.testing.assert_allclose(got, expected, rtol=1e-9)
+    p_args = args[1::2]
+    shapes = [a.shape for a in args[0::2]]
+    interleaved: list = []
+    for sh, lab in zip(shapes, p_args):
+        interleaved += [np.zeros(sh), lab]
+    p = einopt.plan(*interleaved, [])
+    assert len(p.path) == 99
+    assert p.flops < 1e9
+
+
 # ---- multi-character names ----------------------------------------------------------------
 
 
@@ -642,6 +680,10 @@ def test_plan_from_shapes_only(rng):
     q = einopt.plan(eq, *ops)
     assert [tuple(s) for s in p.path] == [tuple(s) for s in q.path]
     assert p.flops == q.flops
+    # a plan made from shapes serves any dtype
+    for dtype in (np.complex128, np.int64, np.float32):
+        typed = make_operands(shapes, dtype, rng)
+        check_against_numpy(eq, typed, p(*typed))
 
 
 def test_plan_options(rng):

@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import einopt
+
 from cases import assert_matches, make_operands
 
 ALPHABET = "abcdeBf"  # includes an uppercase letter: numpy sorts it first

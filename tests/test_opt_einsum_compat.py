@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import einopt
+
 from cases import CASES, Case, assert_matches, magnitude, make_operands, split_text
 
 oe = pytest.importorskip("opt_einsum")
@@ -241,7 +242,8 @@ def test_contract_expression_constants(eq, shapes, constants):
     variable = [i for i in range(len(shapes)) if i not in fixed]
     for _ in range(2):
         args = [rng.standard_normal(shapes[i]) for i in variable]
-        np.testing.assert_allclose(ours(*args), theirs(*args), rtol=1e-10, atol=1e-12)
+        if args:  # opt_einsum cannot pick a backend when every operand is constant
+            np.testing.assert_allclose(ours(*args), theirs(*args), rtol=1e-10, atol=1e-12)
         full = [fixed[i] if i in fixed else args[variable.index(i)] for i in range(len(shapes))]
         np.testing.assert_allclose(ours(*args), np.einsum(eq, *full), rtol=1e-10, atol=1e-12)
 

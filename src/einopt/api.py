@@ -122,7 +122,8 @@ def _plan_for(key: Any, eq: Equation, shapes: tuple[tuple[int, ...], ...],
               dtypes: tuple[Any, ...] | None, dtype: Any, optimize: Any,
               minimize: str = "flops", memory_limit: Any = None) -> Plan:
     if isinstance(optimize, Plan):
-        if optimize.shapes != shapes or optimize.equation != eq:
+        same = (optimize.equation.inputs, optimize.equation.output) == (eq.inputs, eq.output)
+        if optimize.shapes != shapes or not same:
             raise PathError(
                 f"the Plan passed as optimize was made for {optimize.equation} with shapes "
                 f"{optimize.shapes}, not {eq} with shapes {shapes}"
@@ -172,7 +173,7 @@ def plan(subscripts: Any, *operands_or_shapes: Any, optimize: Any = "auto",
 
 def einsum(subscripts: Any, *operands: Any, optimize: Any = "auto", out: Any = None,
            dtype: Any = None, memory_limit: int | None = None, order: str = "K",
-           casting: str = "safe") -> Any:
+           casting: Any = "safe") -> Any:
     """Evaluate an einsum exactly as ``numpy.einsum`` does, on an optimized plan.
 
     Args:
@@ -205,7 +206,7 @@ def einsum(subscripts: Any, *operands: Any, optimize: Any = "auto", out: Any = N
 
 
 def _einsum(subscripts: Any, operands: Sequence[Any], optimize: Any, out: Any, dtype: Any,
-            memory_limit: Any, casting: str) -> Any:
+            memory_limit: Any, casting: Any) -> Any:
     key, eq, items = _equation(subscripts, operands)
     if len(items) != eq.nops:
         raise EinsumError(
@@ -248,7 +249,7 @@ def _einsum(subscripts: Any, operands: Sequence[Any], optimize: Any, out: Any, d
     return _write_out(result, out, casting)
 
 
-def _write_out(result: Any, out: Any, casting: str) -> Any:
+def _write_out(result: Any, out: Any, casting: Any) -> Any:
     if not isinstance(out, np.ndarray):
         raise OperandTypeError(f"out must be a numpy array, got {type(out).__name__}")
     res = np.asarray(result)

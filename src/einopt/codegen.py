@@ -83,6 +83,7 @@ def plan_source(plan: Plan, backend: str = "numpy") -> str:
         *([_DIAG] if uses_diag else [""]),
         "",
         f"def contraction({', '.join(f'op{k}' for k in range(n))}):",
-        f'    """{plan.equation} -- {plan.flops:.4g} flops, {plan.speedup:.3g}x fewer than naive."""',
+        f'    """{plan.equation} -- {plan.flops:.4g} flops, '
+        f'{plan.speedup:.3g}x fewer than naive."""',
     ]
     return "\n".join(head + ["    " + line for line in body]) + "\n"

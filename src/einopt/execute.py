@@ -92,7 +92,8 @@ def compile_program(plan: Plan, be: NumpyBackend) -> Program:
     """A function of the operands that runs ``plan`` with backend ``be``."""
     n = plan.network.num_tensors
     preps = [(s.out, _prep(s, be)) for s in plan.steps if s.kind is StepKind.PREP]
-    pairs = [(s.args[0], s.args[1], _pair(s, be)) for s in plan.steps if s.kind is not StepKind.PREP]
+    pairs = [(s.args[0], s.args[1], _pair(s, be))
+             for s in plan.steps if s.kind is not StepKind.PREP]
     final = _final(plan, be)
     if not preps and len(pairs) == 1:
         fn = pairs[0][2]

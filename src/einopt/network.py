@@ -144,20 +144,20 @@ def build_network(eq: Equation, shapes: Sequence[Sequence[int]]) -> Network:
             an ellipsis the inputs need.
         ShapeError: rank mismatch, non-square diagonal, or sizes that do not broadcast.
     """
-    shapes = [tuple(int(d) for d in s) for s in shapes]
+    dims = [tuple(int(d) for d in s) for s in shapes]
     if len(shapes) != eq.nops:
         raise SubscriptError(
             f"the subscripts name {eq.nops} operand{'s' if eq.nops != 1 else ''} "
             f"but {len(shapes)} {'were' if len(shapes) != 1 else 'was'} given"
         )
-    expanded, ell = _expand(eq, shapes)
+    expanded, ell = _expand(eq, dims)
 
     ids: dict[Label, int] = {}
     labels: list[Label] = []
     sizes: list[int] = []
     first: list[int] = []  # operand that fixed each size (for messages)
     raw: list[tuple[int, ...]] = []
-    for k, (labs, shape) in enumerate(zip(expanded, shapes, strict=True)):
+    for k, (labs, shape) in enumerate(zip(expanded, dims, strict=True)):
         local: dict[int, int] = {}
         axes = []
         for lab, d in zip(labs, shape, strict=True):
@@ -193,17 +193,16 @@ def build_network(eq: Equation, shapes: Sequence[Sequence[int]]) -> Network:
             out_labels.extend(EllipsisDim(j) for j in range(ell))
         else:
             out_labels.append(lab)
-    if ell and ... not in eq.output and any(len(s) for s in shapes):
-        if any(isinstance(lab, EllipsisDim) for labs in expanded for lab in labs):
-            raise SubscriptError(
-                f"the inputs' '...' stands for {ell} dimension(s) but the output has no '...'"
-            )
+    if ell and ... not in eq.output:
+        raise SubscriptError(
+            f"the inputs' '...' stands for {ell} dimension(s) but the output has no '...'"
+        )
     output = tuple(ids[lab] for lab in out_labels)
     out_set = set(output)
 
     # Drop size-1 axes (broadcast or trivially summed), merge repeated (diagonal).
     kept = [tuple(dict.fromkeys(i for i, d in zip(axes, shape, strict=True) if d != 1))
-            for axes, shape in zip(raw, shapes, strict=True)]
+            for axes, shape in zip(raw, dims, strict=True)]
     holders = [0] * len(sizes)
     for term in kept:
         for i in term:

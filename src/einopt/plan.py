@@ -193,7 +193,8 @@ def _pair_step(x: int, y: int, z: int, a: tuple[int, ...], b: tuple[int, ...],
     in_b = set(b)
     in_a = set(a)
     keep = {i for i in in_a | in_b if r_mask >> i & 1}
-    big, small = (a, b) if math.prod(_sizes_of(a, sizes)) >= math.prod(_sizes_of(b, sizes)) else (b, a)
+    a_big = math.prod(_sizes_of(a, sizes)) >= math.prod(_sizes_of(b, sizes))
+    big, small = (a, b) if a_big else (b, a)
     in_small = set(small)
     batch = [i for i in big if i in in_small and i in keep]
     contr = [i for i in big if i in in_small and i not in keep]
@@ -204,13 +205,13 @@ def _pair_step(x: int, y: int, z: int, a: tuple[int, ...], b: tuple[int, ...],
     flops = math.prod(_sizes_of(sorted(in_a | in_b), sizes))
     result = tuple(batch + left + right)
     res_sizes = _sizes_of(result, sizes)
-    common = dict(args=(x, y), out=z, indices=result, flops=flops, size=math.prod(res_sizes))
+    head = ((x, y), z, result, flops, math.prod(res_sizes))
 
     if not contr:
         bsz = _sizes_of(batch, sizes)
         sa = bsz + _sizes_of(left, sizes) + (1,) * len(right)
         sb = bsz + (1,) * len(left) + _sizes_of(right, sizes)
-        return Step(StepKind.HADAMARD, **common,
+        return Step(StepKind.HADAMARD, *head,
                     perms=(_perm(a, batch + left), _perm(b, batch + right)),
                     shapes=(None if len(sa) == len(a) else sa, None if len(sb) == len(b) else sb))
     if not left and not right:
@@ -219,8 +220,8 @@ def _pair_step(x: int, y: int, z: int, a: tuple[int, ...], b: tuple[int, ...],
             letter = {i: _LETTERS[k] for k, i in enumerate(ids)}
             subs = ("".join(letter[i] for i in a) + "," + "".join(letter[i] for i in b)
                     + "->" + "".join(letter[i] for i in batch))
-            return Step(StepKind.DOT, **common, subscripts=subs)
-        return Step(StepKind.DOT, **common,
+            return Step(StepKind.DOT, *head, subscripts=subs)
+        return Step(StepKind.DOT, *head,
                     perms=(_perm(a, batch + contr), _perm(b, batch + contr)),
                     shapes=((bs, 1, cs), (bs, cs, 1)), out_shape=res_sizes)
     sa_ = (bs, ls, cs) if batch else (ls, cs)
@@ -229,7 +230,7 @@ def _pair_step(x: int, y: int, z: int, a: tuple[int, ...], b: tuple[int, ...],
     a_shape, b_shape = _sizes_of(a, sizes), _sizes_of(b, sizes)
     a_perm, b_perm = _perm(a, ta), _perm(b, tb)
     out_shape = res_sizes if res_sizes != ((bs, ls, rs) if batch else (ls, rs)) else None
-    return Step(StepKind.GEMM, **common, perms=(a_perm, b_perm),
+    return Step(StepKind.GEMM, *head, perms=(a_perm, b_perm),
                 shapes=(None if a_perm is None and a_shape == sa_ else sa_,
                         None if b_perm is None and b_shape == sb_ else sb_),
                 out_shape=out_shape)
@@ -246,15 +247,15 @@ def build_plan(equation: Equation, network: Network, tree: ContractionTree,
 
     With sliced indices the steps are those of one slice (sliced dims of size 1).
     """
-    shapes = tuple(tuple(int(d) for d in s) for s in shapes)
+    shapes_ = tuple(tuple(int(d) for d in s) for s in shapes)
     net = network
     if tree.sliced:
         cut = set(tree.sliced)
         inner = tuple(tuple(1 if i in cut else d for i, d in zip(raw, shape, strict=True))
-                      for raw, shape in zip(network.raw, shapes, strict=True))
+                      for raw, shape in zip(network.raw, shapes_, strict=True))
         net = build_network(equation, inner)
     else:
-        inner = shapes
+        inner = shapes_
     steps: list[Step] = []
     orders: list[tuple[int, ...]] = []
     for k, (raw, shape, term) in enumerate(zip(net.raw, inner, net.terms, strict=True)):
@@ -281,7 +282,7 @@ def build_plan(equation: Equation, network: Network, tree: ContractionTree,
         equation=equation,
         network=network,
         tree=tree,
-        shapes=shapes,
+        shapes=shapes_,
         dtype=dtype,
         steps=tuple(steps),
         output_perm=_perm(final, held),

@@ -47,7 +47,7 @@ def plan_table(plan: Plan) -> str:
             names[step.out] = f"t{step.out - n}"
     header = ("kernel", "inputs", "result", "flops", "size")
     widths = [max(len(r[c]) for r in [header, *rows]) for c in range(5)]
-    line = "  ".join("{:<%d}" % w for w in widths)
+    line = "  ".join(f"{{:<{w}}}" for w in widths)
     sliced = ", ".join(map(label_text, plan.sliced)) or "none"
     lines = [
         f"einopt plan for {plan.equation}",

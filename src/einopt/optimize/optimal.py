@@ -159,7 +159,8 @@ def _solve_component(
     cap = max(1, min(size_of(masks[t], sizes) for t in comp))
     while True:
         cap = min(cap * 8, upper)
-        levels: list[dict[int, tuple[int, int, int]]] = [{}, {1 << t: (0, masks[t], 0) for t in comp}]
+        leaves = {1 << t: (0, masks[t], 0) for t in comp}
+        levels: list[dict[int, tuple[int, int, int]]] = [{}, leaves]
         for m in range(2, k + 1):
             level: dict[int, tuple[int, int, int]] = {}
             for a in range(1, m // 2 + 1):
