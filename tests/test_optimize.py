@@ -70,3 +70,18 @@ def test_deterministic():
     eq, shapes = rand_equation(30, 3)
     net = build_network(parse(eq), shapes)
     assert greedy(net) == greedy(net)
+
+
+def test_auto_exact_beyond_full_limit_when_cheap():
+    eq, shapes = rand_equation(12, 0, hyper=0.2, degree=3, max_size=4)
+    net = build_network(parse(eq), shapes)
+    assert flops(net, auto(net)) == flops(net, _connected_dp(net)) <= flops(net, greedy(net))
+
+
+def test_bounded_optimal_gives_up():
+    from einopt.optimize.optimal import OverBudget, bounded_optimal
+
+    eq, shapes = rand_equation(16, 0, hyper=0.2, degree=4)
+    net = build_network(parse(eq), shapes)
+    with pytest.raises(OverBudget):
+        bounded_optimal(net, 10)

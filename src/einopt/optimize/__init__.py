@@ -12,19 +12,25 @@ from ..errors import PathError
 from ..network import Network
 from ..tree import ContractionTree
 from .greedy import greedy
-from .optimal import FULL_LIMIT, optimal
+from .optimal import OverBudget, bounded_optimal, optimal
 
 __all__ = ["Optimizer", "OPTIMIZERS", "auto", "greedy", "optimal", "get_optimizer"]
 
 Optimizer = Callable[[Network], ContractionTree]
 
-AUTO_EXACT_LIMIT = FULL_LIMIT
+#: ``auto`` tries the exact search up to this many tensors, within a work budget
+#: (pair evaluations) that keeps it to milliseconds, and falls back to greedy.
+AUTO_EXACT_LIMIT = 20
+AUTO_BUDGET = 50_000
 
 
 def auto(network: Network) -> ContractionTree:
-    """Exact for small networks (where it takes milliseconds), greedy above."""
+    """Exact where that is fast (small, or sparse enough), greedy otherwise."""
     if network.num_tensors <= AUTO_EXACT_LIMIT:
-        return optimal(network)
+        try:
+            return bounded_optimal(network, AUTO_BUDGET)
+        except OverBudget:
+            pass
     return greedy(network)
 
 

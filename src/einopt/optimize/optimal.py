@@ -15,19 +15,28 @@ from ..network import Network, bits
 from ..tree import ContractionTree, tree_cost
 from .greedy import greedy
 
-__all__ = ["optimal", "FULL_LIMIT"]
+__all__ = ["optimal", "bounded_optimal", "OverBudget", "FULL_LIMIT"]
 
 FULL_LIMIT = 10
 
 
+class OverBudget(Exception):
+    """The exact search would need more pair evaluations than it was allowed."""
+
+
 def optimal(network: Network) -> ContractionTree:
     """Tree of least flops for ``network`` (exact; see module docstring for the scope)."""
+    return bounded_optimal(network, None)
+
+
+def bounded_optimal(network: Network, budget: int | None) -> ContractionTree:
+    """As :func:`optimal`, but raise :class:`OverBudget` past ``budget`` pair evaluations."""
     n = network.num_tensors
     if n <= 2:
         return ContractionTree(n, ((0, 1),) if n == 2 else ())
     if n <= FULL_LIMIT:
         return _full_dp(network)
-    return _connected_dp(network)
+    return _connected_dp(network, budget)
 
 
 def _full_dp(network: Network) -> ContractionTree:
@@ -118,7 +127,7 @@ def _components(network: Network) -> list[list[int]]:
     return list(groups.values())
 
 
-def _connected_dp(network: Network) -> ContractionTree:
+def _connected_dp(network: Network, budget: int | None = None) -> ContractionTree:
     n = network.num_tensors
     sizes = network.sizes
     masks = network.masks
@@ -132,7 +141,7 @@ def _connected_dp(network: Network) -> ContractionTree:
     split: dict[int, int] = {}
     roots: list[tuple[int, int]] = []  # (tensor set, mask) of each solved component
     for comp in _components(network):
-        root, r_mask = _solve_component(comp, masks, sizes, out, holders_of, upper, split)
+        root, r_mask = _solve_component(comp, masks, sizes, out, holders_of, upper, split, budget)
         roots.append((root, r_mask))
 
     # Join components by outer products, smallest first.
@@ -152,6 +161,7 @@ def _solve_component(
     holders_of: list[int],
     upper: int,
     split: dict[int, int],
+    budget: int | None,
 ) -> tuple[int, int]:
     k = len(comp)
     if k == 1:
@@ -165,6 +175,10 @@ def _solve_component(
             level: dict[int, tuple[int, int, int]] = {}
             for a in range(1, m // 2 + 1):
                 left, right = levels[a], levels[m - a]
+                if budget is not None:
+                    budget -= len(left) * len(right)
+                    if budget < 0:
+                        raise OverBudget
                 for s1, (c1, m1, _) in left.items():
                     for s2, (c2, m2, _) in right.items():
                         if s1 & s2 or not m1 & m2 or (a == m - a and s1 > s2):
