@@ -74,12 +74,12 @@ def _shape_of(x: Any, k: int) -> tuple[int, ...]:
     )
 
 
-def _equation(subscripts: Any, operands: Sequence[Any]) -> tuple[Any, Equation, list[Any]]:
-    """(cache key, equation, operands) from either calling form."""
+def _equation(subscripts: Any, operands: Sequence[Any]) -> tuple[Equation, list[Any]]:
+    """(equation, operands) from either calling form."""
     if isinstance(subscripts, str):
-        return subscripts, _parse(subscripts), list(operands)
+        return _parse(subscripts), list(operands)
     eq, ops = parse_sublist((subscripts, *operands))
-    return eq, eq, ops
+    return eq, ops
 
 
 def _optimize_key(optimize: Any) -> Any:
@@ -97,7 +97,7 @@ def _optimize_key(optimize: Any) -> Any:
 
 
 @lru_cache(maxsize=CACHE_SIZE)
-def _plan_cached(key: Any, eq: Equation, shapes: tuple[tuple[int, ...], ...],
+def _plan_cached(eq: Equation, shapes: tuple[tuple[int, ...], ...],
                  dtypes: tuple[Any, ...] | None, dtype: Any, optimize: Any,
                  minimize: str, memory_limit: Any) -> Plan:
     return _make_plan(eq, shapes, dtypes, dtype, optimize, minimize, memory_limit)
@@ -118,7 +118,7 @@ def _make_plan(eq: Equation, shapes: tuple[tuple[int, ...], ...],
     return build_plan(eq, network, tree, shapes, dtype, dtypes)
 
 
-def _plan_for(key: Any, eq: Equation, shapes: tuple[tuple[int, ...], ...],
+def _plan_for(eq: Equation, shapes: tuple[tuple[int, ...], ...],
               dtypes: tuple[Any, ...] | None, dtype: Any, optimize: Any,
               minimize: str = "flops", memory_limit: Any = None) -> Plan:
     if isinstance(optimize, Plan):
@@ -131,7 +131,7 @@ def _plan_for(key: Any, eq: Equation, shapes: tuple[tuple[int, ...], ...],
         return optimize
     opt = _optimize_key(optimize)
     try:
-        return _plan_cached(key, eq, shapes, dtypes, dtype, opt, minimize, memory_limit)
+        return _plan_cached(eq, shapes, dtypes, dtype, opt, minimize, memory_limit)
     except TypeError as e:  # unhashable option: plan without the cache
         if "unhashable" not in str(e):
             raise
@@ -161,14 +161,14 @@ def plan(subscripts: Any, *operands_or_shapes: Any, optimize: Any = "auto",
         >>> p.path
         [(0, 1), (0, 1), (0, 1)]
     """
-    key, eq, items = _equation(subscripts, operands_or_shapes)
+    eq, items = _equation(subscripts, operands_or_shapes)
     shapes = tuple(_shape_of(x, k) for k, x in enumerate(items))
     dtypes = None
     dtype = None
     if items and all(hasattr(x, "dtype") for x in items):
         dtypes = tuple(np.dtype(x.dtype) for x in items)
         dtype = np.result_type(*dtypes)
-    return _plan_for(key, eq, shapes, dtypes, dtype, optimize, minimize, memory_limit)
+    return _plan_for(eq, shapes, dtypes, dtype, optimize, minimize, memory_limit)
 
 
 def einsum(subscripts: Any, *operands: Any, optimize: Any = "auto", out: Any = None,
@@ -207,7 +207,7 @@ def einsum(subscripts: Any, *operands: Any, optimize: Any = "auto", out: Any = N
 
 def _einsum(subscripts: Any, operands: Sequence[Any], optimize: Any, out: Any, dtype: Any,
             memory_limit: Any, casting: Any) -> Any:
-    key, eq, items = _equation(subscripts, operands)
+    eq, items = _equation(subscripts, operands)
     if len(items) != eq.nops:
         raise EinsumError(
             f"the subscripts name {eq.nops} operand{'s' if eq.nops != 1 else ''} "
@@ -226,7 +226,7 @@ def _einsum(subscripts: Any, operands: Sequence[Any], optimize: Any, out: Any, d
     else:
         common = np.result_type(*dtypes) if dtypes else np.dtype(float)
     shapes = tuple(x.shape for x in arrays)
-    p = _plan_for(key, eq, shapes, dtypes, common, optimize, "flops", memory_limit)
+    p = _plan_for(eq, shapes, dtypes, common, optimize, "flops", memory_limit)
     prog = program_for(p, backend_for(arrays))
     if p.output_shape == ():
         inner = prog
