@@ -51,7 +51,13 @@ CASES: list[Case] = [
     _c("ij,jk,kl->il", (4, 2), (2, 5), (5, 3), id="chain3-ijkl"),
     _c(
         "ab,bc,cd,de,ef,fg,gh->ah",
-        (2, 3), (3, 2), (2, 4), (4, 3), (3, 2), (2, 5), (5, 2),
+        (2, 3),
+        (3, 2),
+        (2, 4),
+        (4, 3),
+        (3, 2),
+        (2, 5),
+        (5, 2),
         id="chain7",
     ),
     _c("ij,kl,jk->il", (3, 4), (5, 2), (4, 5), id="chain-shuffled"),
@@ -76,12 +82,20 @@ CASES: list[Case] = [
     # ---- opt_einsum style networks ------------------------------------------------------
     _c(
         "ea,fb,abcd,gc,hd->efgh",
-        (2, _A), (3, _B), (_A, _B, _C, _D), (2, _C), (3, _D),
+        (2, _A),
+        (3, _B),
+        (_A, _B, _C, _D),
+        (2, _C),
+        (3, _D),
         id="ea-fb-abcd-gc-hd",
     ),
     _c(
         "abhe,hidj,jgba,hiab,gab",
-        (2, 3, 2, 3), (2, 2, 3, 2), (2, 2, 3, 2), (2, 2, 2, 3), (2, 2, 3),
+        (2, 3, 2, 3),
+        (2, 2, 3, 2),
+        (2, 2, 3, 2),
+        (2, 2, 2, 3),
+        (2, 2, 3),
         id="abhe-hidj-jgba-hiab-gab",
     ),
     _c("ab,ab,c->", (3, 4), (3, 4), (5,), id="ab-ab-c"),
@@ -107,23 +121,51 @@ CASES: list[Case] = [
     _c("ai,bi,ci,di,ei,fi->i", (2, 3), (2, 3), (2, 3), (2, 3), (2, 3), (2, 3), id="hyper6"),
     _c(
         "ab,ac,ad,bc,bd,cd->a",
-        (3, 2), (3, 3), (3, 2), (2, 3), (2, 2), (3, 2),
+        (3, 2),
+        (3, 3),
+        (3, 2),
+        (2, 3),
+        (2, 2),
+        (3, 2),
         id="hyper6-complete",
     ),
     _c(
         "abx,bcx,cdx,dex,efx,fax->x",
-        (2, 2, 3), (2, 2, 3), (2, 2, 3), (2, 2, 3), (2, 2, 3), (2, 2, 3),
+        (2, 2, 3),
+        (2, 2, 3),
+        (2, 2, 3),
+        (2, 2, 3),
+        (2, 2, 3),
+        (2, 2, 3),
         id="hyper6-ring",
     ),
-    _c("abc,bcd,cde,dea,eab->", (2, 2, 2), (2, 2, 2), (2, 2, 2), (2, 2, 2), (2, 2, 2), id="ring5-3"),
+    _c(
+        "abc,bcd,cde,dea,eab->", (2, 2, 2), (2, 2, 2), (2, 2, 2), (2, 2, 2), (2, 2, 2), id="ring5-3"
+    ),
     _c("bij,bjk->bik", (2, 3, 4), (2, 4, 5), id="batched-matmul"),
     _c("bhqd,bhkd->bhqk", (2, 2, 3, 4), (2, 2, 5, 4), id="attention-scores"),
     _c("bhqk,bhkd->bhqd", (2, 2, 3, 5), (2, 2, 5, 4), id="attention-values"),
-    _c("ijk,ilm,njm,nlk,abc->", (2, 2, 2), (2, 2, 2), (2, 2, 2), (2, 2, 2), (2, 2, 2), id="disconnected"),
+    _c(
+        "ijk,ilm,njm,nlk,abc->",
+        (2, 2, 2),
+        (2, 2, 2),
+        (2, 2, 2),
+        (2, 2, 2),
+        (2, 2, 2),
+        id="disconnected",
+    ),
     _c("baa,dcf,af,cde->be", (2, 3, 3), (2, 4, 5), (3, 5), (4, 2, 3), id="baa-dcf-af-cde"),
     _c("fff,fae,bef,def->abd", (3, 3, 3), (3, 2, 4), (2, 4, 3), (5, 4, 3), id="fff-fae-bef-def"),
     _c("efc,dbc,acf,fd->abe", (2, 3, 4), (2, 5, 4), (3, 4, 3), (3, 2), id="efc-dbc-acf-fd"),
-    _c("bdik,acaj,ikab,ajac,ikbd", (2, 3, 2, 2), (2, 3, 2, 2), (2, 2, 2, 2), (2, 2, 2, 3), (2, 2, 2, 3), id="repeated-network"),
+    _c(
+        "bdik,acaj,ikab,ajac,ikbd",
+        (2, 3, 2, 2),
+        (2, 3, 2, 2),
+        (2, 2, 2, 2),
+        (2, 2, 2, 3),
+        (2, 2, 2, 3),
+        id="repeated-network",
+    ),
     _c("aab,bc->ac", (3, 3, 4), (4, 2), id="diag-then-matmul"),
     _c("abjj,jbje->ae", (2, 3, 4, 4), (4, 3, 4, 2), id="diag-both"),
     # ---- implicit output ------------------------------------------------------------------
@@ -243,7 +285,7 @@ def make_operands(
     return [make_array(rng, s, dtype) for s in shapes]
 
 
-# ---- reference evaluation -------------------------------------------------------------
+# ---- reference evaluation ----
 
 _ASCII = string.ascii_uppercase + string.ascii_lowercase  # numpy's own label order
 
@@ -324,7 +366,7 @@ def numpy_einsum_terms(
         raise ValueError("too many labels for the numpy reference")
     if output is None:
         output = _implicit(inputs)
-    rename = dict(zip(labels, _ASCII))
+    rename = dict(zip(labels, _ASCII, strict=False))
 
     def term_text(term):
         return "".join("..." if (lab == "..." or lab is Ellipsis) else rename[lab] for lab in term)
@@ -339,7 +381,7 @@ def numpy_einsum(eq: str, *operands, **kwargs):
     return numpy_einsum_terms(inputs, output, operands, **kwargs)
 
 
-# ---- comparison -----------------------------------------------------------------------
+# ---- comparison ----
 
 _RTOL = {
     "f": {2: 1e-2, 4: 2e-5, 8: 1e-11, 16: 1e-11},

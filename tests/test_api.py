@@ -43,17 +43,17 @@ def index_sizes(case: Case) -> tuple[dict, tuple[int, ...]]:
     inputs, _ = split_text(case.eq)
     per_label: dict = {}
     ell_shapes = []
-    for term, shape in zip(inputs, case.shapes):
+    for term, shape in zip(inputs, case.shapes, strict=False):
         if any(_is_ellipsis(lab) for lab in term):
             k = [i for i, lab in enumerate(term) if _is_ellipsis(lab)][0]
             n_after = len(term) - k - 1
             n_ell = len(shape) - (len(term) - 1)
             ell_shapes.append(tuple(shape[k : k + n_ell]))
-            dims = list(zip(term[:k], shape[:k])) + list(
-                zip(term[k + 1 :], shape[len(shape) - n_after :])
+            dims = list(zip(term[:k], shape[:k], strict=False)) + list(
+                zip(term[k + 1 :], shape[len(shape) - n_after :], strict=False)
             )
         else:
-            dims = list(zip(term, shape))
+            dims = list(zip(term, shape, strict=False))
         for lab, d in dims:
             per_label.setdefault(lab, []).append(d)
     sizes = {lab: np.broadcast_shapes(*[(d,) for d in ds])[0] for lab, ds in per_label.items()}
@@ -65,10 +65,10 @@ def has_broadcasting(case: Case) -> bool:
     """Whether some ordinary label has different sizes across operands."""
     inputs, _ = split_text(case.eq)
     seen: dict = {}
-    for term, shape in zip(inputs, case.shapes):
+    for term, shape in zip(inputs, case.shapes, strict=False):
         if any(_is_ellipsis(lab) for lab in term):
             continue
-        for lab, d in zip(term, shape):
+        for lab, d in zip(term, shape, strict=False):
             if seen.setdefault(lab, d) != d:
                 return True
     return False
@@ -101,14 +101,14 @@ def to_sublist(eq: str, operands) -> list:
         return [Ellipsis if _is_ellipsis(lab) else num[lab] for lab in term]
 
     args: list = []
-    for op, term in zip(operands, inputs):
+    for op, term in zip(operands, inputs, strict=False):
         args += [op, conv(term)]
     if output is not None:
         args.append(conv(output))
     return args
 
 
-# ---- the corpus -----------------------------------------------------------------------
+# ---- the corpus ----
 
 
 @pytest.mark.parametrize("optimize", OPTIMIZERS)
@@ -118,7 +118,7 @@ def test_corpus_float64(case, optimize):
     before = [op.copy() for op in ops]
     got = einopt.einsum(case.eq, *ops, optimize=optimize)
     check_against_numpy(case.eq, ops, got)
-    for op, old in zip(ops, before):
+    for op, old in zip(ops, before, strict=False):
         np.testing.assert_array_equal(op, old, err_msg="einsum modified an operand")
 
 
@@ -169,7 +169,7 @@ def test_corpus_path_accepted_by_opt_einsum(case):
     assert_matches(einopt.einsum(case.eq, *ops, optimize=path), own, scale)
 
 
-# ---- dtypes ---------------------------------------------------------------------------
+# ---- dtypes ----
 
 
 @pytest.mark.parametrize(
@@ -204,6 +204,32 @@ def test_int8_wraps_around_like_numpy():
         got = einopt.einsum("ij,jk->ik", a, b, optimize=optimize)
         assert got.dtype == np.int8
         np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("optimize", OPTIMIZERS)
+def test_int64_exact_beyond_float_precision(optimize, rng):
+    # products near 2**62 are exact in int64 but not in float64; overflow wraps like numpy
+    for low, high in ((10**8, 10**9), (-(2**62), 2**62)):
+        a = rng.integers(low, high, size=(3, 4))
+        b = rng.integers(low, high, size=(4, 5))
+        c = rng.integers(low, high, size=(5, 2))
+        got = einopt.einsum("ij,jk,kl->il", a, b, c, optimize=optimize)
+        expected = np.einsum("ij,jk,kl->il", a, b, c, optimize=False)
+        assert got.dtype == np.int64
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_float16_and_byte_swapped_operands(rng):
+    x = rng.standard_normal((3, 40)).astype(np.float16)
+    y = rng.standard_normal((40, 2)).astype(np.float16)
+    got = einopt.einsum("ij,jk->ik", x, y)
+    assert got.dtype == np.float16
+    np.testing.assert_allclose(
+        got.astype(np.float64), x.astype(np.float64) @ y.astype(np.float64), rtol=0.05, atol=0.1
+    )
+    xs = rng.standard_normal((3, 4)).astype(">f8")
+    ys = rng.standard_normal((4, 2)).astype(">f8")
+    check_against_numpy("ij,jk->ik", [xs, ys], einopt.einsum("ij,jk->ik", xs, ys))
 
 
 def test_bool_inputs_give_bool():
@@ -246,7 +272,7 @@ def test_dtype_argument_float64_precision():
     np.testing.assert_allclose(got, expected, rtol=1e-12)
 
 
-# ---- out= -----------------------------------------------------------------------------
+# ---- out= ----
 
 
 @pytest.mark.parametrize(
@@ -288,7 +314,7 @@ def test_out_and_dtype_together(rng):
     np.testing.assert_allclose(out, expected, rtol=1e-12)
 
 
-# ---- operand kinds ----------------------------------------------------------------------
+# ---- operand kinds ----
 
 
 def test_python_lists_and_scalars():
@@ -363,7 +389,7 @@ def test_whitespace_in_single_letter_form(rng):
     assert_matches(einopt.einsum("ij,jk -> ik", a, b), expected)
 
 
-# ---- sublist form -----------------------------------------------------------------------
+# ---- sublist form ----
 
 
 def test_sublist_basic(rng):
@@ -498,14 +524,14 @@ def test_large_lattice_network(rng):
     p_args = args[1::2]
     shapes = [a.shape for a in args[0::2]]
     interleaved: list = []
-    for sh, lab in zip(shapes, p_args):
+    for sh, lab in zip(shapes, p_args, strict=False):
         interleaved += [np.zeros(sh), lab]
     p = einopt.plan(*interleaved, [])
     assert len(p.path) == 99
     assert p.flops < 1e9
 
 
-# ---- multi-character names ----------------------------------------------------------------
+# ---- multi-character names ----
 
 
 def test_names_form_documented_example(rng):
@@ -560,7 +586,7 @@ def test_names_form_many_names(rng):
     assert_matches(einopt.einsum(eq, *mats), expected, scale)
 
 
-# ---- explicit paths -----------------------------------------------------------------------
+# ---- explicit paths ----
 
 
 @pytest.mark.parametrize(
@@ -595,12 +621,10 @@ def test_explicit_path_matches_opt_einsum(rng):
         np.testing.assert_allclose(einopt.einsum(eq, *ops, optimize=oe_path), ref, rtol=1e-10)
 
 
-# ---- Plan -----------------------------------------------------------------------------------
+# ---- Plan ----
 
 FLOP_CASES = [
-    c
-    for c in MULTI
-    if 0 not in [d for s in c.shapes for d in s] and not has_broadcasting(c)
+    c for c in MULTI if 0 not in [d for s in c.shapes for d in s] and not has_broadcasting(c)
 ]
 
 
@@ -701,7 +725,9 @@ def test_plan_options(rng):
         p = einopt.plan(eq, *shapes, **kwargs)
         assert_valid_path(p.path, len(shapes), pairwise=True)
         check_against_numpy(eq, ops, p(*ops))
-    assert list(einopt.plan(eq, *shapes, seed=3).path) == list(einopt.plan(eq, *shapes, seed=3).path)
+    assert list(einopt.plan(eq, *shapes, seed=3).path) == list(
+        einopt.plan(eq, *shapes, seed=3).path
+    )
 
 
 def test_plan_with_explicit_path():
@@ -737,7 +763,7 @@ def test_memory_limit_forces_slicing(rng):
     check_against_numpy(eq, ops, p(*ops))
 
 
-# ---- generated code -------------------------------------------------------------------------
+# ---- generated code ----
 
 _DEF = re.compile(r"^def\s+([A-Za-z_]\w*)\s*\(", re.MULTILINE)
 
@@ -767,7 +793,7 @@ def test_plan_code_default_backend(rng):
     assert "def " in src
 
 
-# ---- caching ------------------------------------------------------------------------------------
+# ---- caching ----
 
 
 def test_repeated_calls_and_clear_caches(rng):
@@ -781,7 +807,9 @@ def test_repeated_calls_and_clear_caches(rng):
     third = einopt.einsum(eq, *ops)
     np.testing.assert_allclose(third, first, rtol=1e-12)
     # same equation, different sizes after caching
-    ops_big = make_operands([(3, 2, 4, 2), (4, 3, 2, 3), (3, 3, 2, 3), (4, 3, 3, 2), (3, 3, 2)], np.float64, rng)
+    ops_big = make_operands(
+        [(3, 2, 4, 2), (4, 3, 2, 3), (3, 3, 2, 3), (4, 3, 3, 2), (3, 3, 2)], np.float64, rng
+    )
     check_against_numpy(eq, ops_big, einopt.einsum(eq, *ops_big))
     # same shapes, different dtype after caching
     ops_c = [op.astype(np.complex128) * (1 + 1j) for op in ops]
@@ -791,7 +819,41 @@ def test_repeated_calls_and_clear_caches(rng):
     assert [tuple(s) for s in p1.path] == [tuple(s) for s in p2.path]
 
 
-# ---- module surface -------------------------------------------------------------------------------
+def test_cache_distinguishes_shapes_and_options(rng):
+    eq = "ab,bc,cd->ad"
+    s1 = [(10, 100), (100, 5), (5, 50)]  # best: (ab)(bc) first
+    s2 = [(50, 5), (5, 100), (100, 10)]  # best: (bc)(cd) first
+    ops1 = make_operands(s1, np.float64, rng)
+    ops2 = make_operands(s2, np.float64, rng)
+    check_against_numpy(eq, ops1, einopt.einsum(eq, *ops1))
+    check_against_numpy(eq, ops2, einopt.einsum(eq, *ops2))
+    p1 = einopt.plan(eq, *s1)
+    p2 = einopt.plan(eq, *s2)
+    assert p1.flops == pytest.approx(7500)
+    assert p2.flops == pytest.approx(7500)
+    assert [tuple(sorted(s)) for s in p1.path] == [(0, 1), (0, 1)]
+    assert [tuple(sorted(s)) for s in p2.path] == [(1, 2), (0, 1)]
+    # an explicit (worse) path must not leak into later automatic plans, or vice versa
+    worse = einopt.plan(eq, *s1, optimize=[(1, 2), (0, 1)])
+    assert worse.flops > p1.flops
+    assert einopt.plan(eq, *s1).flops == pytest.approx(7500)
+    assert einopt.plan(eq, *s1, optimize=[(1, 2), (0, 1)]).flops == worse.flops
+    # a memory limit must not leak either
+    free = einopt.plan("ab,bc,cd,da->", *[(30, 30)] * 4)
+    tight = einopt.plan("ab,bc,cd,da->", *[(30, 30)] * 4, memory_limit=100)
+    again = einopt.plan("ab,bc,cd,da->", *[(30, 30)] * 4)
+    assert tight.sliced and not free.sliced and not again.sliced
+
+
+def test_cache_distinguishes_dtypes(rng):
+    eq = "ij,jk->ik"
+    shapes = [(3, 4), (4, 5)]
+    for dtype in (np.float64, np.int8, np.bool_, np.complex64, np.float32, np.int64):
+        ops = make_operands(shapes, dtype, rng)
+        check_against_numpy(eq, ops, einopt.einsum(eq, *ops))
+
+
+# ---- module surface ----
 
 
 def test_public_names():

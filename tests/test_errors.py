@@ -38,7 +38,7 @@ def test_error_hierarchy():
         einopt.einsum("ij,jk->ik", ones(2, 3), ones(4, 5))
 
 
-# ---- sizes ---------------------------------------------------------------------------------
+# ---- sizes ----
 
 
 def test_size_mismatch_between_operands():
@@ -48,9 +48,7 @@ def test_size_mismatch_between_operands():
 
 
 def test_size_mismatch_names_later_operand():
-    msg = raises_einsum_error(
-        einopt.einsum, "ab,bc,cd->ad", ones(2, 3), ones(3, 7), ones(5, 2)
-    )
+    msg = raises_einsum_error(einopt.einsum, "ab,bc,cd->ad", ones(2, 3), ones(3, 7), ones(5, 2))
     assert "c" in msg and "7" in msg and "5" in msg
     assert mentions_operand(msg, 2)
 
@@ -88,7 +86,7 @@ def test_non_square_diagonal_second_operand():
     assert mentions_operand(msg, 1)
 
 
-# ---- ranks -----------------------------------------------------------------------------------
+# ---- ranks ----
 
 
 def test_more_subscripts_than_dims():
@@ -118,7 +116,7 @@ def test_rank_mismatch_0d():
     assert mentions_operand(msg, 1)
 
 
-# ---- subscripts text ---------------------------------------------------------------------------
+# ---- subscripts text ----
 
 
 def test_output_index_not_in_inputs():
@@ -141,7 +139,9 @@ def test_repeated_output_index_sublist():
     assert "1" in msg
 
 
-@pytest.mark.parametrize("eq, bad", [("i1,1j->ij", "1"), ("i#->i", "#"), ("ij,j$->i", "$"), ("i-j", "-")])
+@pytest.mark.parametrize(
+    "eq, bad", [("i1,1j->ij", "1"), ("i#->i", "#"), ("ij,j$->i", "$"), ("i-j", "-")]
+)
 def test_invalid_character(eq, bad):
     nops = eq.split("->")[0].count(",") + 1
     ops = [ones(2, 2)] * nops
@@ -193,7 +193,7 @@ def test_output_ellipsis_missing_is_fine_when_ellipsis_is_empty():
     np.testing.assert_array_equal(got, np.arange(3.0))
 
 
-# ---- operand count -----------------------------------------------------------------------------
+# ---- operand count ----
 
 
 def test_too_few_operands():
@@ -215,7 +215,7 @@ def test_sublist_odd_arguments():
     raises_einsum_error(einopt.einsum, ones(2, 3), [0, 1], ones(3, 4))
 
 
-# ---- operand types -------------------------------------------------------------------------------
+# ---- operand types ----
 
 
 @pytest.mark.parametrize(
@@ -245,12 +245,17 @@ def test_unhashable_sublist_label():
     raises_einsum_error(einopt.einsum, ones(2, 3), [[0], 1])
 
 
-# ---- dtype= and out= -----------------------------------------------------------------------------
+# ---- dtype= and out= ----
 
 
 @pytest.mark.parametrize(
     "src, dtype",
-    [(np.float64, np.float32), (np.float64, np.int32), (np.complex128, np.float64), (np.int64, np.int8)],
+    [
+        (np.float64, np.float32),
+        (np.float64, np.int32),
+        (np.complex128, np.float64),
+        (np.int64, np.int8),
+    ],
     ids=lambda d: np.dtype(d).name,
 )
 def test_dtype_unsafe_cast(src, dtype):
@@ -280,7 +285,7 @@ def test_out_not_an_array():
     raises_einsum_error(einopt.einsum, "ij,jk->ik", ones(2, 3), ones(3, 4), out=[[0.0] * 4] * 2)
 
 
-# ---- optimize= -------------------------------------------------------------------------------------
+# ---- optimize= ----
 
 THREE = (ones(2, 3), ones(3, 4), ones(4, 5))
 
@@ -308,7 +313,9 @@ def test_invalid_optimize_name():
 
 
 def test_invalid_path_in_plan():
-    raises_einsum_error(einopt.plan, "ab,bc,cd->ad", (2, 3), (3, 4), (4, 5), optimize=[(0, 7), (0, 1)])
+    raises_einsum_error(
+        einopt.plan, "ab,bc,cd->ad", (2, 3), (3, 4), (4, 5), optimize=[(0, 7), (0, 1)]
+    )
 
 
 def test_plan_reused_with_wrong_shapes():
@@ -321,7 +328,7 @@ def test_plan_reused_with_wrong_count():
     raises_einsum_error(p, ones(2, 3))
 
 
-# ---- the same checks reach plan() and the opt_einsum-style functions --------------------------------
+# ---- the same checks reach plan() and the opt_einsum-style functions ----
 
 
 def test_plan_reports_size_mismatch():

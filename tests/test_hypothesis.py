@@ -24,20 +24,32 @@ SETTINGS = settings(
 )
 
 
+# Order-preserving renamings used to spell the same problem in other forms.
+_GREEK = {lab: ch for lab, ch in zip(sorted(ALPHABET), "ΑΒΓαβγδεζηθ", strict=False)}
+_NAMES = {lab: f"{lab}{'xyz'[k % 3]}{k}" for k, lab in enumerate(sorted(ALPHABET))}
+
+
 @dataclass
 class Problem:
-    """A random einsum: per-operand label lists ('...' for an ellipsis) and shapes."""
+    """A random einsum: per-operand label lists ('...' for an ellipsis) and shapes.
+
+    ``form`` says how it is spelled: numpy text, sublist, Unicode letters, or
+    whitespace-separated multi-character names.
+    """
 
     inputs: list[list[str]]
     output: list[str] | None  # None: implicit output
     shapes: list[tuple[int, ...]]
-    sublist: bool
+    form: str
     optimize: str
     seed: int
 
-    def text(self) -> str:
-        lhs = ",".join("".join(t) for t in self.inputs)
-        return lhs if self.output is None else lhs + "->" + "".join(self.output)
+    def text(self, rename=None, sep: str = "") -> str:
+        def term(t):
+            return sep.join(lab if rename is None or lab == "..." else rename[lab] for lab in t)
+
+        lhs = ",".join(term(t) for t in self.inputs)
+        return lhs if self.output is None else lhs + "->" + term(self.output)
 
     def sublist_args(self, operands) -> list:
         labels = sorted({lab for t in self.inputs for lab in t if lab != "..."})
@@ -47,25 +59,31 @@ class Problem:
             return [Ellipsis if lab == "..." else num[lab] for lab in term]
 
         args: list = []
-        for op, term in zip(operands, self.inputs):
+        for op, term in zip(operands, self.inputs, strict=False):
             args += [op, conv(term)]
         if self.output is not None:
             args.append(conv(self.output))
         return args
 
+    def spelled(self) -> str:
+        if self.form == "unicode":
+            return self.text(_GREEK)
+        if self.form == "names":
+            return self.text(_NAMES, sep=" ")
+        return self.text()
+
     def call(self, fn, operands, **kwargs):
-        if self.sublist:
+        if self.form == "sublist":
             return fn(*self.sublist_args(operands), **kwargs)
-        return fn(self.text(), *operands, **kwargs)
+        return fn(self.spelled(), *operands, **kwargs)
 
     def reference(self, operands):
-        return self.call(lambda *a: np.einsum(*a, optimize=False), operands)
+        return np.einsum(self.text(), *operands, optimize=False)
 
     def __repr__(self) -> str:  # shown by hypothesis on failure
-        form = "sublist" if self.sublist else "text"
         return (
-            f"Problem({self.text()!r}, shapes={self.shapes}, {form}, "
-            f"optimize={self.optimize!r}, seed={self.seed})"
+            f"Problem({self.text()!r}, shapes={self.shapes}, form={self.form!r} "
+            f"[{self.spelled()!r}], optimize={self.optimize!r}, seed={self.seed})"
         )
 
 
@@ -87,11 +105,15 @@ def problems(draw, max_ops: int = 5) -> Problem:
         rank = draw(st.integers(0, 4))
         term = [ALPHABET[draw(st.integers(0, len(ALPHABET) - 1))] for _ in range(rank)]
         # per operand, a label is either full size or broadcast from size 1
-        local = {lab: (1 if draw(st.integers(0, 5)) == 5 else sizes[lab]) for lab in dict.fromkeys(term)}
+        local = {
+            lab: (1 if draw(st.integers(0, 5)) == 5 else sizes[lab]) for lab in dict.fromkeys(term)
+        }
         dims = [local[lab] for lab in term]
         if use_ellipsis and draw(st.booleans()):
             k = draw(st.integers(0, len(ell_shape)))
-            ell = [1 if draw(st.integers(0, 3)) == 3 else d for d in ell_shape[len(ell_shape) - k :]]
+            ell = [
+                1 if draw(st.integers(0, 3)) == 3 else d for d in ell_shape[len(ell_shape) - k :]
+            ]
             pos = draw(st.integers(0, len(term)))
             term = term[:pos] + ["..."] + term[pos:]
             dims = dims[:pos] + ell + dims[pos:]
@@ -107,10 +129,15 @@ def problems(draw, max_ops: int = 5) -> Problem:
         if has_ellipsis or draw(st.integers(0, 9)) == 9:
             pos = draw(st.integers(0, len(output)))
             output = output[:pos] + ["..."] + output[pos:]
-    sublist = draw(st.integers(0, 3)) == 3
+    form = ("text", "text", "sublist", "unicode", "names")[draw(st.integers(0, 4))]
+    # names need whitespace inside some term to be recognised, and no ellipsis
+    if form == "names" and (has_ellipsis or not any(len(t) >= 2 for t in inputs)):
+        form = "text"
+    if form == "names" and output is not None and "..." in output:
+        form = "text"
     optimize = draw(st.sampled_from(["auto", "greedy", "optimal"]))
     seed = draw(st.integers(0, 2**16))
-    return Problem(inputs, output, shapes, sublist, optimize, seed)
+    return Problem(inputs, output, shapes, form, optimize, seed)
 
 
 def _scale(problem: Problem, operands):
@@ -132,7 +159,8 @@ def test_matches_numpy(problem):
 def test_plan_path_roundtrip(problem):
     ops = make_operands(problem.shapes, np.float64, problem.seed)
     expected = problem.reference(ops)
-    p = einopt.plan(problem.text(), *ops, optimize=problem.optimize)
+    eq = problem.text() if problem.form == "sublist" else problem.spelled()
+    p = einopt.plan(eq, *ops, optimize=problem.optimize)
     path = [tuple(step) for step in p.path]
     got = problem.call(einopt.einsum, ops, optimize=path)
     assert_matches(got, expected, _scale(problem, ops))
@@ -149,4 +177,3 @@ def test_strategy_is_valid_for_numpy():
         problem.reference(ops)
 
     check()
-

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 
@@ -50,29 +48,7 @@ def _check_path(path, nops: int) -> list[tuple[int, ...]]:
     return path
 
 
-def _path_flops(eq: str, shapes, path) -> int:
-    """Sum over steps of the product of the sizes of every index in the step's inputs."""
-    inputs, _ = split_text(eq)
-    sizes = {}
-    for term, shape in zip(inputs, shapes):
-        for lab, d in zip(term, shape):
-            sizes[lab] = max(sizes.get(lab, 1), d)
-    _, output = split_text(oe.contract_path(eq, *shapes, shapes=True)[1].eq)
-    out = set(output or [])
-    terms = [set(t) for t in inputs]
-    total = 0
-    for step in path:
-        picked = [terms[i] for i in step]
-        for i in sorted(step, reverse=True):
-            del terms[i]
-        union = set().union(*picked)
-        total += math.prod(sizes[lab] for lab in union)
-        rest = set().union(*terms) if terms else set()
-        terms.append({lab for lab in union if lab in out or lab in rest})
-    return total
-
-
-# ---- contract -------------------------------------------------------------------------------
+# ---- contract ----
 
 
 @pytest.mark.parametrize("case", OE_CASES, ids=OE_IDS)
@@ -139,7 +115,7 @@ def test_contract_accepts_opt_einsum_keywords():
         np.testing.assert_allclose(einopt.contract(eq, *ops, **kwargs), expected, rtol=1e-12)
 
 
-# ---- contract_path --------------------------------------------------------------------------
+# ---- contract_path ----
 
 
 @pytest.mark.parametrize("case", OE_MULTI, ids=OE_MULTI_IDS)
@@ -194,7 +170,14 @@ OPT_CASES = [
     and "." not in c.eq
     and 0 not in [d for s in c.shapes for d in s]
     and all(
-        len({d for t, s in zip(split_text(c.eq)[0], c.shapes) for lab2, d in zip(t, s) if lab2 == lab})
+        len(
+            {
+                d
+                for t, s in zip(split_text(c.eq)[0], c.shapes, strict=False)
+                for lab2, d in zip(t, s, strict=False)
+                if lab2 == lab
+            }
+        )
         == 1
         for lab in {lab for t in split_text(c.eq)[0] for lab in t}
     )
@@ -205,12 +188,13 @@ OPT_CASES = [
 def test_optimal_path_no_worse_than_opt_einsum_optimal(case):
     ours, _ = einopt.contract_path(case.eq, *case.shapes, shapes=True, optimize="optimal")
     theirs, _ = oe.contract_path(case.eq, *case.shapes, shapes=True, optimize="optimal")
-    ours_cost = _path_flops(case.eq, case.shapes, _check_path(ours, case.nops))
-    theirs_cost = _path_flops(case.eq, case.shapes, _check_path(theirs, case.nops))
-    assert ours_cost <= theirs_cost
+    # both paths costed by einopt's own flop count
+    ours_cost = einopt.plan(case.eq, *case.shapes, optimize=_check_path(ours, case.nops)).flops
+    theirs_cost = einopt.plan(case.eq, *case.shapes, optimize=_check_path(theirs, case.nops)).flops
+    assert ours_cost <= theirs_cost * (1 + 1e-9)
 
 
-# ---- contract_expression --------------------------------------------------------------------
+# ---- contract_expression ----
 
 
 @pytest.mark.parametrize("case", OE_MULTI, ids=OE_MULTI_IDS)
