@@ -11,6 +11,8 @@ import pytest
 import einopt
 
 from api_helpers import (
+    MULTI,
+    OPTIMIZERS,
     _seed,
     assert_valid_path,
     has_broadcasting,
@@ -24,13 +26,6 @@ from cases import (
     numpy_einsum,
     split_text,
 )
-
-OPTIMIZERS = ("auto", "optimal", "greedy")
-OTHER_DTYPES = (np.float32, np.complex128, np.int64, np.int8, np.bool_)
-
-MULTI = [c for c in CASES if c.nops >= 2]
-MULTI_IDS = [c.label for c in MULTI]
-
 
 # ---- explicit paths ----
 
