@@ -79,11 +79,8 @@ def format_seconds(seconds: float | None) -> str:
     """Human-readable duration with three significant digits, e.g. ``12.3 ms``."""
     if seconds is None:
         return "-"
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
-        if seconds >= scale:
-            value = seconds / scale
-            break
-    else:
-        unit, value = "ns", seconds / 1e-9
+    unit, scale = next(((u, s) for u, s in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6))
+                        if seconds >= s), ("ns", 1e-9))
+    value = seconds / scale
     digits = 0 if value >= 100 else 1 if value >= 10 else 2
     return f"{value:.{digits}f} {unit}"
