@@ -19,11 +19,18 @@ def test_matmul_is_one_bare_gemm():
     assert p.output_perm is None
 
 
-def test_transposed_operand_needs_no_copy_permute_only():
+def test_transposed_operand_is_a_swapped_view_not_a_copy():
     p = einopt.plan("ji,jk->ik", (20, 10), (20, 30))
     (step,) = p.steps
     assert step.kind is StepKind.GEMM
-    assert step.perms[0] == (1, 0) and step.perms[1] is None
+    assert step.perms == (None, None) and step.swaps == (True, False)
+
+
+def test_four_index_transform_copies_nothing():
+    # Each result is laid out so that the next contraction finds its index at an end.
+    p = einopt.plan("pi,qj,ijkl,rk,sl->pqrs", (8, 8), (8, 8), (8,) * 4, (8, 8), (8, 8))
+    assert kinds(p) == [StepKind.GEMM] * 4
+    assert all(s.perms == (None, None) for s in p.steps)
 
 
 def test_batched_gemm_hyperedge_as_batch():

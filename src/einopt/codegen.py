@@ -12,12 +12,15 @@ if TYPE_CHECKING:
 __all__ = ["plan_source"]
 
 
-def _arg(name: str, perm: tuple[int, ...] | None, shape: tuple[int, ...] | None) -> str:
+def _arg(name: str, perm: tuple[int, ...] | None, shape: tuple[int, ...] | None,
+         swap: bool = False) -> str:
     expr = name
     if perm is not None:
         expr = f"{expr}.transpose{perm}" if len(perm) > 1 else f"{expr}.transpose({perm[0]},)"
     if shape is not None:
         expr = f"{expr}.reshape{shape}" if len(shape) != 1 else f"{expr}.reshape({shape[0]},)"
+    if swap:
+        expr = f"{expr}.T" if shape is not None and len(shape) == 2 else f"{expr}.swapaxes(-1, -2)"
     return expr
 
 
@@ -40,8 +43,11 @@ def _step_lines(step: Step, names: dict[int, str]) -> list[str]:
     if step.subscripts is not None:
         return [f"{z} = np.einsum({step.subscripts!r}, {a}, {b})"]
     assert step.perms is not None and step.shapes is not None
-    ea = _arg(a, step.perms[0], step.shapes[0])
-    eb = _arg(b, step.perms[1], step.shapes[1])
+    wa, wb = step.swaps or (False, False)
+    ea = _arg(a, step.perms[0], step.shapes[0], wa)
+    eb = _arg(b, step.perms[1], step.shapes[1], wb)
+    if kind == "dot" and step.out_shape is None:
+        return [f"{z} = np.dot({ea}, {eb})"]
     op = "*" if kind == "hadamard" else "@"
     expr = f"({ea} {op} {eb})"
     if step.out_shape is not None:

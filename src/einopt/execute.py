@@ -45,25 +45,43 @@ def _prep(step: Step, be: NumpyBackend) -> Callable[[Any], Any]:
     return ops[0] if len(ops) == 1 else run
 
 
-def _arg_view(perm: tuple[int, ...] | None, shape: tuple[int, ...] | None,
+def _arg_view(perm: tuple[int, ...] | None, shape: tuple[int, ...] | None, swap: bool,
               be: NumpyBackend) -> Callable[[Any], Any] | None:
-    if perm is None and shape is None:
+    ops: list[Callable[[Any], Any]] = []
+    if perm is not None:
+        ops.append(lambda x: be.transpose(x, perm))
+    if shape is not None:
+        ops.append(lambda x: be.reshape(x, shape))
+    if swap:
+        ops.append(be.swap_last)
+    if not ops:
         return None
-    if shape is None:
-        return lambda x: be.transpose(x, perm)  # type: ignore[arg-type]
-    if perm is None:
-        return lambda x: be.reshape(x, shape)
-    return lambda x: be.reshape(be.transpose(x, perm), shape)
+    if len(ops) == 1:
+        return ops[0]
+
+    def view(x: Any) -> Any:
+        for op in ops:
+            x = op(x)
+        return x
+
+    return view
 
 
 def _pair(step: Step, be: NumpyBackend) -> Callable[[Any, Any], Any]:
-    if step.kind is StepKind.DOT and step.subscripts is not None:
+    if step.subscripts is not None:
         subs, einsum = step.subscripts, be.einsum
         return lambda a, b: einsum(subs, a, b)
-    kernel = be.multiply if step.kind is StepKind.HADAMARD else be.matmul
+    kernel: Callable[[Any, Any], Any]
+    if step.kind is StepKind.HADAMARD:
+        kernel = be.multiply
+    elif step.kind is StepKind.DOT and step.out_shape is None:
+        kernel = be.dot
+    else:
+        kernel = be.matmul
     assert step.perms is not None and step.shapes is not None
-    fa = _arg_view(step.perms[0], step.shapes[0], be)
-    fb = _arg_view(step.perms[1], step.shapes[1], be)
+    wa, wb = step.swaps or (False, False)
+    fa = _arg_view(step.perms[0], step.shapes[0], wa, be)
+    fb = _arg_view(step.perms[1], step.shapes[1], wb, be)
     out_shape = step.out_shape
     if fa is None and fb is None and out_shape is None:
         return kernel

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from .network import Network, build_network, label_text
+from .network import Network, bits, build_network, label_text
 from .parse import Equation
 from .tree import ContractionTree, tree_cost
 
@@ -26,6 +26,9 @@ __all__ = ["StepKind", "Step", "Plan", "build_plan"]
 #: ones as a matmul of (B, 1, C) by (B, C, 1) (measured; see BENCHMARKS.md).
 _DOT_EINSUM_CONTRACT = 16
 _DOT_EINSUM_BATCH = 1024
+#: An outer product whose inner (right) factor has at most this many elements runs
+#: fastest in numpy's einsum loop; longer rows as a broadcast multiply (measured).
+_OUTER_EINSUM_INNER = 4096
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
@@ -56,8 +59,9 @@ class Step:
         sum_axes: PREP: axes summed.
         perms: pairwise: per argument, the axis permutation applied first.
         shapes: pairwise: per argument, the shape it is reshaped to for the kernel.
+        swaps: GEMM: per argument, whether its last two axes are swapped (a view).
         out_shape: pairwise: the shape the kernel's result is reshaped to.
-        subscripts: DOT in numpy's einsum loop: its subscripts.
+        subscripts: DOT or HADAMARD run by numpy's einsum loop: its subscripts.
     """
 
     kind: StepKind
@@ -72,6 +76,7 @@ class Step:
     sum_axes: tuple[int, ...] | None = None
     perms: tuple[tuple[int, ...] | None, ...] | None = None
     shapes: tuple[tuple[int, ...] | None, ...] | None = None
+    swaps: tuple[bool, bool] | None = None
     out_shape: tuple[int, ...] | None = None
     subscripts: str | None = None
 
@@ -186,28 +191,63 @@ def _prep_step(k: int, raw: tuple[int, ...], shape: tuple[int, ...], term: tuple
     return step, result
 
 
+def _group_order(ids: set[int], a: Sequence[int], b: Sequence[int], a_big: bool) -> list[int]:
+    """Order of a group of shared indices: the operands' common order, else the bigger's."""
+    oa, ob = [i for i in a if i in ids], [i for i in b if i in ids]
+    return oa if oa == ob or a_big else ob
+
+
+def _layout(order: Sequence[int], outer: list[int], first: list[int], second: list[int],
+            sizes: Sequence[int]) -> tuple[tuple[int, ...] | None, tuple[int, ...] | None, bool]:
+    """(perm, shape, swap) putting an operand in matmul form ``outer + first + second``.
+
+    When the operand is already laid out as ``outer + second + first`` it is reshaped that
+    way and its last two axes swapped (a free view: BLAS reads it transposed).
+    """
+    fs, ss = math.prod(_sizes_of(first, sizes)), math.prod(_sizes_of(second, sizes))
+    lead = (math.prod(_sizes_of(outer, sizes)),) if outer else ()
+    own = _sizes_of(order, sizes)
+    if list(order) == outer + second + first and (first and second):
+        shape = lead + (ss, fs)
+        return None, (None if shape == own else shape), True
+    target = outer + first + second
+    perm = _perm(order, target)
+    shape = lead + (fs, ss)
+    return perm, (None if perm is None and shape == own else shape), False
+
+
 def _pair_step(x: int, y: int, z: int, a: tuple[int, ...], b: tuple[int, ...],
                r_mask: int, net: Network) -> Step:
-    """Resolve one merge into its kernel: GEMM, DOT or HADAMARD."""
+    """Resolve one merge into its kernel: GEMM, DOT or HADAMARD.
+
+    The result's axes are (batch, a's kept, b's kept); swap ``a`` and ``b`` for the
+    other order.
+    """
     sizes = net.sizes
-    in_b = set(b)
-    in_a = set(a)
+    in_a, in_b = set(a), set(b)
     keep = {i for i in in_a | in_b if r_mask >> i & 1}
     a_big = math.prod(_sizes_of(a, sizes)) >= math.prod(_sizes_of(b, sizes))
-    big, small = (a, b) if a_big else (b, a)
-    in_small = set(small)
-    batch = [i for i in big if i in in_small and i in keep]
-    contr = [i for i in big if i in in_small and i not in keep]
+    batch = _group_order(in_a & in_b & keep, a, b, a_big)
+    contr = _group_order((in_a & in_b) - keep, a, b, a_big)
     left = [i for i in a if i not in in_b]
     right = [i for i in b if i not in in_a]
     bs, cs = math.prod(_sizes_of(batch, sizes)), math.prod(_sizes_of(contr, sizes))
-    ls, rs = math.prod(_sizes_of(left, sizes)), math.prod(_sizes_of(right, sizes))
+    rs = math.prod(_sizes_of(right, sizes))
     flops = math.prod(_sizes_of(sorted(in_a | in_b), sizes))
     result = tuple(batch + left + right)
     res_sizes = _sizes_of(result, sizes)
     head = ((x, y), z, result, flops, math.prod(res_sizes))
+    ids = sorted(in_a | in_b)
+    letter = {i: _LETTERS[k] for k, i in enumerate(ids)} if len(ids) <= len(_LETTERS) else None
+
+    def subscripts(out: Sequence[int]) -> str:
+        assert letter is not None
+        return ("".join(letter[i] for i in a) + "," + "".join(letter[i] for i in b) + "->"
+                + "".join(letter[i] for i in out))
 
     if not contr:
+        if left and right and rs <= _OUTER_EINSUM_INNER and letter is not None:
+            return Step(StepKind.HADAMARD, *head, subscripts=subscripts(result))
         bsz = _sizes_of(batch, sizes)
         sa = bsz + _sizes_of(left, sizes) + (1,) * len(right)
         sb = bsz + (1,) * len(left) + _sizes_of(right, sizes)
@@ -215,25 +255,30 @@ def _pair_step(x: int, y: int, z: int, a: tuple[int, ...], b: tuple[int, ...],
                     perms=(_perm(a, batch + left), _perm(b, batch + right)),
                     shapes=(None if len(sa) == len(a) else sa, None if len(sb) == len(b) else sb))
     if not left and not right:
-        ids = sorted(in_a | in_b)
-        if cs <= _DOT_EINSUM_CONTRACT and bs >= _DOT_EINSUM_BATCH and len(ids) <= len(_LETTERS):
-            letter = {i: _LETTERS[k] for k, i in enumerate(ids)}
-            subs = ("".join(letter[i] for i in a) + "," + "".join(letter[i] for i in b)
-                    + "->" + "".join(letter[i] for i in batch))
-            return Step(StepKind.DOT, *head, subscripts=subs)
+        if cs <= _DOT_EINSUM_CONTRACT and bs >= _DOT_EINSUM_BATCH and letter is not None:
+            return Step(StepKind.DOT, *head, subscripts=subscripts(batch))
+        if not batch:
+            pa, pb = _perm(a, contr), _perm(b, contr)
+            return Step(StepKind.DOT, *head, perms=(pa, pb),
+                        shapes=(None if len(a) == 1 else (cs,), None if len(b) == 1 else (cs,)))
         return Step(StepKind.DOT, *head,
                     perms=(_perm(a, batch + contr), _perm(b, batch + contr)),
                     shapes=((bs, 1, cs), (bs, cs, 1)), out_shape=res_sizes)
-    sa_ = (bs, ls, cs) if batch else (ls, cs)
-    sb_ = (bs, cs, rs) if batch else (cs, rs)
-    ta, tb = batch + left + contr, batch + contr + right
-    a_shape, b_shape = _sizes_of(a, sizes), _sizes_of(b, sizes)
-    a_perm, b_perm = _perm(a, ta), _perm(b, tb)
-    out_shape = res_sizes if res_sizes != ((bs, ls, rs) if batch else (ls, rs)) else None
-    return Step(StepKind.GEMM, *head, perms=(a_perm, b_perm),
-                shapes=(None if a_perm is None and a_shape == sa_ else sa_,
-                        None if b_perm is None and b_shape == sb_ else sb_),
-                out_shape=out_shape)
+    pa, ga, wa = _layout(a, batch, left, contr, sizes)
+    pb, gb, wb = _layout(b, batch, contr, right, sizes)
+    kernel_out = ((bs,) if batch else ()) + (math.prod(_sizes_of(left, sizes)), rs)
+    return Step(StepKind.GEMM, *head, perms=(pa, pb), shapes=(ga, gb),
+                swaps=(wa, wb) if wa or wb else None,
+                out_shape=res_sizes if res_sizes != kernel_out else None)
+
+
+def _fits(order: Sequence[int], batch: set[int], contr: set[int]) -> bool:
+    """Whether a consumer can use ``order`` as is: batch first, contracted at one end."""
+    nb, nc = len(batch), len(contr)
+    if set(order[:nb]) != batch:
+        return False
+    rest = order[nb:]
+    return not nc or set(rest[:nc]) == contr or set(rest[len(rest) - nc:]) == contr
 
 
 def build_plan(equation: Equation, network: Network, tree: ContractionTree,
@@ -268,8 +313,28 @@ def build_plan(equation: Equation, network: Network, tree: ContractionTree,
         orders.append(order)
     cost = tree_cost(net, tree)
     n = net.num_tensors
+    masks = cost.node_masks
+    parent = {c: (n + k, other) for k, m in enumerate(tree.merges)
+              for c, other in (m, m[::-1])}
+    held = [i for i in net.output if masks[-1] >> i & 1] if tree.merges else []
     for k, (x, y) in enumerate(tree.merges):
-        step = _pair_step(x, y, n + k, orders[x], orders[y], cost.node_masks[n + k], net)
+        z = n + k
+        step = _pair_step(x, y, z, orders[x], orders[y], masks[z], net)
+        # Order the result for its consumer: the output order at the root, else batch
+        # first and the next contraction's indices at one end (no copy there).
+        if z in parent:
+            p, w = parent[z]
+            shared = masks[z] & masks[w]
+            want = {i for i in bits(shared & masks[p])}, {i for i in bits(shared & ~masks[p])}
+            good = _fits(step.indices, *want)
+        else:
+            good = list(step.indices) == held
+        if not good:
+            alt = _pair_step(y, x, z, orders[y], orders[x], masks[z], net)
+            alt_good = (_fits(alt.indices, *want) if z in parent
+                        else list(alt.indices) == held)
+            if alt_good:
+                step = alt
         steps.append(step)
         orders.append(step.indices)
     final = orders[-1] if orders else ()

@@ -17,6 +17,11 @@ class NumpyBackend:
     matmul = staticmethod(np.matmul)
     multiply = staticmethod(np.multiply)
     einsum = staticmethod(np.einsum)
+    dot = staticmethod(np.dot)
+
+    @staticmethod
+    def swap_last(x: Any) -> Any:
+        return np.swapaxes(x, -1, -2)
 
     @staticmethod
     def astype(x: Any, dtype: Any) -> Any:
