@@ -1,0 +1,16 @@
+"""Docstring examples run as doctests."""
+
+import doctest
+
+import pytest
+
+import einopt.api
+import einopt.compat
+
+MODULES = [einopt.api, einopt.compat]
+
+
+@pytest.mark.parametrize("module", MODULES, ids=[m.__name__ for m in MODULES])
+def test_docstring_examples(module):
+    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0
