@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+# Labels that are not letters have no numpy order: use the library's convention.
+from einopt.parse import sort_labels
+
 Shape = tuple[int, ...]
 
 
@@ -290,16 +293,6 @@ def make_operands(
 _ASCII = string.ascii_uppercase + string.ascii_lowercase  # numpy's own label order
 
 
-def _sort_key(label: Hashable):
-    if isinstance(label, bool):
-        return (2, repr(label))
-    if isinstance(label, int):
-        return (0, label)
-    if isinstance(label, str):
-        return (1, label)
-    return (2, repr(label))
-
-
 def split_text(eq: str) -> tuple[list[list[str]], list[str] | None]:
     """Split a text equation into label lists (``...`` kept as the string '...').
 
@@ -343,7 +336,7 @@ def _implicit(inputs: Sequence[Sequence[Hashable]]) -> list[Hashable]:
                 has_ell = True
                 continue
             counts[lab] = counts.get(lab, 0) + 1
-    once = sorted((lab for lab, n in counts.items() if n == 1), key=_sort_key)
+    once = sort_labels(lab for lab, n in counts.items() if n == 1)
     return (["..."] if has_ell else []) + once
 
 
@@ -358,9 +351,8 @@ def numpy_einsum_terms(
     Labels are renamed to ASCII letters in sorted order, so an implicit output keeps
     numpy's ordering. ``'...'`` or ``Ellipsis`` marks an ellipsis.
     """
-    labels = sorted(
-        {lab for term in inputs for lab in term if not (lab == "..." or lab is Ellipsis)},
-        key=_sort_key,
+    labels = sort_labels(
+        {lab for term in inputs for lab in term if not (lab == "..." or lab is Ellipsis)}
     )
     if len(labels) > len(_ASCII):
         raise ValueError("too many labels for the numpy reference")
