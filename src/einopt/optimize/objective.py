@@ -1,0 +1,105 @@
+"""What a search minimizes, and the budget it may spend.
+
+Objectives (``minimize=``), for a tree whose merges have flops ``f_k`` (size of the
+union of the two inputs' indices) and result sizes ``s_k``:
+
+- ``"flops"``: ``sum_k f_k`` (the default);
+- ``"size"``: ``max_k s_k``, ties broken by flops;
+- ``"write"``: ``sum_k s_k`` (total elements written);
+- ``"combo"`` / ``"combo-F"``: ``sum_k f_k + F * sum_k s_k`` (``F`` defaults to 64): flops
+  plus memory traffic, a better proxy of run time than flops alone.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+from ..errors import PathError
+from ..tree import TreeCost
+
+__all__ = ["Objective", "Budget", "parse_objective", "FLOPS"]
+
+
+@dataclass(frozen=True, slots=True)
+class Objective:
+    """An additive (or max) cost over merges; ``factor`` weighs writes in ``combo``."""
+
+    name: str
+    factor: float = 64.0
+
+    def step(self, flops: int, size: int) -> float:
+        """Cost of one merge (combined by :meth:`combine`)."""
+        if self.name == "flops":
+            return flops
+        if self.name == "write":
+            return size
+        if self.name == "size":
+            return size
+        return flops + self.factor * size
+
+    def combine(self, a: float, b: float, step: float) -> float:
+        """Cost of a subtree from its two children's costs and its own merge's."""
+        if self.name == "size":
+            return max(a, b, step)
+        return a + b + step
+
+    def score(self, cost: TreeCost, num_slices: int = 1) -> float:
+        """The objective's value for a whole tree (log10, so huge costs compare)."""
+        flops = cost.flops * num_slices
+        if self.name == "flops":
+            return _log10(flops)
+        if self.name == "write":
+            return _log10(cost.write * num_slices)
+        if self.name == "size":
+            # max size dominates; flops break ties (scaled far below one size unit)
+            return _log10(cost.max_size) + 1e-6 * _log10(flops)
+        return _log10(flops + int(self.factor * cost.write * num_slices))
+
+
+def _log10(x: int | float) -> float:
+    return math.log10(x) if x > 0 else -math.inf
+
+
+FLOPS = Objective("flops")
+
+
+def parse_objective(minimize: str | Objective) -> Objective:
+    """``"flops" | "size" | "write" | "combo" | "combo-F"`` -> :class:`Objective`."""
+    if isinstance(minimize, Objective):
+        return minimize
+    if minimize in ("flops", "size", "write", "combo"):
+        return Objective(minimize)
+    if isinstance(minimize, str) and minimize.startswith("combo-"):
+        try:
+            return Objective("combo", float(minimize[6:]))
+        except ValueError:
+            pass
+    raise PathError(
+        f"minimize={minimize!r} is not an objective; use 'flops', 'size', 'write', "
+        "'combo' or 'combo-F' (F a number)"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """What a search may spend and aim for.
+
+    Attributes:
+        max_time: seconds (anytime searches use it all, others finish sooner).
+        seed: seed of every random choice (same seed, same tree).
+        objective: what to minimize.
+        memory_limit: largest intermediate allowed (searches score sliced trees).
+        progress: show a progress bar (anytime searches; needs ``tqdm``).
+    """
+
+    max_time: float | None = None
+    seed: int | None = None
+    objective: Objective = FLOPS
+    memory_limit: int | None = None
+    progress: bool = False
+
+    def deadline(self, default: float) -> float:
+        """``perf_counter`` time by which an anytime search must stop."""
+        return time.perf_counter() + (default if self.max_time is None else self.max_time)
