@@ -2,7 +2,7 @@ import pytest
 
 from einopt.errors import PathError
 from einopt.network import build_network
-from einopt.optimize import OPTIMIZERS, auto, get_optimizer, greedy, optimal
+from einopt.optimize import OPTIMIZERS, Budget, auto, get_optimizer, greedy, optimal
 from einopt.optimize.optimal import _connected_dp, _full_dp
 from einopt.parse import parse
 from einopt.tree import tree_cost
@@ -55,12 +55,12 @@ def test_large_network_optimizers_finish():
     eq, shapes = rand_equation(40, 1, hyper=0.2, degree=3)
     net = build_network(parse(eq), shapes)
     for name in ("greedy", "auto"):
-        tree = OPTIMIZERS[name](net)
+        tree = OPTIMIZERS[name](net, Budget())
         assert len(tree.merges) == 39
 
 
 def test_registry_names_and_aliases():
-    assert get_optimizer("dp") is optimal
+    assert get_optimizer("dp") is OPTIMIZERS["optimal"]
     assert get_optimizer(True) is auto
     with pytest.raises(PathError, match="unknown optimize strategy 'fastest'"):
         get_optimizer("fastest")

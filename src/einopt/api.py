@@ -19,7 +19,7 @@ from .backends import backend_for
 from .errors import EinsumError, OperandTypeError, PathError, ShapeError
 from .execute import program_for
 from .network import build_network
-from .optimize import get_optimizer
+from .optimize import Budget, get_optimizer, parse_objective
 from .optimize.slicing import slice_tree
 from .parse import Equation, parse, parse_sublist
 from .plan import Plan, build_plan
@@ -30,7 +30,6 @@ __all__ = ["einsum", "plan", "clear_caches", "CACHE_SIZE"]
 CACHE_SIZE = 1024
 _FRONT: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
 _BAD_KINDS = frozenset("USVMm")
-_MINIMIZE = ("flops",)
 
 
 @lru_cache(maxsize=CACHE_SIZE)
@@ -99,28 +98,40 @@ def _optimize_key(optimize: Any) -> Any:
 @lru_cache(maxsize=CACHE_SIZE)
 def _plan_cached(eq: Equation, shapes: tuple[tuple[int, ...], ...],
                  dtypes: tuple[Any, ...] | None, dtype: Any, optimize: Any,
-                 minimize: str, memory_limit: Any) -> Plan:
-    return _make_plan(eq, shapes, dtypes, dtype, optimize, minimize, memory_limit)
+                 budget: Budget) -> Plan:
+    return _make_plan(eq, shapes, dtypes, dtype, optimize, budget)
 
 
 def _make_plan(eq: Equation, shapes: tuple[tuple[int, ...], ...],
                dtypes: tuple[Any, ...] | None, dtype: Any, optimize: Any,
-               minimize: str, memory_limit: Any) -> Plan:
-    if minimize not in _MINIMIZE:
-        raise PathError(f"minimize={minimize!r} is not supported; use one of {_MINIMIZE}")
+               budget: Budget) -> Plan:
     network = build_network(eq, shapes)
     if isinstance(optimize, tuple) and optimize and optimize[0] == "path":
         tree = ContractionTree.from_linear_path(network.num_tensors, optimize[1])
     else:
-        tree = get_optimizer(optimize)(network)
-    if memory_limit is not None:
-        tree = slice_tree(network, tree, int(memory_limit))
+        tree = get_optimizer(optimize)(network, budget)
+    if budget.memory_limit is not None:
+        tree = slice_tree(network, tree, budget.memory_limit)
     return build_plan(eq, network, tree, shapes, dtype, dtypes)
+
+
+def _budget(minimize: Any, max_time: Any, seed: Any, memory_limit: Any,
+            progress: bool = False) -> Budget:
+    if max_time is not None and not max_time > 0:
+        raise PathError(f"max_time must be a positive number of seconds, got {max_time!r}")
+    if memory_limit is not None:
+        try:
+            memory_limit = int(memory_limit)
+        except (TypeError, ValueError):
+            raise PathError(f"memory_limit must be a number of elements, got {memory_limit!r}") \
+                from None
+    return Budget(max_time=max_time, seed=seed, objective=parse_objective(minimize),
+                  memory_limit=memory_limit, progress=progress)
 
 
 def _plan_for(eq: Equation, shapes: tuple[tuple[int, ...], ...],
               dtypes: tuple[Any, ...] | None, dtype: Any, optimize: Any,
-              minimize: str = "flops", memory_limit: Any = None) -> Plan:
+              budget: Budget) -> Plan:
     if isinstance(optimize, Plan):
         same = (optimize.equation.inputs, optimize.equation.output) == (eq.inputs, eq.output)
         if optimize.shapes != shapes or not same:
@@ -130,27 +141,33 @@ def _plan_for(eq: Equation, shapes: tuple[tuple[int, ...], ...],
             )
         return optimize
     opt = _optimize_key(optimize)
+    if budget.progress:  # a progress bar is a side effect: search again
+        return _make_plan(eq, shapes, dtypes, dtype, opt, budget)
     try:
-        return _plan_cached(eq, shapes, dtypes, dtype, opt, minimize, memory_limit)
+        return _plan_cached(eq, shapes, dtypes, dtype, opt, budget)
     except TypeError as e:  # unhashable option: plan without the cache
         if "unhashable" not in str(e):
             raise
-        return _make_plan(eq, shapes, dtypes, dtype, opt, minimize, memory_limit)
+        return _make_plan(eq, shapes, dtypes, dtype, opt, budget)
 
 
 def plan(subscripts: Any, *operands_or_shapes: Any, optimize: Any = "auto",
          minimize: str = "flops", max_time: float | None = None,
-         memory_limit: int | None = None, seed: int | None = None) -> Plan:
+         memory_limit: int | None = None, seed: int | None = None,
+         progress: bool = False) -> Plan:
     """Plan an einsum for arrays or shapes, without evaluating it.
 
     Args:
         subscripts: ``"ij,jk->ik"`` text, or the first operand of the sublist form.
         *operands_or_shapes: arrays, or shape tuples (sublists interleaved in that form).
-        optimize: strategy name (``"auto"``, ``"optimal"``, ``"greedy"``), a path, or a Plan.
-        minimize: the objective; ``"flops"``.
-        max_time: seconds the search may spend (the current strategies finish sooner).
-        memory_limit: most elements any intermediate may hold.
-        seed: seed of randomized strategies.
+        optimize: strategy name (``"auto"``, ``"optimal"``, ``"greedy"``, ``"hyper"``), a
+            path in opt_einsum's linear format, or a Plan.
+        minimize: ``"flops"``, ``"size"``, ``"write"``, ``"combo"`` or ``"combo-F"``
+            (see :mod:`einopt.optimize.objective` for the formulas).
+        max_time: seconds ``"hyper"`` spends searching (default 1 s); others finish sooner.
+        memory_limit: most elements any intermediate may hold; indices are sliced to fit.
+        seed: seed of randomized strategies (same seed, same plan).
+        progress: show a progress bar while ``"hyper"`` searches (needs ``tqdm``).
 
     Returns:
         A :class:`Plan`; ``plan.flops``, ``plan.speedup``, ``print(plan)``, ``plan(*arrays)``.
@@ -168,7 +185,8 @@ def plan(subscripts: Any, *operands_or_shapes: Any, optimize: Any = "auto",
     if items and all(hasattr(x, "dtype") for x in items):
         dtypes = tuple(np.dtype(x.dtype) for x in items)
         dtype = np.result_type(*dtypes)
-    return _plan_for(eq, shapes, dtypes, dtype, optimize, minimize, memory_limit)
+    budget = _budget(minimize, max_time, seed, memory_limit, progress)
+    return _plan_for(eq, shapes, dtypes, dtype, optimize, budget)
 
 
 def einsum(subscripts: Any, *operands: Any, optimize: Any = "auto", out: Any = None,
@@ -226,7 +244,8 @@ def _einsum(subscripts: Any, operands: Sequence[Any], optimize: Any, out: Any, d
     else:
         common = np.result_type(*dtypes) if dtypes else np.dtype(float)
     shapes = tuple(x.shape for x in arrays)
-    p = _plan_for(eq, shapes, dtypes, common, optimize, "flops", memory_limit)
+    budget = _budget("flops", None, None, memory_limit)
+    p = _plan_for(eq, shapes, dtypes, common, optimize, budget)
     prog = program_for(p, backend_for(arrays))
     if p.output_shape == ():
         inner = prog

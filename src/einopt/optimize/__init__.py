@@ -11,22 +11,40 @@ from collections.abc import Callable
 from ..errors import PathError
 from ..network import Network
 from ..tree import ContractionTree
-from .greedy import greedy
-from .optimal import OverBudget, bounded_optimal, optimal
+from .greedy import greedy, greedy_tree
+from .hyper import hyper
+from .objective import Budget, Objective, parse_objective
+from .optimal import FULL_LIMIT, OverBudget, _full_dp, bounded_optimal, optimal
 
-__all__ = ["Optimizer", "OPTIMIZERS", "auto", "greedy", "optimal", "get_optimizer"]
+__all__ = [
+    "Budget",
+    "Objective",
+    "Optimizer",
+    "OPTIMIZERS",
+    "auto",
+    "get_optimizer",
+    "greedy",
+    "greedy_tree",
+    "hyper",
+    "optimal",
+    "parse_objective",
+]
 
-Optimizer = Callable[[Network], ContractionTree]
+Optimizer = Callable[[Network, Budget], ContractionTree]
 
 #: ``auto`` tries the exact search up to this many tensors, within a work budget
 #: (pair evaluations) that keeps it to milliseconds, and falls back to greedy.
 AUTO_EXACT_LIMIT = 20
 AUTO_BUDGET = 50_000
+DEFAULT_BUDGET = Budget()
 
 
-def auto(network: Network) -> ContractionTree:
+def auto(network: Network, budget: Budget = DEFAULT_BUDGET) -> ContractionTree:
     """Exact where that is fast (small, or sparse enough), greedy otherwise."""
-    if network.num_tensors <= AUTO_EXACT_LIMIT:
+    n = network.num_tensors
+    if 2 < n <= FULL_LIMIT and budget.objective.name != "flops":
+        return _full_dp(network, budget.objective)
+    if n <= AUTO_EXACT_LIMIT:
         try:
             return bounded_optimal(network, AUTO_BUDGET)
         except OverBudget:
@@ -34,15 +52,26 @@ def auto(network: Network) -> ContractionTree:
     return greedy(network)
 
 
-def naive(network: Network) -> ContractionTree:
+def _optimal(network: Network, budget: Budget) -> ContractionTree:
+    if 2 < network.num_tensors <= FULL_LIMIT:
+        return _full_dp(network, budget.objective)
+    return optimal(network)
+
+
+def _greedy(network: Network, budget: Budget) -> ContractionTree:
+    return greedy(network)
+
+
+def naive(network: Network, budget: Budget = DEFAULT_BUDGET) -> ContractionTree:
     """Left-to-right order, no search (``optimize=False``)."""
     return ContractionTree.left_to_right(network.num_tensors)
 
 
 OPTIMIZERS: dict[str, Optimizer] = {
     "auto": auto,
-    "optimal": optimal,
-    "greedy": greedy,
+    "optimal": _optimal,
+    "greedy": _greedy,
+    "hyper": hyper,
     "naive": naive,
 }
 
@@ -51,14 +80,14 @@ ALIASES: dict[str, str] = {
     "branch-all": "optimal",
     "branch-2": "greedy",
     "branch-1": "greedy",
-    "random-greedy": "greedy",
-    "random-greedy-128": "greedy",
-    "auto-hq": "auto",
+    "random-greedy": "hyper",
+    "random-greedy-128": "hyper",
+    "auto-hq": "hyper",
     "eager": "greedy",
 }
 
 
-def get_optimizer(name: str | bool) -> Optimizer:
+def get_optimizer(name: str | bool | None) -> Optimizer:
     """The optimizer for a strategy name (``True`` means ``"auto"``, ``False`` no search)."""
     if name is True:
         return auto

@@ -10,12 +10,15 @@ else ``cap`` grows. The greedy tree's cost bounds ``cap``, so the search always 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ..cost import size_of
 from ..network import Network, bits
 from ..tree import ContractionTree, tree_cost
 from .greedy import greedy
+from .objective import FLOPS, Objective
 
-__all__ = ["optimal", "bounded_optimal", "OverBudget", "FULL_LIMIT"]
+__all__ = ["optimal", "bounded_optimal", "subset_dp", "OverBudget", "FULL_LIMIT"]
 
 FULL_LIMIT = 10
 
@@ -39,17 +42,32 @@ def bounded_optimal(network: Network, budget: int | None) -> ContractionTree:
     return _connected_dp(network, budget)
 
 
-def _full_dp(network: Network) -> ContractionTree:
+def _full_dp(network: Network, objective: Objective = FLOPS) -> ContractionTree:
     n = network.num_tensors
-    sizes = network.sizes
-    masks = network.masks
+    _, split, _ = subset_dp(network.masks, network.output_mask, network.sizes, objective)
+    return _tree_from_splits(n, (1 << n) - 1, split)
+
+
+def subset_dp(masks: Sequence[int], keep: int, sizes: Sequence[int],
+              objective: Objective = FLOPS) -> tuple[float, list[int], list[int]]:
+    """Best tree over all subsets of ``masks`` (outer products included).
+
+    Args:
+        masks: index masks of the tensors to merge.
+        keep: indices held outside these tensors (or in the output): never summed.
+        sizes: index sizes.
+
+    Returns:
+        ``(cost, split, node)``: the least cost; for each subset ``s`` the part ``split[s]``
+        merged with ``s ^ split[s]``; and ``node[s]``, the index mask of subset ``s``.
+    """
+    n = len(masks)
     full = (1 << n) - 1
     union = [0] * (full + 1)
     for s in range(1, full + 1):
         low = s & -s
         union[s] = union[s ^ low] | masks[low.bit_length() - 1]
-    out = network.output_mask
-    node = [union[s] & (out | union[full ^ s]) for s in range(full + 1)]
+    node = [union[s] & (keep | union[full ^ s]) for s in range(full + 1)]
     size_cache: dict[int, int] = {}
 
     def size(m: int) -> int:
@@ -58,29 +76,39 @@ def _full_dp(network: Network) -> ContractionTree:
             v = size_cache[m] = size_of(m, sizes)
         return v
 
-    best = [0] * (full + 1)
+    is_flops = objective.name == "flops"
+    is_max = objective.name == "size"
+    best: list[float] = [0] * (full + 1)
     split = [0] * (full + 1)
     for s in range(1, full + 1):
         low = s & -s
         if s == low:
             continue
         rest = s ^ low
-        b_cost, b_split = -1, 0
+        b_cost, b_split = -1.0, 0
+        s_size = -1
         # Submasks a of s that contain the lowest tensor, and a != s.
         sub = rest
         while True:
             a = sub | low
             if a != s:
-                c = best[a] + best[s ^ a]
-                if b_cost < 0 or c < b_cost:
-                    c += size(node[a] | node[s ^ a])
+                ca, cb = best[a], best[s ^ a]
+                lower = max(ca, cb) if is_max else ca + cb
+                if b_cost < 0 or lower < b_cost:
+                    flops = size(node[a] | node[s ^ a])
+                    if is_flops:
+                        c = lower + flops
+                    else:
+                        if s_size < 0:
+                            s_size = size(node[s])
+                        c = objective.combine(ca, cb, objective.step(flops, s_size))
                     if b_cost < 0 or c < b_cost:
                         b_cost, b_split = c, a
             if sub == 0:
                 break
             sub = (sub - 1) & rest
         best[s], split[s] = b_cost, b_split
-    return _tree_from_splits(n, full, split)
+    return best[full], split, node
 
 
 def _tree_from_splits(n: int, root: int, split: dict[int, int] | list[int]) -> ContractionTree:

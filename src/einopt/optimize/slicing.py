@@ -22,7 +22,9 @@ def slice_tree(network: Network, tree: ContractionTree, memory_limit: int) -> Co
     if memory_limit < 1:
         raise PathError(f"memory_limit must be at least 1 element, got {memory_limit}")
     sizes = list(network.sizes)
-    sliced: list[int] = []
+    sliced: list[int] = list(tree.sliced)
+    for i in sliced:
+        sizes[i] = 1
     cost = tree_cost(network, tree, sizes)
     while cost.max_size > memory_limit:
         n = network.num_tensors
