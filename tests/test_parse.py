@@ -74,3 +74,9 @@ def test_unhashable_sublist_label():
 def test_str_roundtrip():
     assert str(parse("ij,jk")) == "ij,jk->ik"
     assert str(parse("bat i, bat j -> bat")) == "bat i,bat j->bat"
+
+
+def test_non_ascii_symbols_are_labels():
+    # opt_einsum's generated symbols include non-letters such as '×'.
+    eq = parse("×Ø,Ø->×")
+    assert eq.inputs == (("×", "Ø"), ("Ø",))

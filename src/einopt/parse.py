@@ -1,7 +1,8 @@
 """Stage 1: subscripts (text or sublist form) -> :class:`Equation`.
 
-Knows nothing of sizes or arrays. Labels are any hashables: single Unicode letters in
-the numpy text form, whitespace-separated names in the multi-character text form
+Knows nothing of sizes or arrays. Labels are any hashables: single characters in the
+numpy text form (ASCII letters, and any non-ASCII character that is not a space, as in
+equations generated with opt_einsum's symbols), whitespace-separated names in the multi-character text form
 (``"batch in, batch out -> batch"``), and anything hashable in the sublist form.
 The ellipsis is represented by Python's ``...`` object inside a term.
 """
@@ -100,7 +101,7 @@ def _letters(term: str, where: str) -> tuple[Label, ...]:
     i, n = 0, len(term)
     while i < n:
         ch = term[i]
-        if ch.isalpha():
+        if ch.isalpha() or (ord(ch) > 127 and not ch.isspace()):
             labels.append(ch)
             i += 1
         elif ch.isspace():
