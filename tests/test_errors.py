@@ -140,7 +140,7 @@ def test_repeated_output_index_sublist():
 
 
 @pytest.mark.parametrize(
-    "eq, bad", [("i1,1j->ij", "1"), ("i#->i", "#"), ("ij,j$->i", "$"), ("i-j", "-")]
+    "eq, bad", [("i@,@j->ij", "@"), ("i#->i", "#"), ("ij,j$->i", "$"), ("i-j", "-")]
 )
 def test_invalid_character(eq, bad):
     nops = eq.split("->")[0].count(",") + 1

@@ -50,7 +50,7 @@ def test_sublist_implicit_sorted_ints():
 @pytest.mark.parametrize(
     ("text", "fragment"),
     [
-        ("ij,jk->i1", "'1'"),
+        ("ij,jk->i@", "'@'"),
         ("i#,jk", "'#'"),
         ("ij->i->j", "more than once"),
         ("ij,jk->ii", "more than once"),
@@ -80,3 +80,8 @@ def test_non_ascii_symbols_are_labels():
     # opt_einsum's generated symbols include non-letters such as '×'.
     eq = parse("×Ø,Ø->×")
     assert eq.inputs == (("×", "Ø"), ("Ø",))
+
+
+def test_digits_are_labels():
+    # cotengra's generated equations use digits after the letters.
+    assert parse("a0,01->a1").inputs == (("a", "0"), ("0", "1"))
