@@ -1,11 +1,18 @@
 """``hyper``: an anytime portfolio search that spends ``max_time`` and keeps the best tree.
 
-The portfolio: the exact search where it is cheap; randomized greedy trees whose
-parameters (``alpha``, ``temperature``) are learned as the search goes (half the draws
-perturb the best parameters so far, half explore); and subtree reconfiguration of
-every promising tree. The last part of the budget refines the best tree with larger
-subtrees. With a memory limit every candidate is sliced before it is scored, so
-slicing and tree choice are optimized together.
+The portfolio, for networks beyond the exact search's reach:
+
+1. *sampling* (about a quarter of the budget): randomized greedy trees and recursive
+   bisection trees, whose parameters are learned as the search goes (each method's
+   draws perturb its best parameters so far half of the time, and explore otherwise;
+   a method that keeps losing is drawn less);
+2. *annealing* (most of the budget): simulated annealing over tree rotations, started
+   from the best distinct trees of phase 1, a few chains with different temperatures;
+3. *refinement*: exact reconfiguration of every subtree of up to 8-10 leaves of the
+   best tree.
+
+With a memory limit every candidate is sliced before it is scored, so slicing and
+tree choice are optimized together. Small networks are solved exactly.
 """
 
 from __future__ import annotations
@@ -18,9 +25,11 @@ from typing import Any
 
 from ..network import Network
 from ..tree import ContractionTree, tree_cost
+from .anneal import anneal
 from .greedy import greedy_tree
 from .objective import Budget
 from .optimal import FULL_LIMIT, OverBudget, _full_dp, bounded_optimal
+from .partition import partition_tree
 from .refine import reconfigure
 from .slicing import slice_tree
 
@@ -31,14 +40,13 @@ _EXACT_BUDGET = 200_000
 
 
 class _Search:
-    """The best tree so far and how it scores."""
+    """Candidate trees so far, best first, and how they score."""
 
     def __init__(self, network: Network, budget: Budget, deadline: float) -> None:
         self.network = network
         self.budget = budget
         self.deadline = deadline
-        self.best: ContractionTree | None = None
-        self.best_score = math.inf
+        self.pool: list[tuple[float, int, ContractionTree]] = []
         self.trials = 0
 
     def sizes(self, tree: ContractionTree) -> list[int]:
@@ -47,24 +55,26 @@ class _Search:
             sizes[i] = 1
         return sizes
 
-    def score(self, tree: ContractionTree) -> tuple[ContractionTree, float]:
+    def offer(self, tree: ContractionTree) -> float:
         if self.budget.memory_limit is not None:
             tree = slice_tree(self.network, tree, self.budget.memory_limit)
         cost = tree_cost(self.network, tree, self.sizes(tree))
         slices = math.prod(self.network.sizes[i] for i in tree.sliced)
-        return tree, self.budget.objective.score(cost, slices)
-
-    def offer(self, tree: ContractionTree) -> float:
-        tree, s = self.score(tree)
+        s = self.budget.objective.score(cost, slices)
         self.trials += 1
-        if s < self.best_score:
-            self.best, self.best_score = tree, s
+        if all(abs(s - p[0]) > 1e-9 for p in self.pool):
+            self.pool.append((s, self.trials, tree))
+            self.pool.sort(key=lambda p: (p[0], p[1]))
+            del self.pool[8:]
         return s
 
-    def refine(self, tree: ContractionTree, k: int) -> ContractionTree:
-        tree, _ = self.score(tree)
-        return reconfigure(self.network, tree, k=k, objective=self.budget.objective,
-                           deadline=self.deadline, sizes=self.sizes(tree))
+    @property
+    def best(self) -> ContractionTree:
+        return self.pool[0][2]
+
+    @property
+    def best_score(self) -> float:
+        return self.pool[0][0] if self.pool else math.inf
 
     def time_left(self) -> float:
         return self.deadline - time.perf_counter()
@@ -91,55 +101,112 @@ def _progress(budget: Budget, total: float) -> Callable[[float, float], None]:
     return update
 
 
+class _Method:
+    """A tree sampler with learned parameters: perturb the best half of the time."""
+
+    def __init__(self, name: str, sample: Callable[[random.Random, dict[str, float] | None],
+                                                    dict[str, float]]) -> None:
+        self.name = name
+        self.sample = sample
+        self.best_params: dict[str, float] | None = None
+        self.best_score = math.inf
+        self.tries = 0
+
+    def draw(self, rng: random.Random) -> dict[str, float]:
+        self.tries += 1
+        exploit = self.best_params is not None and rng.random() < 0.5
+        return self.sample(rng, self.best_params if exploit else None)
+
+    def tell(self, params: dict[str, float], score: float) -> None:
+        if score < self.best_score:
+            self.best_params, self.best_score = params, score
+
+
+def _greedy_params(rng: random.Random, near: dict[str, float] | None) -> dict[str, float]:
+    if near is None:
+        return {"alpha": rng.uniform(0.0, 2.0),
+                "temperature": math.exp(rng.uniform(math.log(1e-3), 0.0))}
+    return {"alpha": min(4.0, max(0.0, near["alpha"] + rng.gauss(0, 0.2))),
+            "temperature": min(2.0, max(1e-3, near["temperature"] * math.exp(rng.gauss(0, 0.5))))}
+
+
+def _partition_params(rng: random.Random, near: dict[str, float] | None) -> dict[str, float]:
+    if near is None:
+        return {"imbalance": rng.uniform(0.01, 0.6), "cutoff": rng.randint(4, 7)}
+    return {"imbalance": min(0.9, max(0.01, near["imbalance"] + rng.gauss(0, 0.08))),
+            "cutoff": min(8, max(3, int(near["cutoff"]) + rng.choice((-1, 0, 0, 1))))}
+
+
 def hyper(network: Network, budget: Budget) -> ContractionTree:
     """Best tree found within ``budget.max_time`` seconds (1 s by default)."""
     n = network.num_tensors
     total = DEFAULT_TIME if budget.max_time is None else budget.max_time
     start = time.perf_counter()
-    # Leave time for the final slicing and bookkeeping.
-    search = _Search(network, budget, start + 0.92 * total)
+    search = _Search(network, budget, start + 0.9 * total)  # leave time for the plan
     report = _progress(budget, total)
+    obj = budget.objective
     if n <= FULL_LIMIT:
-        tree = _full_dp(network, budget.objective) if n > 2 else bounded_optimal(network, None)
-        search.offer(tree)
+        search.offer(_full_dp(network, obj) if n > 2 else bounded_optimal(network, None))
         if budget.memory_limit is not None:
-            search.offer(search.refine(tree, 8))
+            best = search.best
+            search.offer(reconfigure(network, best, 8, obj, search.deadline,
+                                     search.sizes(best)))
         report(total, search.best_score)
-        assert search.best is not None
         return search.best
 
     rng = random.Random(budget.seed)
-    base = greedy_tree(network)
-    search.offer(base)
-    search.offer(search.refine(base, 8))
-    if n <= 2 * FULL_LIMIT and budget.objective.name == "flops":
+    search.offer(greedy_tree(network))
+    if n <= 2 * FULL_LIMIT and obj.name == "flops":
         try:
             search.offer(bounded_optimal(network, _EXACT_BUDGET))
         except OverBudget:
             pass
 
-    best_params = (1.0, 0.0)
-    params_score = math.inf
-    k = 8
-    while search.time_left() > 0.15 * total:
-        if rng.random() < 0.5 and params_score < math.inf:
-            alpha = min(4.0, max(0.0, best_params[0] * math.exp(rng.gauss(0, 0.25))))
-            temp = min(2.0, max(1e-3, max(best_params[1], 1e-3) * math.exp(rng.gauss(0, 0.5))))
+    # Phase 1: sample trees with learned parameters.
+    methods = [_Method("greedy", _greedy_params), _Method("partition", _partition_params)]
+    phase1_end = start + 0.25 * total
+    while time.perf_counter() < phase1_end and search.time_left() > 0:
+        # Draw the method whose best is better more often.
+        m = methods[0] if methods[0].best_score <= methods[1].best_score else methods[1]
+        if rng.random() < 0.3:
+            m = methods[rng.randrange(2)]
+        params = m.draw(rng)
+        seed = rng.randrange(2**31)
+        if m.name == "greedy":
+            tree = greedy_tree(network, params["alpha"], params["temperature"], seed)
         else:
-            alpha = rng.uniform(0.0, 2.0)
-            temp = math.exp(rng.uniform(math.log(1e-3), math.log(1.0)))
-        tree = greedy_tree(network, alpha, temp, rng.randrange(2**31))
-        s = search.offer(tree)
-        if s < params_score:
-            best_params, params_score = (alpha, temp), s
-        if s <= search.best_score + 0.3:  # promising: refine it
-            search.offer(search.refine(tree, k))
+            tree = partition_tree(network, params["imbalance"], int(params["cutoff"]), seed,
+                                  obj)
+        m.tell(params, search.offer(tree))
         report(time.perf_counter() - start, search.best_score)
-    # Final phase: deepen the refinement of the best tree.
-    assert search.best is not None
-    for k in (10, 12):
+
+    # Phase 2: anneal from the best distinct trees, a chain each.
+    starts = [p[2] for p in search.pool[:3]]
+    temps = [0.05, 0.01, 0.2]
+    chain = 0
+    while search.time_left() > 0.1 * total:
+        share = search.time_left() - 0.1 * total
+        per_chain = share / max(1, len(starts) - chain % len(starts))
+        tree = starts[chain % len(starts)] if chain < len(starts) else search.best
+        # Calibrate: moves per second on this network, then a schedule that fits.
+        t0 = time.perf_counter()
+        probe = anneal(network, tree, 512, rng.randrange(2**31), obj, search.sizes(tree),
+                       t_start=temps[chain % 3], t_end=temps[chain % 3])
+        rate = 512 / max(time.perf_counter() - t0, 1e-6)
+        search.offer(probe)
+        moves = max(1024, int(rate * per_chain))
+        deadline = min(search.deadline - 0.1 * total, time.perf_counter() + per_chain)
+        tree = anneal(network, tree, moves, rng.randrange(2**31), obj, search.sizes(tree),
+                      t_start=temps[chain % 3], deadline=deadline)
+        search.offer(tree)
+        chain += 1
+        report(time.perf_counter() - start, search.best_score)
+
+    # Phase 3: exact refinement of the best tree's subtrees.
+    for k in (8, 10):
         if search.time_left() <= 0:
             break
-        search.offer(search.refine(search.best, k))
+        best = search.best
+        search.offer(reconfigure(network, best, k, obj, search.deadline, search.sizes(best)))
     report(total, search.best_score)
     return search.best
