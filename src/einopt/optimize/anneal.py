@@ -115,7 +115,8 @@ def anneal(network: Network, tree: ContractionTree, moves: int, seed: int | None
     return _to_tree(n, best_kids, tree.sliced)
 
 
-def _to_tree(n: int, kids: list[tuple[int, int] | None], sliced: tuple[int, ...]) -> ContractionTree:
+def _to_tree(n: int, kids: list[tuple[int, int] | None],
+             sliced: tuple[int, ...]) -> ContractionTree:
     root = len(kids) - 1
     merges: list[tuple[int, int]] = []
     ssa = {t: t for t in range(n)}

@@ -174,7 +174,7 @@ def partition_tree(network: Network, imbalance: float = 0.2, cutoff: int = 6,
     else:
         weight = [1.0] * len(sizes)
     holders = [0] * network.num_indices
-    for t, m in enumerate(network.masks):
+    for m in network.masks:
         for i in bits(m):
             holders[i] += 1
 
