@@ -1,0 +1,158 @@
+"""Randomized and anytime searches: valid, deterministic per seed, never worse than their start."""
+
+import math
+import random
+import time
+
+import numpy as np
+import pytest
+
+import einopt
+from einopt.network import build_network
+from einopt.optimize import Budget, hyper, parse_objective
+from einopt.optimize.anneal import anneal
+from einopt.optimize.greedy import greedy, greedy_tree
+from einopt.optimize.optimal import optimal
+from einopt.optimize.partition import bisect, partition_tree
+from einopt.optimize.refine import reconfigure
+from einopt.parse import parse
+from einopt.tree import ContractionTree, tree_cost
+
+from networks import brute_force_flops, rand_equation
+
+
+def network(n, seed, **kw):
+    eq, shapes = rand_equation(n, seed, **kw)
+    return build_network(parse(eq), shapes)
+
+
+def flops(net, tree):
+    return tree_cost(net, tree).flops
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_greedy_valid_and_seeded(seed):
+    net = network(30, seed, hyper=0.3)
+    a = greedy_tree(net, alpha=0.7, temperature=0.3, seed=seed)
+    b = greedy_tree(net, alpha=0.7, temperature=0.3, seed=seed)
+    assert a == b and len(a.merges) == 29
+    assert greedy_tree(net, temperature=0.0) == greedy(net)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_partition_tree_valid_and_seeded(seed):
+    net = network(40, seed, hyper=0.3, degree=3)
+    a = partition_tree(net, imbalance=0.2, cutoff=5, seed=seed)
+    assert a == partition_tree(net, imbalance=0.2, cutoff=5, seed=seed)
+    assert len(a.merges) == 39
+
+
+def test_partition_handles_disconnected_networks():
+    net = build_network(parse("ab,bc,de,ef,g,h->"), [(2, 3), (3, 4), (2, 3), (3, 4), (5,), (6,)])
+    tree = partition_tree(net, cutoff=2, seed=0)
+    assert len(tree.merges) == 5
+
+
+def test_bisect_is_balanced_and_beats_random():
+    net = network(200, 1, hyper=0.0, degree=3)
+    nodes = list(range(net.num_tensors))
+    edges = [list(t) for t in net.terms]
+    w = [math.log2(s) for s in net.sizes]
+    side = bisect(nodes, edges, w, 0.1, random.Random(0))
+    assert 90 <= len(side) <= 110
+
+    def cut(a):
+        return sum(w[i] for i in range(net.num_indices)
+                   if 0 < sum(1 for t in a if i in net.terms[t]) < sum(i in t for t in net.terms))
+
+    rand = set(random.Random(0).sample(nodes, 100))
+    assert cut(side) < 0.5 * cut(rand)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_reconfigure_never_worse_and_exact_when_k_covers_all(seed):
+    net = network(7, seed, hyper=0.3, num_output=seed % 2)
+    start = greedy_tree(net, temperature=1.0, seed=seed)
+    better = reconfigure(net, start, k=8)
+    assert flops(net, better) <= flops(net, start)
+    assert flops(net, better) == brute_force_flops(net)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_anneal_never_worse_and_seeded(seed):
+    net = network(40, seed, hyper=0.2)
+    start = greedy(net)
+    a = anneal(net, start, 3000, seed=seed)
+    assert a == anneal(net, start, 3000, seed=seed)
+    assert flops(net, a) <= flops(net, start)
+
+
+def test_hyper_exact_on_small_networks():
+    for seed in range(5):
+        net = network(8, seed, hyper=0.3)
+        tree = hyper(net, Budget(max_time=0.2, seed=0))
+        assert flops(net, tree) == flops(net, optimal(net))
+
+
+def test_hyper_beats_greedy_and_honours_time():
+    net = network(60, 3, hyper=0.2, degree=3)
+    t0 = time.perf_counter()
+    tree = hyper(net, Budget(max_time=0.5, seed=1))
+    elapsed = time.perf_counter() - t0
+    assert flops(net, tree) <= flops(net, greedy(net))
+    assert elapsed < 0.5 * 1.1 + 0.05
+
+
+@pytest.mark.parametrize("minimize", ["size", "write", "combo", "combo-8"])
+def test_objectives_pick_their_optimum(minimize):
+    net = network(7, 2, hyper=0.3)
+    obj = parse_objective(minimize)
+    tree = einopt.optimize._optimal(net, Budget(objective=obj))
+    best = min(obj.score(tree_cost(net, t)) for t in _all_trees(7))
+    assert obj.score(tree_cost(net, tree)) == pytest.approx(best)
+
+
+def _all_trees(n):
+    from networks import all_trees
+
+    return list(all_trees(n))
+
+
+def test_bad_objective():
+    with pytest.raises(einopt.PathError, match="minimize"):
+        einopt.plan("ij,jk->ik", (2, 3), (3, 4), minimize="speed")
+
+
+@pytest.mark.parametrize("optimize", ["greedy", "auto", "hyper"])
+def test_memory_limit_met_and_results_equal(optimize):
+    eq, shapes = rand_equation(9, 4, hyper=0.3, num_output=2, max_size=4)
+    rng = np.random.default_rng(0)
+    ops = [rng.standard_normal(s) for s in shapes]
+    full = einopt.plan(eq, *shapes, optimize=optimize, max_time=0.2, seed=0)
+    limit = max(1, full.max_size // 16)
+    sliced = einopt.plan(eq, *shapes, optimize=optimize, max_time=0.2, seed=0,
+                         memory_limit=limit)
+    assert sliced.max_size <= limit and sliced.sliced
+    np.testing.assert_allclose(sliced(*ops), np.einsum(eq, *ops), rtol=1e-9, atol=1e-9)
+
+
+def test_large_network_greedy_and_tree_roundtrip():
+    from einopt.parse import parse_sublist
+
+    rng = random.Random(0)
+    n = 2000
+    stubs = [t for t in range(n) for _ in range(3)]
+    rng.shuffle(stubs)
+    terms: list[list[int]] = [[] for _ in range(n)]
+    for e in range(len(stubs) // 2):
+        terms[stubs[2 * e]].append(e)
+        terms[stubs[2 * e + 1]].append(e)
+    args: list = []
+    for t in terms:
+        args += [None, t]
+    eq, _ = parse_sublist([*args, []])
+    net = build_network(eq, [tuple(2 for _ in t) for t in terms])
+    tree = greedy(net)
+    assert len(tree.merges) == n - 1
+    back = ContractionTree.from_linear_path(n, tree.linear_path())
+    assert [frozenset(m) for m in back.merges] == [frozenset(m) for m in tree.merges]
