@@ -46,7 +46,8 @@ except ImportError:
     cotengra = None
 
 try:  # the machine header and table printer of the runtime benchmark
-    from core import machine_header as _core_header, print_table as _core_print_table
+    from core import machine_header as _core_header
+    from core import print_table as _core_print_table
 except Exception:  # noqa: BLE001 - any import problem: fall back to the local versions
     _core_header = None
     _core_print_table = None
@@ -387,11 +388,12 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]], markdown:
             print("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
         return
     widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
-    print("  ".join(h.rjust(w) if r else h.ljust(w) for h, w, r in zip(headers, widths, right)))
+    print("  ".join(h.rjust(w) if r else h.ljust(w)
+                    for h, w, r in zip(headers, widths, right, strict=True)))
     print("  ".join("-" * w for w in widths))
     for cells in rows:
         print("  ".join(c.rjust(w) if r else c.ljust(w)
-                        for c, w, r in zip(cells, widths, right)).rstrip())
+                        for c, w, r in zip(cells, widths, right, strict=True)).rstrip())
 
 
 def machine_header() -> list[str]:

@@ -8,6 +8,7 @@ program, so a warm call costs one dict lookup and the kernel.
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from collections.abc import Sequence
 from functools import lru_cache
@@ -104,10 +105,20 @@ def _plan_cached(eq: Equation, shapes: tuple[tuple[int, ...], ...],
 
 def _make_plan(eq: Equation, shapes: tuple[tuple[int, ...], ...],
                dtypes: tuple[Any, ...] | None, dtype: Any, optimize: Any,
-               budget: Budget) -> Plan:
+               budget: Budget, cache_dir: Any = None) -> Plan:
     network = build_network(eq, shapes)
     if isinstance(optimize, tuple) and optimize and optimize[0] == "path":
         tree = ContractionTree.from_linear_path(network.num_tensors, optimize[1])
+    elif cache_dir is not None:
+        from .persist import TreeCache, canonical_key
+
+        cache = TreeCache(cache_dir)
+        key = canonical_key(network, (optimize, budget.objective, budget.memory_limit,
+                                      budget.max_time, budget.seed))
+        found = cache.get(key)
+        tree = found if found is not None else get_optimizer(optimize)(network, budget)
+        if found is None:
+            cache.put(key, tree)
     else:
         tree = get_optimizer(optimize)(network, budget)
     if budget.memory_limit is not None:
@@ -131,7 +142,7 @@ def _budget(minimize: Any, max_time: Any, seed: Any, memory_limit: Any,
 
 def _plan_for(eq: Equation, shapes: tuple[tuple[int, ...], ...],
               dtypes: tuple[Any, ...] | None, dtype: Any, optimize: Any,
-              budget: Budget) -> Plan:
+              budget: Budget, cache_dir: Any = None) -> Plan:
     if isinstance(optimize, Plan):
         same = (optimize.equation.inputs, optimize.equation.output) == (eq.inputs, eq.output)
         if optimize.shapes != shapes or not same:
@@ -141,8 +152,8 @@ def _plan_for(eq: Equation, shapes: tuple[tuple[int, ...], ...],
             )
         return optimize
     opt = _optimize_key(optimize)
-    if budget.progress:  # a progress bar is a side effect: search again
-        return _make_plan(eq, shapes, dtypes, dtype, opt, budget)
+    if budget.progress or cache_dir is not None:  # side effects: do not memoize
+        return _make_plan(eq, shapes, dtypes, dtype, opt, budget, cache_dir)
     try:
         return _plan_cached(eq, shapes, dtypes, dtype, opt, budget)
     except TypeError as e:  # unhashable option: plan without the cache
@@ -154,7 +165,7 @@ def _plan_for(eq: Equation, shapes: tuple[tuple[int, ...], ...],
 def plan(subscripts: Any, *operands_or_shapes: Any, optimize: Any = "auto",
          minimize: str = "flops", max_time: float | None = None,
          memory_limit: int | None = None, seed: int | None = None,
-         progress: bool = False) -> Plan:
+         progress: bool = False, cache_dir: str | None = None) -> Plan:
     """Plan an einsum for arrays or shapes, without evaluating it.
 
     Args:
@@ -168,6 +179,9 @@ def plan(subscripts: Any, *operands_or_shapes: Any, optimize: Any = "auto",
         memory_limit: most elements any intermediate may hold; indices are sliced to fit.
         seed: seed of randomized strategies (same seed, same plan).
         progress: show a progress bar while ``"hyper"`` searches (needs ``tqdm``).
+        cache_dir: a directory where found trees are kept, keyed by the network's
+            label-independent structure and these options (opt-in; also
+            ``EINOPT_CACHE_DIR``), so an expensive search runs once.
 
     Returns:
         A :class:`Plan`; ``plan.flops``, ``plan.speedup``, ``print(plan)``, ``plan(*arrays)``.
@@ -186,7 +200,9 @@ def plan(subscripts: Any, *operands_or_shapes: Any, optimize: Any = "auto",
         dtypes = tuple(np.dtype(x.dtype) for x in items)
         dtype = np.result_type(*dtypes)
     budget = _budget(minimize, max_time, seed, memory_limit, progress)
-    return _plan_for(eq, shapes, dtypes, dtype, optimize, budget)
+    if cache_dir is None:
+        cache_dir = os.environ.get("EINOPT_CACHE_DIR") or None
+    return _plan_for(eq, shapes, dtypes, dtype, optimize, budget, cache_dir)
 
 
 def einsum(subscripts: Any, *operands: Any, optimize: Any = "auto", out: Any = None,

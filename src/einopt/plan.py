@@ -145,6 +145,19 @@ class Plan:
 
         return plan_table(self)
 
+    def to_json(self) -> str:
+        """JSON text that :meth:`from_json` turns back into an equal plan."""
+        from .persist import plan_to_json
+
+        return plan_to_json(self)
+
+    @staticmethod
+    def from_json(text: str) -> Plan:
+        """The plan stored by :meth:`to_json`."""
+        from .persist import plan_from_json
+
+        return plan_from_json(text)
+
     def code(self, backend: str = "numpy") -> str:
         """Python source of a function that evaluates this plan with plain ``backend`` calls."""
         from .codegen import plan_source
