@@ -97,6 +97,7 @@ class Plan:
         output_reshape: ``output_shape`` when size-1 output axes must be inserted, else None.
         flops: sum over pairwise steps of the size of their joint index set.
         naive_flops: product of all index sizes times max(1, operands - 1).
+        unsliced_flops: flops of the same tree without slicing.
         max_size: elements of the largest tensor any step writes (views excluded).
     """
 
@@ -112,6 +113,7 @@ class Plan:
     flops: int
     naive_flops: int
     max_size: int
+    unsliced_flops: int
     _programs: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -128,6 +130,11 @@ class Plan:
     def sliced(self) -> tuple[Any, ...]:
         """Labels of sliced indices (empty when none)."""
         return tuple(self.network.labels[i] for i in self.tree.sliced)
+
+    @property
+    def slicing_overhead(self) -> float:
+        """``flops / unsliced_flops``: the extra work slicing costs (1.0 when unsliced)."""
+        return self.flops / max(self.unsliced_flops, 1)
 
     @property
     def num_slices(self) -> int:
@@ -369,6 +376,7 @@ def build_plan(equation: Equation, network: Network, tree: ContractionTree,
         flops=cost.flops * math.prod(network.sizes[i] for i in tree.sliced),
         naive_flops=network.naive_flops(),
         max_size=max_size,
+        unsliced_flops=tree_cost(network, tree).flops if tree.sliced else cost.flops,
     )
 
 

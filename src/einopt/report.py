@@ -49,6 +49,8 @@ def plan_table(plan: Plan) -> str:
     widths = [max(len(r[c]) for r in [header, *rows]) for c in range(5)]
     line = "  ".join(f"{{:<{w}}}" for w in widths)
     sliced = ", ".join(map(label_text, plan.sliced)) or "none"
+    if plan.sliced:
+        sliced += f" ({plan.num_slices} slices, {plan.slicing_overhead:.3g}x the unsliced flops)"
     lines = [
         f"einopt plan for {plan.equation}",
         f"  shapes: {', '.join(str(s) for s in plan.shapes)}",

@@ -2,8 +2,9 @@
 
 Slicing an index fixes it to one value per pass: every intermediate holding it shrinks
 by its size, and the total work is one pass's flops times the number of passes. Indices
-are chosen greedily, each time the one (among those on the largest intermediate) that
-leaves the least total flops, until the largest intermediate fits.
+are chosen greedily, each time the one (among those on the largest intermediates) that
+leaves the least total flops, until the largest intermediate fits. Searches that know
+the limit (``hyper``) score every candidate tree after slicing, so the tree adapts too.
 """
 
 from __future__ import annotations
@@ -28,9 +29,9 @@ def slice_tree(network: Network, tree: ContractionTree, memory_limit: int) -> Co
     cost = tree_cost(network, tree, sizes)
     while cost.max_size > memory_limit:
         n = network.num_tensors
-        big = 0
+        big = 0  # candidates: the indices of the largest intermediates
         for m in cost.node_masks[n:]:
-            if math.prod(sizes[i] for i in bits(m)) > memory_limit:
+            if math.prod(sizes[i] for i in bits(m)) == cost.max_size:
                 big |= m
         best = None
         for i in bits(big):
