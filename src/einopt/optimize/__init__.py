@@ -10,11 +10,12 @@ from collections.abc import Callable
 
 from ..errors import PathError
 from ..network import Network
-from ..tree import ContractionTree
+from ..tree import ContractionTree, tree_cost
 from .greedy import greedy, greedy_tree
 from .hyper import hyper
 from .objective import Budget, Objective, parse_objective
 from .optimal import FULL_LIMIT, OverBudget, _full_dp, bounded_optimal, optimal
+from .refine import reconfigure
 
 __all__ = [
     "Budget",
@@ -39,8 +40,17 @@ AUTO_BUDGET = 50_000
 DEFAULT_BUDGET = Budget()
 
 
+#: Beyond the exact search, ``auto`` keeps the best of the greedy tree and this many
+#: randomized greedy trees (greedy is fragile: ties broken differently can change the
+#: cost by orders of magnitude), then reconfigures the subtrees (up to 6 leaves) of its
+#: most expensive nodes once.
+AUTO_GREEDY_TRIALS = 4
+AUTO_TEMPERATURE = 0.1
+AUTO_RECONFIGURE_TOP = 24
+
+
 def auto(network: Network, budget: Budget = DEFAULT_BUDGET) -> ContractionTree:
-    """Exact where that is fast (small, or sparse enough), greedy otherwise."""
+    """Exact where that is fast (small, or sparse enough); refined greedy otherwise."""
     n = network.num_tensors
     if 2 < n <= FULL_LIMIT and budget.objective.name != "flops":
         return _full_dp(network, budget.objective)
@@ -49,7 +59,15 @@ def auto(network: Network, budget: Budget = DEFAULT_BUDGET) -> ContractionTree:
             return bounded_optimal(network, AUTO_BUDGET)
         except OverBudget:
             pass
-    return greedy(network)
+    best = greedy(network)
+    score = budget.objective.score(tree_cost(network, best))
+    for seed in range(AUTO_GREEDY_TRIALS):
+        tree = greedy_tree(network, temperature=AUTO_TEMPERATURE, seed=seed)
+        s = budget.objective.score(tree_cost(network, tree))
+        if s < score:
+            best, score = tree, s
+    return reconfigure(network, best, k=6, objective=budget.objective, max_passes=1,
+                       top=AUTO_RECONFIGURE_TOP)
 
 
 def _optimal(network: Network, budget: Budget) -> ContractionTree:

@@ -23,17 +23,25 @@ from ..tree import ContractionTree
 
 __all__ = ["greedy", "greedy_tree"]
 
-_HUGE = 1000.0  # log2 size beyond which linear sizes would overflow a float
+#: Hyperedges held by more tensors than this are not enumerated pair by pair (that is
+#: quadratic); a tensor joined only through them is paired with their smallest holders.
+_WIDE = 32
+
 
 
 def _transform(score: float) -> float:
     """A monotone map of a score to a scale where additive noise is meaningful."""
-    return math.copysign(math.log2(1.0 + abs(score)), score)
+    return math.copysign(math.log2(abs(score) + 1), score)
 
 
 def greedy_tree(network: Network, alpha: float = 1.0, temperature: float = 0.0,
-                seed: int | None = None) -> ContractionTree:
-    """Greedy tree with cost ``size(ab) - alpha*(size(a)+size(b))``, noise ``temperature``."""
+                seed: int | None = None, best_only: bool = False) -> ContractionTree:
+    """Greedy tree with cost ``size(ab) - alpha*(size(a)+size(b))``, noise ``temperature``.
+
+    With ``best_only`` each tensor queues only its best partner (re-queued when that
+    partner is gone): merges then tend to grow the newest tensor, sweeping through the
+    network, where the default merges the globally best pair and grows many clusters.
+    """
     n = network.num_tensors
     if n <= 1:
         return ContractionTree(n, ())
@@ -42,6 +50,8 @@ def greedy_tree(network: Network, alpha: float = 1.0, temperature: float = 0.0,
     out = frozenset(i for i in network.output if network.output_mask >> i & 1)
     idx: dict[int, frozenset[int]] = {t: frozenset(term) for t, term in enumerate(network.terms)}
     lsz: dict[int, float] = {t: sum(log2[i] for i in held) for t, held in idx.items()}
+    sizes = network.sizes
+    sz: dict[int, int] = {t: math.prod(sizes[i] for i in held) for t, held in idx.items()}
     counts = [0] * network.num_indices
     holders: list[set[int]] = [set() for _ in range(network.num_indices)]
     for t, held in idx.items():
@@ -53,32 +63,45 @@ def greedy_tree(network: Network, alpha: float = 1.0, temperature: float = 0.0,
         drop = [i for i in sa & sb if counts[i] == 2 and i not in out]
         return (sa | sb).difference(drop) if drop else sa | sb
 
+    exact = alpha == 1.0
+
     def score(x: int, y: int) -> float:
         r = result(idx[x], idx[y])
-        lr, la, lb = sum(log2[i] for i in r), lsz[x], lsz[y]
-        if max(lr, la, lb) < _HUGE:
-            return _transform(2.0**lr - alpha * (2.0**la + 2.0**lb))
-        big = max(la, lb)  # log domain: ratio of result to the larger input
-        return lr - big - math.log2(alpha) if alpha > 0 else lr
+        size_r = math.prod(sizes[i] for i in r)
+        if exact:  # integers: exact ties, broken by age (older tensors first)
+            return size_r - sz[x] - sz[y]
+        return size_r - alpha * (sz[x] + sz[y])
 
     noise = temperature > 0
 
     def key(s: float) -> float:
         if not noise:
             return s
-        return s - temperature * math.log(-math.log(rng.random() or 1e-300))
+        return _transform(s) - temperature * math.log(-math.log(rng.random() or 1e-300))
 
     heap: list[tuple[float, float, int, int]] = []
 
     def neighbours(x: int) -> list[tuple[float, float, int, int]]:
         seen = {x}
         found = []
+        big: list[int] = []
         for i in idx[x]:
+            if len(holders[i]) > _WIDE:
+                big.append(i)
+                continue
             for y in holders[i]:
                 if y not in seen:
                     seen.add(y)
                     s = score(x, y)
                     found.append((key(s), s, *((x, y) if x < y else (y, x))))
+        if big and not found:
+            # Joined only through wide hyperedges: pair with their smallest holders.
+            pool = {y for i in big for y in holders[i]} - seen
+            for y in heapq.nsmallest(_WIDE, pool, key=lambda t: (sz[t], t)):
+                s = score(x, y)
+                found.append((key(s), s, *((x, y) if x < y else (y, x))))
+        if best_only and found:
+            return [min(found)]
         return found
 
     for x in range(n):
@@ -105,12 +128,16 @@ def greedy_tree(network: Network, alpha: float = 1.0, temperature: float = 0.0,
             holders[i].add(z)
         idx[z] = r
         lsz[z] = sum(log2[i] for i in r)
-        del lsz[x], lsz[y]
+        sz[z] = math.prod(sizes[i] for i in r)
+        del lsz[x], lsz[y], sz[x], sz[y]
         return z
 
     while heap:
         _, old, x, y = heapq.heappop(heap)
         if x not in idx or y not in idx:
+            if best_only:  # the survivor lost its partner: queue its next best
+                for item in neighbours(x if x in idx else y) if (x in idx or y in idx) else ():
+                    heapq.heappush(heap, item)
             continue
         s2 = score(x, y)
         if s2 > old:  # stale (a hyperedge changed): re-queue with the current score

@@ -130,18 +130,22 @@ def _improve(t: _Tree, v: int, k: int, objective: Objective) -> bool:
 
 def reconfigure(network: Network, tree: ContractionTree, k: int = 8,
                 objective: Objective = FLOPS, deadline: float | None = None,
-                sizes: Sequence[int] | None = None, max_passes: int = 8) -> ContractionTree:
+                sizes: Sequence[int] | None = None, max_passes: int = 8,
+                top: int | None = None) -> ContractionTree:
     """``tree`` improved by exact re-optimization of its subtrees of up to ``k`` leaves.
 
     Args:
         sizes: index sizes to cost with (sliced indices as 1); the network's by default.
         deadline: ``time.perf_counter()`` value after which to stop and return.
+        top: visit only this many of the most expensive nodes per pass.
     """
     if tree.num_leaves < 3:
         return tree
     t = _Tree(network, tree, network.sizes if sizes is None else sizes)
     for _ in range(max_passes):
         order = sorted(t.kids, key=lambda u: _step_cost(t, u, objective), reverse=True)
+        if top is not None:
+            order = order[:top]
         changed = False
         for v in order:
             if deadline is not None and time.perf_counter() > deadline:
