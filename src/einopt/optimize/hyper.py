@@ -36,6 +36,7 @@ from .slicing import slice_tree
 __all__ = ["hyper", "DEFAULT_TIME"]
 
 DEFAULT_TIME = 1.0
+CHAIN_SHARE = 0.1  # of max_time, per annealing chain
 _EXACT_BUDGET = 200_000
 
 
@@ -156,6 +157,10 @@ def hyper(network: Network, budget: Budget) -> ContractionTree:
 
     rng = random.Random(budget.seed)
     search.offer(greedy_tree(network))
+    for seed in range(4):  # the randomized greedy trees ``auto`` also tries
+        search.offer(greedy_tree(network, temperature=0.1, seed=seed))
+    search.offer(reconfigure(network, search.best, 6, obj, search.deadline,
+                             search.sizes(search.best), max_passes=1, top=24))
     if n <= 2 * FULL_LIMIT and obj.name == "flops":
         try:
             search.offer(bounded_optimal(network, _EXACT_BUDGET))
@@ -180,14 +185,21 @@ def hyper(network: Network, budget: Budget) -> ContractionTree:
         m.tell(params, search.offer(tree))
         report(time.perf_counter() - start, search.best_score)
 
-    # Phase 2: anneal from the best distinct trees, a chain each.
+    # Phase 2: short annealing chains (annealing is seed-sensitive: many short chains
+    # beat one long one), from the best distinct trees first, then alternately from the
+    # best so far and from fresh randomized greedy trees.
     starts = [p[2] for p in search.pool[:3]]
     temps = [0.05, 0.01, 0.2]
     chain = 0
     while search.time_left() > 0.1 * total:
-        share = search.time_left() - 0.1 * total
-        per_chain = share / max(1, len(starts) - chain % len(starts))
-        tree = starts[chain % len(starts)] if chain < len(starts) else search.best
+        per_chain = min(search.time_left() - 0.1 * total, CHAIN_SHARE * total)
+        if chain < len(starts):
+            tree = starts[chain]
+        elif chain % 2:
+            tree = search.best
+        else:
+            tree = greedy_tree(network, *_greedy_params(rng, methods[0].best_params).values(),
+                               seed=rng.randrange(2**31))
         # Calibrate: moves per second on this network, then a schedule that fits.
         t0 = time.perf_counter()
         probe = anneal(network, tree, 512, rng.randrange(2**31), obj, search.sizes(tree),

@@ -43,8 +43,21 @@ def _local(masks: Sequence[int], keep: int, sizes: Sequence[int]
 
 
 def bisect(nodes: Sequence[int], edges_of: Sequence[Sequence[int]], weight: Sequence[float],
-           imbalance: float, rng: random.Random, passes: int = 4) -> set[int]:
-    """One side of a balanced min-cut bisection of ``nodes`` (tensor ids).
+           imbalance: float, rng: random.Random, passes: int = 4, starts: int = 1) -> set[int]:
+    """One side of a balanced min-cut bisection of ``nodes``: the best of ``starts`` tries."""
+    best: tuple[float, set[int]] | None = None
+    for _ in range(starts):
+        side, cut = _bisect_once(nodes, edges_of, weight, imbalance, rng, passes)
+        if best is None or cut < best[0]:
+            best = (cut, side)
+    assert best is not None
+    return best[1]
+
+
+def _bisect_once(nodes: Sequence[int], edges_of: Sequence[Sequence[int]],
+                 weight: Sequence[float], imbalance: float, rng: random.Random,
+                 passes: int) -> tuple[set[int], float]:
+    """One side of a balanced min-cut bisection of ``nodes`` (tensor ids), and its cut.
 
     Args:
         edges_of: for each tensor id, the hyperedges (index ids) it touches.
@@ -156,12 +169,12 @@ def bisect(nodes: Sequence[int], edges_of: Sequence[Sequence[int]], weight: Sequ
         if best_value >= best_cut - 1e-12:
             break
         best_cut = best_value
-    return {v for v in nodes if side[v] == 0}
+    return {v for v in nodes if side[v] == 0}, best_cut
 
 
 def partition_tree(network: Network, imbalance: float = 0.2, cutoff: int = 6,
                    seed: int | None = None, objective: Objective = FLOPS,
-                   weight_mode: str = "log") -> ContractionTree:
+                   weight_mode: str = "log", starts: int = 3) -> ContractionTree:
     """Tree by recursive bisection; groups of at most ``cutoff`` tensors solved exactly."""
     n = network.num_tensors
     if n <= 1:
@@ -228,7 +241,7 @@ def partition_tree(network: Network, imbalance: float = 0.2, cutoff: int = 6,
         if len(group) <= cutoff:
             result[key] = solve_group(list(group))
             continue
-        side_a = bisect(group, edges_of, weight, imbalance, rng)
+        side_a = bisect(group, edges_of, weight, imbalance, rng, starts=starts)
         ga = tuple(t for t in group if t in side_a)
         gb = tuple(t for t in group if t not in side_a)
         if not ga or not gb:
