@@ -198,8 +198,9 @@ def hyper(network: Network, budget: Budget) -> ContractionTree:
         elif chain % 2:
             tree = search.best
         else:
-            tree = greedy_tree(network, *_greedy_params(rng, methods[0].best_params).values(),
-                               seed=rng.randrange(2**31))
+            params = _greedy_params(rng, methods[0].best_params)
+            tree = greedy_tree(network, params["alpha"], params["temperature"],
+                               rng.randrange(2**31))
         # Calibrate: moves per second on this network, then a schedule that fits.
         t0 = time.perf_counter()
         probe = anneal(network, tree, 512, rng.randrange(2**31), obj, search.sizes(tree),
