@@ -31,7 +31,8 @@ _WIDE = 32
 
 def _transform(score: float) -> float:
     """A monotone map of a score to a scale where additive noise is meaningful."""
-    return math.copysign(math.log2(abs(score) + 1), score)
+    magnitude = math.log2(abs(score) + 1)  # exact for huge ints, which floats overflow
+    return magnitude if score >= 0 else -magnitude
 
 
 def greedy_tree(network: Network, alpha: float = 1.0, temperature: float = 0.0,
@@ -63,25 +64,24 @@ def greedy_tree(network: Network, alpha: float = 1.0, temperature: float = 0.0,
         drop = [i for i in sa & sb if counts[i] == 2 and i not in out]
         return (sa | sb).difference(drop) if drop else sa | sb
 
-    exact = alpha == 1.0
+    # Integer arithmetic throughout (sizes can exceed any float): alpha as a fraction
+    # over 1024, so ties are exact and broken by age (older tensors first).
+    a_num, a_den = round(alpha * 1024), 1024
 
-    def score(x: int, y: int) -> float:
+    def score(x: int, y: int) -> int:
         r = result(idx[x], idx[y])
-        size_r = math.prod(sizes[i] for i in r)
-        if exact:  # integers: exact ties, broken by age (older tensors first)
-            return size_r - sz[x] - sz[y]
-        return size_r - alpha * (sz[x] + sz[y])
+        return a_den * math.prod(sizes[i] for i in r) - a_num * (sz[x] + sz[y])
 
     noise = temperature > 0
 
-    def key(s: float) -> float:
+    def key(s: int) -> float:
         if not noise:
             return s
         return _transform(s) - temperature * math.log(-math.log(rng.random() or 1e-300))
 
-    heap: list[tuple[float, float, int, int]] = []
+    heap: list[tuple[float, int, int, int]] = []
 
-    def neighbours(x: int) -> list[tuple[float, float, int, int]]:
+    def neighbours(x: int) -> list[tuple[float, int, int, int]]:
         seen = {x}
         found = []
         big: list[int] = []

@@ -37,6 +37,7 @@ __all__ = ["hyper", "DEFAULT_TIME"]
 
 DEFAULT_TIME = 1.0
 CHAIN_SHARE = 0.1  # of max_time, per annealing chain
+PARTITION_LIMIT = 2000  # tensors
 _EXACT_BUDGET = 200_000
 
 
@@ -143,7 +144,8 @@ def hyper(network: Network, budget: Budget) -> ContractionTree:
     n = network.num_tensors
     total = DEFAULT_TIME if budget.max_time is None else budget.max_time
     start = time.perf_counter()
-    search = _Search(network, budget, start + 0.9 * total)  # leave time for the plan
+    # Leave time for building the plan from the tree (about 75 us per tensor).
+    search = _Search(network, budget, start + 0.9 * total - 1e-4 * n)
     report = _progress(budget, total)
     obj = budget.objective
     if n <= FULL_LIMIT:
@@ -156,8 +158,12 @@ def hyper(network: Network, budget: Budget) -> ContractionTree:
         return search.best
 
     rng = random.Random(budget.seed)
+    t0 = time.perf_counter()
     search.offer(greedy_tree(network))
+    one = time.perf_counter() - t0  # the time of one greedy run and its scoring
     for seed in range(4):  # the randomized greedy trees ``auto`` also tries
+        if search.time_left() < 0.6 * total + one:
+            break
         search.offer(greedy_tree(network, temperature=0.1, seed=seed))
     search.offer(reconfigure(network, search.best, 6, obj, search.deadline,
                              search.sizes(search.best), max_passes=1, top=24))
@@ -175,6 +181,10 @@ def hyper(network: Network, budget: Budget) -> ContractionTree:
         m = methods[0] if methods[0].best_score <= methods[1].best_score else methods[1]
         if rng.random() < 0.3:
             m = methods[rng.randrange(2)]
+        if n > PARTITION_LIMIT:  # the built-in bisection is too slow for the budget there
+            m = methods[0]
+        if time.perf_counter() + one > phase1_end:
+            break
         params = m.draw(rng)
         seed = rng.randrange(2**31)
         if m.name == "greedy":
@@ -217,7 +227,7 @@ def hyper(network: Network, budget: Budget) -> ContractionTree:
 
     # Phase 3: exact refinement of the best tree's subtrees.
     for k in (8, 10):
-        if search.time_left() <= 0:
+        if search.time_left() <= 5e-5 * n:  # its set-up alone takes about that
             break
         best = search.best
         search.offer(reconfigure(network, best, k, obj, search.deadline, search.sizes(best)))

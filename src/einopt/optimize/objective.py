@@ -37,7 +37,8 @@ class Objective:
             return size
         if self.name == "size":
             return size
-        return flops + self.factor * size
+        factor = self.factor
+        return flops + (int(factor) if factor.is_integer() else factor) * size
 
     def combine(self, a: float, b: float, step: float) -> float:
         """Cost of a subtree from its two children's costs and its own merge's."""
@@ -55,7 +56,9 @@ class Objective:
         if self.name == "size":
             # max size dominates; flops break ties (scaled far below one size unit)
             return _log10(cost.max_size) + 1e-6 * _log10(flops)
-        return _log10(flops + int(self.factor * cost.write * num_slices))
+        factor = self.factor
+        return _log10(flops + (int(factor) if factor.is_integer() else factor)
+                      * cost.write * num_slices)
 
 
 def _log10(x: int | float) -> float:

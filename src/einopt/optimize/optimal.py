@@ -85,7 +85,8 @@ def subset_dp(masks: Sequence[int], keep: int, sizes: Sequence[int],
         if s == low:
             continue
         rest = s ^ low
-        b_cost, b_split = -1.0, 0
+        b_cost: float = -1  # an int: exact for costs beyond any float
+        b_split = 0
         s_size = -1
         # Submasks a of s that contain the lowest tensor, and a != s.
         sub = rest

@@ -83,7 +83,7 @@ def _improve(t: _Tree, v: int, k: int, objective: Objective) -> bool:
     pieces, inner = _frontier(t, v, k)
     if len(pieces) < 3:
         return False
-    current = 0.0
+    current: float = 0  # ints stay exact: costs can exceed any float
     for u in inner:
         c = _step_cost(t, u, objective)
         current = max(current, c) if objective.name == "size" else current + c
@@ -103,7 +103,7 @@ def _improve(t: _Tree, v: int, k: int, objective: Objective) -> bool:
     keep = to_local(t.mask[v])
     sizes = [t.sizes[g] for g in glob]
     cost, split, node = subset_dp(masks, keep, sizes, objective)
-    if not cost < current * (1 - 1e-12):
+    if not cost * 10**12 < current * (10**12 - 1):  # a real improvement, exact for ints
         return False
     for u in inner:
         if u != v:
