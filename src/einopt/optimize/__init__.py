@@ -40,10 +40,11 @@ AUTO_BUDGET = 50_000
 DEFAULT_BUDGET = Budget()
 
 
-#: Beyond the exact search, ``auto`` keeps the best of the greedy tree and this many
-#: randomized greedy trees (greedy is fragile: ties broken differently can change the
-#: cost by orders of magnitude), then reconfigures the subtrees (up to 6 leaves) of its
-#: most expensive nodes once.
+#: Beyond the exact search, ``auto`` keeps the best of the two greedy regimes (global
+#: best pair, and sweeping: see :func:`greedy_tree`) and this many randomized greedy
+#: trees (greedy is fragile: ties broken differently can change the cost by orders of
+#: magnitude), then reconfigures the subtrees (up to 6 leaves) of its most expensive
+#: nodes once.
 AUTO_GREEDY_TRIALS = 4
 AUTO_TEMPERATURE = 0.1
 AUTO_RECONFIGURE_TOP = 24
@@ -61,6 +62,10 @@ def auto(network: Network, budget: Budget = DEFAULT_BUDGET) -> ContractionTree:
             pass
     best = greedy(network)
     score = budget.objective.score(tree_cost(network, best))
+    sweep = greedy_tree(network, best_only=True)  # the other greedy regime
+    s = budget.objective.score(tree_cost(network, sweep))
+    if s < score:
+        best, score = sweep, s
     # Each trial costs a greedy run: fewer on very large networks (about a second each
     # at 10,000 tensors).
     trials = AUTO_GREEDY_TRIALS if n <= 1000 else 1 if n <= 4000 else 0

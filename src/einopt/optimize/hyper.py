@@ -127,9 +127,11 @@ class _Method:
 def _greedy_params(rng: random.Random, near: dict[str, float] | None) -> dict[str, float]:
     if near is None:
         return {"alpha": rng.uniform(0.0, 2.0),
-                "temperature": math.exp(rng.uniform(math.log(1e-3), 0.0))}
+                "temperature": math.exp(rng.uniform(math.log(1e-3), 0.0)),
+                "best_only": float(rng.random() < 0.5)}
     return {"alpha": min(4.0, max(0.0, near["alpha"] + rng.gauss(0, 0.2))),
-            "temperature": min(2.0, max(1e-3, near["temperature"] * math.exp(rng.gauss(0, 0.5))))}
+            "temperature": min(2.0, max(1e-3, near["temperature"] * math.exp(rng.gauss(0, 0.5)))),
+            "best_only": near["best_only"] if rng.random() < 0.8 else 1.0 - near["best_only"]}
 
 
 def _partition_params(rng: random.Random, near: dict[str, float] | None) -> dict[str, float]:
@@ -161,10 +163,11 @@ def hyper(network: Network, budget: Budget) -> ContractionTree:
     t0 = time.perf_counter()
     search.offer(greedy_tree(network))
     one = time.perf_counter() - t0  # the time of one greedy run and its scoring
+    search.offer(greedy_tree(network, best_only=True))
     for seed in range(4):  # the randomized greedy trees ``auto`` also tries
         if search.time_left() < 0.6 * total + one:
             break
-        search.offer(greedy_tree(network, temperature=0.1, seed=seed))
+        search.offer(greedy_tree(network, temperature=0.1, seed=seed, best_only=bool(seed % 2)))
     search.offer(reconfigure(network, search.best, 6, obj, search.deadline,
                              search.sizes(search.best), max_passes=1, top=24))
     if n <= 2 * FULL_LIMIT and obj.name == "flops":
@@ -188,7 +191,8 @@ def hyper(network: Network, budget: Budget) -> ContractionTree:
         params = m.draw(rng)
         seed = rng.randrange(2**31)
         if m.name == "greedy":
-            tree = greedy_tree(network, params["alpha"], params["temperature"], seed)
+            tree = greedy_tree(network, params["alpha"], params["temperature"], seed,
+                               bool(params["best_only"]))
         else:
             tree = partition_tree(network, params["imbalance"], int(params["cutoff"]), seed,
                                   obj)
@@ -210,7 +214,7 @@ def hyper(network: Network, budget: Budget) -> ContractionTree:
         else:
             params = _greedy_params(rng, methods[0].best_params)
             tree = greedy_tree(network, params["alpha"], params["temperature"],
-                               rng.randrange(2**31))
+                               rng.randrange(2**31), bool(params["best_only"]))
         # Calibrate: moves per second on this network, then a schedule that fits.
         t0 = time.perf_counter()
         probe = anneal(network, tree, 512, rng.randrange(2**31), obj, search.sizes(tree),
