@@ -60,22 +60,18 @@ def auto(network: Network, budget: Budget = DEFAULT_BUDGET) -> ContractionTree:
             return bounded_optimal(network, AUTO_BUDGET)
         except OverBudget:
             pass
-    best = greedy(network)
-    score = budget.objective.score(tree_cost(network, best))
-    sweep = greedy_tree(network, best_only=True)  # the other greedy regime
-    s = budget.objective.score(tree_cost(network, sweep))
-    if s < score:
-        best, score = sweep, s
-    # Each trial costs a greedy run: fewer on very large networks (about a second each
-    # at 10,000 tensors).
+    obj = budget.objective
+    # Each randomized trial costs a greedy run: fewer on very large networks (about a
+    # second each at 10,000 tensors).
     trials = AUTO_GREEDY_TRIALS if n <= 1000 else 1 if n <= 4000 else 0
-    for seed in range(trials):
-        tree = greedy_tree(network, temperature=AUTO_TEMPERATURE, seed=seed)
-        s = budget.objective.score(tree_cost(network, tree))
-        if s < score:
-            best, score = tree, s
-    return reconfigure(network, best, k=6, objective=budget.objective, max_passes=1,
-                       top=AUTO_RECONFIGURE_TOP)
+    candidates = [greedy(network), greedy_tree(network, best_only=True)]
+    candidates += [greedy_tree(network, temperature=AUTO_TEMPERATURE, seed=seed)
+                   for seed in range(trials)]
+    scored = sorted((obj.score(tree_cost(network, t)), k) for k, t in enumerate(candidates))
+    # Refinement can reorder close candidates: refine the best two, keep the better.
+    refined = [reconfigure(network, candidates[k], k=6, objective=obj, max_passes=1,
+                           top=AUTO_RECONFIGURE_TOP) for _, k in scored[:2]]
+    return min(refined, key=lambda t: obj.score(tree_cost(network, t)))
 
 
 def _optimal(network: Network, budget: Budget) -> ContractionTree:
