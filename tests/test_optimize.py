@@ -85,3 +85,11 @@ def test_bounded_optimal_gives_up():
     net = build_network(parse(eq), shapes)
     with pytest.raises(OverBudget):
         bounded_optimal(net, 10)
+
+
+@pytest.mark.parametrize(("n", "seed"), [(11, 0), (12, 1), (12, 2)])
+def test_auto_exact_up_to_twelve_tensors(n, seed):
+    # Up to 12 tensors the search runs over all subsets, outer products included.
+    eq, shapes = rand_equation(n, seed, hyper=0.3, degree=3, max_size=4)
+    net = build_network(parse(eq), shapes)
+    assert flops(net, auto(net)) == flops(net, _full_dp(net)) <= flops(net, greedy(net))

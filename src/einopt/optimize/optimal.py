@@ -20,7 +20,7 @@ from .objective import FLOPS, Objective
 
 __all__ = ["optimal", "bounded_optimal", "subset_dp", "OverBudget", "FULL_LIMIT"]
 
-FULL_LIMIT = 10
+FULL_LIMIT = 12
 
 
 class OverBudget(Exception):
