@@ -21,7 +21,11 @@ import random
 from ..network import Network
 from ..tree import ContractionTree
 
-__all__ = ["greedy", "greedy_tree"]
+__all__ = ["greedy", "greedy_tree", "SWEEP_LIMIT"]
+
+#: The sweeping regime (``best_only``) grows one tensor with many indices, so its cost
+#: per merge grows with the network: searches try it only up to this many tensors.
+SWEEP_LIMIT = 2000
 
 #: Hyperedges held by more tensors than this are not enumerated pair by pair (that is
 #: quadratic); a tensor joined only through them is paired with their smallest holders.
@@ -111,6 +115,7 @@ def greedy_tree(network: Network, alpha: float = 1.0, temperature: float = 0.0,
     heapq.heapify(heap)
 
     merges: list[tuple[int, int]] = []
+    waiting: set[int] = set()  # best_only: tensors whose queued partner was taken
 
     def merge(x: int, y: int) -> int:
         sa, sb = idx.pop(x), idx.pop(y)
@@ -137,9 +142,13 @@ def greedy_tree(network: Network, alpha: float = 1.0, temperature: float = 0.0,
     while heap:
         _, old, x, y = heapq.heappop(heap)
         if x not in idx or y not in idx:
-            if not heap and best_only:  # all queued partners gone: offer everyone again
-                for item in (it for t in list(idx) for it in neighbours(t)):
-                    heapq.heappush(heap, item)
+            if best_only:
+                waiting.update(t for t in (x, y) if t in idx)
+                if not heap:  # every queued partner is gone: offer the waiting again
+                    for item in (it for t in sorted(waiting) if t in idx
+                                 for it in neighbours(t)):
+                        heapq.heappush(heap, item)
+                    waiting.clear()
             continue
         s2 = score(x, y)
         if s2 > old:  # stale (a hyperedge changed): re-queue with the current score

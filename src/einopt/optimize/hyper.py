@@ -26,7 +26,7 @@ from typing import Any
 from ..network import Network
 from ..tree import ContractionTree, tree_cost
 from .anneal import anneal
-from .greedy import greedy_tree
+from .greedy import SWEEP_LIMIT, greedy_tree
 from .objective import Budget
 from .optimal import FULL_LIMIT, OverBudget, _full_dp, bounded_optimal
 from .partition import partition_tree
@@ -163,11 +163,13 @@ def hyper(network: Network, budget: Budget) -> ContractionTree:
     t0 = time.perf_counter()
     search.offer(greedy_tree(network))
     one = time.perf_counter() - t0  # the time of one greedy run and its scoring
-    search.offer(greedy_tree(network, best_only=True))
+    if n <= SWEEP_LIMIT:
+        search.offer(greedy_tree(network, best_only=True))
     for seed in range(4):  # the randomized greedy trees ``auto`` also tries
         if search.time_left() < 0.6 * total + one:
             break
-        search.offer(greedy_tree(network, temperature=0.1, seed=seed, best_only=bool(seed % 2)))
+        sweep = bool(seed % 2) and n <= SWEEP_LIMIT
+        search.offer(greedy_tree(network, temperature=0.1, seed=seed, best_only=sweep))
     search.offer(reconfigure(network, search.best, 6, obj, search.deadline,
                              search.sizes(search.best), max_passes=1, top=24))
     if n <= 2 * FULL_LIMIT and obj.name == "flops":
@@ -192,7 +194,7 @@ def hyper(network: Network, budget: Budget) -> ContractionTree:
         seed = rng.randrange(2**31)
         if m.name == "greedy":
             tree = greedy_tree(network, params["alpha"], params["temperature"], seed,
-                               bool(params["best_only"]))
+                               bool(params["best_only"]) and n <= SWEEP_LIMIT)
         else:
             tree = partition_tree(network, params["imbalance"], int(params["cutoff"]), seed,
                                   obj)
@@ -214,7 +216,8 @@ def hyper(network: Network, budget: Budget) -> ContractionTree:
         else:
             params = _greedy_params(rng, methods[0].best_params)
             tree = greedy_tree(network, params["alpha"], params["temperature"],
-                               rng.randrange(2**31), bool(params["best_only"]))
+                               rng.randrange(2**31),
+                               bool(params["best_only"]) and n <= SWEEP_LIMIT)
         # Calibrate: moves per second on this network, then a schedule that fits.
         t0 = time.perf_counter()
         probe = anneal(network, tree, 512, rng.randrange(2**31), obj, search.sizes(tree),
