@@ -156,3 +156,22 @@ def test_large_network_greedy_and_tree_roundtrip():
     assert len(tree.merges) == n - 1
     back = ContractionTree.from_linear_path(n, tree.linear_path())
     assert [frozenset(m) for m in back.merges] == [frozenset(m) for m in tree.merges]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_sweeping_greedy_valid(seed):
+    net = network(40, seed, hyper=0.3, degree=3)
+    tree = greedy_tree(net, best_only=True, temperature=0.1 * (seed % 2), seed=seed)
+    assert len(tree.merges) == 39
+    assert tree == greedy_tree(net, best_only=True, temperature=0.1 * (seed % 2), seed=seed)
+
+
+def test_sweeping_greedy_disconnected():
+    net = build_network(parse("ab,bc,cd,ef,fg,h->"), [(2, 3), (3, 4), (4, 2), (2, 3), (3, 2), (5,)])
+    assert len(greedy_tree(net, best_only=True).merges) == 5
+
+
+def test_auto_never_worse_than_plain_greedy():
+    for seed in range(5):
+        net = network(60, seed, hyper=0.2, degree=3)
+        assert flops(net, einopt.optimize.auto(net)) <= flops(net, greedy(net))
