@@ -9,14 +9,15 @@ hyperedge-aware cost model.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from .cost import HolderCounts, size_of
 from .errors import PathError
 from .network import Network
 
-__all__ = ["ContractionTree", "TreeCost", "tree_cost"]
+__all__ = ["ContractionTree", "TreeCost", "append_merges", "tree_cost"]
 
 Path = list[tuple[int, ...]]
 
@@ -138,6 +139,28 @@ class ContractionTree:
     def with_sliced(self, sliced: Sequence[int]) -> ContractionTree:
         """The same tree with ``sliced`` index ids."""
         return ContractionTree(self.num_leaves, self.merges, tuple(sliced))
+
+
+def append_merges(root: Hashable, children: Callable[[Any], tuple[Any, Any]],
+                  ids: dict[Any, int], merges: list[tuple[int, int]], num_leaves: int) -> int:
+    """Append the SSA merges of the binary tree below ``root``; return the root's id.
+
+    The tree is given by ``children(node) -> (left, right)`` for inner nodes; ``ids``
+    maps the nodes that already have an SSA id (the leaves) to it and is extended with
+    the new ones (``num_leaves + position in merges``). Iterative post-order.
+    """
+    stack = [(root, False)]
+    while stack:
+        v, done = stack.pop()
+        if v in ids:
+            continue
+        a, b = children(v)
+        if done:
+            merges.append((ids[a], ids[b]))
+            ids[v] = num_leaves + len(merges) - 1
+        else:
+            stack += [(v, True), (b, False), (a, False)]
+    return ids[root]
 
 
 @dataclass(frozen=True, slots=True)

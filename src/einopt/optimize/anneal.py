@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 
 from ..network import Network
-from ..tree import ContractionTree, tree_cost
+from ..tree import ContractionTree, append_merges, tree_cost
 from .objective import FLOPS, Objective
 
 __all__ = ["anneal"]
@@ -117,19 +117,12 @@ def anneal(network: Network, tree: ContractionTree, moves: int, seed: int | None
 
 def _to_tree(n: int, kids: list[tuple[int, int] | None],
              sliced: tuple[int, ...]) -> ContractionTree:
-    root = len(kids) - 1
     merges: list[tuple[int, int]] = []
-    ssa = {t: t for t in range(n)}
-    stack = [(root, False)]
-    while stack:
-        v, done = stack.pop()
-        if v in ssa:
-            continue
+
+    def children(v: int) -> tuple[int, int]:
         k = kids[v]
         assert k is not None
-        if done:
-            merges.append((ssa[k[0]], ssa[k[1]]))
-            ssa[v] = n + len(merges) - 1
-        else:
-            stack += [(v, True), (k[1], False), (k[0], False)]
+        return k
+
+    append_merges(len(kids) - 1, children, {t: t for t in range(n)}, merges, n)
     return ContractionTree(n, tuple(merges), sliced)

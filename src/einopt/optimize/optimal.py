@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from ..cost import size_of
 from ..network import Network, bits
-from ..tree import ContractionTree, tree_cost
+from ..tree import ContractionTree, append_merges, tree_cost
 from .greedy import greedy
 from .objective import FLOPS, Objective
 
@@ -114,22 +114,8 @@ def subset_dp(masks: Sequence[int], keep: int, sizes: Sequence[int],
 
 def _tree_from_splits(n: int, root: int, split: dict[int, int] | list[int]) -> ContractionTree:
     merges: list[tuple[int, int]] = []
-    # Iterative post-order over the split table.
     ids: dict[int, int] = {1 << i: i for i in range(n)}
-    stack = [(root, False)]
-    while stack:
-        s, done = stack.pop()
-        if s in ids:
-            continue
-        a = split[s]
-        b = s ^ a
-        if done:
-            merges.append((ids[a], ids[b]))
-            ids[s] = n + len(merges) - 1
-        else:
-            stack.append((s, True))
-            stack.append((b, False))
-            stack.append((a, False))
+    append_merges(root, lambda s: (split[s], s ^ split[s]), ids, merges, n)
     return ContractionTree(n, tuple(merges))
 
 

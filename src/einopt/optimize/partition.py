@@ -17,7 +17,7 @@ import random
 from collections.abc import Sequence
 
 from ..network import Network, bits
-from ..tree import ContractionTree
+from ..tree import ContractionTree, append_merges
 from .objective import FLOPS, Objective
 from .optimal import subset_dp
 
@@ -213,18 +213,8 @@ def partition_tree(network: Network, imbalance: float = 0.2, cutoff: int = 6,
         masks, keep_l, sizes_l, _ = _local([network.masks[t] for t in group], keep, sizes)
         _, split, _ = subset_dp(masks, keep_l, sizes_l, objective)
         ids = {1 << j: t for j, t in enumerate(group)}
-        stack = [((1 << len(group)) - 1, False)]
-        while stack:
-            s, done = stack.pop()
-            if s in ids:
-                continue
-            a = split[s]
-            if done:
-                merges.append((ids[a], ids[s ^ a]))
-                ids[s] = n + len(merges) - 1
-            else:
-                stack += [(s, True), (s ^ a, False), (a, False)]
-        return ids[(1 << len(group)) - 1]
+        return append_merges((1 << len(group)) - 1, lambda s: (split[s], s ^ split[s]), ids,
+                             merges, n)
 
     # Iterative divide and conquer: split groups top-down, merge halves bottom-up.
     halves: dict[frozenset[int], tuple[tuple[int, ...], tuple[int, ...]]] = {}

@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 
 from ..network import Network, bits
-from ..tree import ContractionTree, tree_cost
+from ..tree import ContractionTree, append_merges, tree_cost
 from .objective import FLOPS, Objective
 from .optimal import subset_dp
 
@@ -42,18 +42,8 @@ class _Tree:
 
     def to_tree(self, sliced: tuple[int, ...]) -> ContractionTree:
         merges: list[tuple[int, int]] = []
-        ssa: dict[int, int] = {t: t for t in range(self.n)}
-        stack = [(self.root, False)]
-        while stack:
-            v, done = stack.pop()
-            if v in ssa:
-                continue
-            a, b = self.kids[v]
-            if done:
-                merges.append((ssa[a], ssa[b]))
-                ssa[v] = self.n + len(merges) - 1
-            else:
-                stack += [(v, True), (b, False), (a, False)]
+        ids = {t: t for t in range(self.n)}
+        append_merges(self.root, self.kids.__getitem__, ids, merges, self.n)
         return ContractionTree(self.n, tuple(merges), sliced)
 
 
