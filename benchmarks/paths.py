@@ -19,7 +19,6 @@ import json
 import math
 import multiprocessing
 import os
-import platform
 import sys
 import time
 import traceback
@@ -45,13 +44,8 @@ try:
 except ImportError:
     cotengra = None
 
-try:  # the machine header and table printer of the runtime benchmark
-    from core import machine_header as _core_header
-    from core import print_table as _core_print_table
-except Exception:  # noqa: BLE001 - any import problem: fall back to the local versions
-    _core_header = None
-    _core_print_table = None
-
+from core import machine_header as core_header  # noqa: E402 - beside this script
+from core import print_table  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_CORPUS = REPO.parent / "shared" / "corpus" / "dev.json"
@@ -376,37 +370,8 @@ def cell(result: Result, what: str) -> str:
     return "skipped"
 
 
-def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]], markdown: bool,
-                right: Sequence[bool]) -> None:
-    if _core_print_table is not None:
-        _core_print_table(headers, rows, markdown, right)
-        return
-    if markdown:
-        print("| " + " | ".join(headers) + " |")
-        print("|" + "|".join("---:" if r else ":---" for r in right) + "|")
-        for cells in rows:
-            print("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-        return
-    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
-    print("  ".join(h.rjust(w) if r else h.ljust(w)
-                    for h, w, r in zip(headers, widths, right, strict=True)))
-    print("  ".join("-" * w for w in widths))
-    for cells in rows:
-        print("  ".join(c.rjust(w) if r else c.ljust(w)
-                        for c, w, r in zip(cells, widths, right, strict=True)).rstrip())
-
-
 def machine_header() -> list[str]:
-    if _core_header is not None:
-        lines = list(_core_header())
-    else:
-        lines = [f"platform   : {platform.platform()}",
-                 f"python     : {platform.python_version()}",
-                 f"cpu        : {os.cpu_count()} logical cores",
-                 f"opt_einsum : {opt_einsum.__version__ if opt_einsum else 'not installed'}",
-                 f"einopt     : {getattr(einopt, '__version__', '?')}"]
-        if hasattr(os, "getloadavg"):
-            lines.append("load avg   : " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
+    lines = list(core_header())
     lines.append(f"cotengra   : {cotengra.__version__ if cotengra else 'not installed'}")
     return lines
 
