@@ -175,3 +175,13 @@ def test_auto_never_worse_than_plain_greedy():
     for seed in range(5):
         net = network(60, seed, hyper=0.2, degree=3)
         assert flops(net, einopt.optimize.auto(net)) <= flops(net, greedy(net))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_greedy_run_counts_its_flops_exactly(seed):
+    from einopt.optimize.greedy import greedy_run
+
+    net = network(30, seed, hyper=0.3)
+    for best_only in (False, True):
+        tree, total = greedy_run(net, temperature=0.2, seed=seed, best_only=best_only)
+        assert total == flops(net, tree)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from ..errors import PathError
 from ..network import Network
 from ..tree import ContractionTree, tree_cost
-from .greedy import SWEEP_LIMIT, greedy, greedy_tree
+from .greedy import SWEEP_LIMIT, greedy, greedy_run, greedy_tree
 from .hyper import hyper
 from .objective import Budget, Objective, parse_objective
 from .optimal import FULL_LIMIT, OverBudget, _full_dp, bounded_optimal, optimal
@@ -64,12 +64,17 @@ def auto(network: Network, budget: Budget = DEFAULT_BUDGET) -> ContractionTree:
     # Each randomized trial costs a greedy run: fewer on very large networks (about a
     # second each at 10,000 tensors).
     trials = AUTO_GREEDY_TRIALS if n <= 1000 else 1 if n <= 4000 else 0
-    candidates = [greedy(network)]
+    runs = [greedy_run(network)]
     if n <= SWEEP_LIMIT:
-        candidates.append(greedy_tree(network, best_only=True))
-    candidates += [greedy_tree(network, temperature=AUTO_TEMPERATURE, seed=seed)
-                   for seed in range(trials)]
-    scored = sorted((obj.score(tree_cost(network, t)), k) for k, t in enumerate(candidates))
+        runs.append(greedy_run(network, best_only=True))
+    runs += [greedy_run(network, temperature=AUTO_TEMPERATURE, seed=seed)
+             for seed in range(trials)]
+    candidates = [tree for tree, _ in runs]
+    scored: list[tuple[float, int]]
+    if obj.name == "flops":  # the greedy runs count their flops exactly
+        scored = sorted((flops, k) for k, (_, flops) in enumerate(runs))
+    else:
+        scored = sorted((obj.score(tree_cost(network, t)), k) for k, t in enumerate(candidates))
     # Refinement can reorder close candidates: refine the best two, keep the better.
     refined = [reconfigure(network, candidates[k], k=6, objective=obj, max_passes=1,
                            top=AUTO_RECONFIGURE_TOP) for _, k in scored[:2]]

@@ -21,7 +21,7 @@ import random
 from ..network import Network
 from ..tree import ContractionTree
 
-__all__ = ["greedy", "greedy_tree", "SWEEP_LIMIT"]
+__all__ = ["greedy", "greedy_run", "greedy_tree", "SWEEP_LIMIT"]
 
 #: The sweeping regime (``best_only``) grows one tensor with many indices, so its cost
 #: per merge grows with the network: searches try it only up to this many tensors.
@@ -41,7 +41,15 @@ def _transform(score: float) -> float:
 
 def greedy_tree(network: Network, alpha: float = 1.0, temperature: float = 0.0,
                 seed: int | None = None, best_only: bool = False) -> ContractionTree:
-    """Greedy tree with cost ``size(ab) - alpha*(size(a)+size(b))``, noise ``temperature``.
+    """Greedy tree; see :func:`greedy_run` for the parameters."""
+    return greedy_run(network, alpha, temperature, seed, best_only)[0]
+
+
+def greedy_run(network: Network, alpha: float = 1.0, temperature: float = 0.0,
+               seed: int | None = None, best_only: bool = False) -> tuple[ContractionTree, int]:
+    """Greedy tree and its flops, by cost ``size(ab) - alpha*(size(a)+size(b))``.
+
+    ``temperature`` adds Gumbel noise to each candidate's cost (seeded by ``seed``).
 
     With ``best_only`` each new tensor queues only its best partner, and a tensor whose
     queued partner is merged elsewhere waits until a neighbour's merge offers it again:
@@ -51,7 +59,7 @@ def greedy_tree(network: Network, alpha: float = 1.0, temperature: float = 0.0,
     """
     n = network.num_tensors
     if n <= 1:
-        return ContractionTree(n, ())
+        return ContractionTree(n, ()), 0
     rng = random.Random(seed)
     log2 = [math.log2(s) if s > 0 else -math.inf for s in network.sizes]
     out = frozenset(i for i in network.output if network.output_mask >> i & 1)
@@ -75,8 +83,16 @@ def greedy_tree(network: Network, alpha: float = 1.0, temperature: float = 0.0,
     a_num, a_den = round(alpha * 1024), 1024
 
     def score(x: int, y: int) -> int:
-        r = result(idx[x], idx[y])
-        return a_den * math.prod(sizes[i] for i in r) - a_num * (sz[x] + sz[y])
+        # size(result) = size(a) * size(b) / size(shared) / size(summed), from the
+        # (small) intersection alone: no union set is built per candidate.
+        shared = idx[x] & idx[y]
+        div = 1
+        for i in shared:
+            s = sizes[i]
+            div *= s * s if counts[i] == 2 and i not in out else s
+        size_r = sz[x] * sz[y] // div if div else math.prod(sizes[i] for i in
+                                                               result(idx[x], idx[y]))
+        return a_den * size_r - a_num * (sz[x] + sz[y])
 
     noise = temperature > 0
 
@@ -117,8 +133,13 @@ def greedy_tree(network: Network, alpha: float = 1.0, temperature: float = 0.0,
     merges: list[tuple[int, int]] = []
     waiting: set[int] = set()  # best_only: tensors whose queued partner was taken
 
+    total = 0  # flops of the merges so far (exact)
+
     def merge(x: int, y: int) -> int:
+        nonlocal total
         sa, sb = idx.pop(x), idx.pop(y)
+        shared = math.prod(sizes[i] for i in sa & sb)
+        total += sz[x] * sz[y] // shared if shared else math.prod(sizes[i] for i in sa | sb)
         r = result(sa, sb)
         for i in sa & sb:
             counts[i] -= 1
@@ -166,7 +187,7 @@ def greedy_tree(network: Network, alpha: float = 1.0, temperature: float = 0.0,
         _, y = heapq.heappop(rest)
         z = merge(x, y)
         heapq.heappush(rest, (lsz[z], z))
-    return ContractionTree(n, tuple(merges))
+    return ContractionTree(n, tuple(merges)), total
 
 
 def greedy(network: Network) -> ContractionTree:

@@ -76,6 +76,13 @@ def subset_dp(masks: Sequence[int], keep: int, sizes: Sequence[int],
             v = size_cache[m] = size_of(m, sizes)
         return v
 
+    node_size = [size(m) for m in node]
+
+    def joint(a: int, b: int) -> int:
+        """Size of ``node[a] | node[b]``, from the (small) shared part."""
+        shared = size(node[a] & node[b])
+        return node_size[a] * node_size[b] // shared if shared else size(node[a] | node[b])
+
     is_flops = objective.name == "flops"
     is_max = objective.name == "size"
     best: list[float] = [0] * (full + 1)
@@ -96,12 +103,12 @@ def subset_dp(masks: Sequence[int], keep: int, sizes: Sequence[int],
                 ca, cb = best[a], best[s ^ a]
                 lower = max(ca, cb) if is_max else ca + cb
                 if b_cost < 0 or lower < b_cost:
-                    flops = size(node[a] | node[s ^ a])
+                    flops = joint(a, s ^ a)
                     if is_flops:
                         c = lower + flops
                     else:
                         if s_size < 0:
-                            s_size = size(node[s])
+                            s_size = node_size[s]
                         c = objective.combine(ca, cb, objective.step(flops, s_size))
                     if b_cost < 0 or c < b_cost:
                         b_cost, b_split = c, a
