@@ -185,3 +185,31 @@ def test_greedy_run_counts_its_flops_exactly(seed):
     for best_only in (False, True):
         tree, total = greedy_run(net, temperature=0.2, seed=seed, best_only=best_only)
         assert total == flops(net, tree)
+
+
+def test_kahypar_profile_needs_the_variable(monkeypatch):
+    from einopt.optimize.partition import kahypar_profile
+
+    monkeypatch.delenv("EINOPT_KAHYPAR_PROFILE", raising=False)
+    assert kahypar_profile() is None
+    monkeypatch.setenv("EINOPT_KAHYPAR_PROFILE", "/no/such/profile.ini")
+    assert kahypar_profile() is None
+
+
+def _kahypar_ready():
+    from einopt.optimize.partition import kahypar_profile
+
+    return kahypar_profile() is not None
+
+
+@pytest.mark.skipif(not _kahypar_ready(), reason="kahypar or EINOPT_KAHYPAR_PROFILE not set")
+def test_kahypar_partition_tree_valid():
+    from einopt.optimize.partition import kahypar_bisect, kahypar_profile
+
+    net = network(60, 1, hyper=0.2, degree=3)
+    tree = partition_tree(net, imbalance=0.1, cutoff=5, seed=0)
+    assert len(tree.merges) == 59
+    nodes = list(range(60))
+    side = kahypar_bisect(nodes, [list(t) for t in net.terms],
+                          [math.log2(s) for s in net.sizes], 0.1, 0, kahypar_profile())
+    assert 25 <= len(side) <= 35

@@ -4,15 +4,17 @@ The tensors are split in two so that the indices cut between the halves weigh le
 (an index weighs log2 of its size: cutting it costs a factor of its size), within a
 balance tolerance; each half is split again until groups of at most ``cutoff`` tensors
 remain, which are ordered exactly. The tree merges the halves bottom-up. Bisection
-uses the ``kahypar`` package when it is installed and a profile is configured, and a
-built-in partitioner otherwise: greedy region growing from a random seed, then
-Fiduccia–Mattheyses refinement passes that move single tensors between the halves.
+uses the ``kahypar`` package when it is installed and a profile is configured (see
+:func:`kahypar_profile`), and a built-in partitioner otherwise: greedy region growing
+from a random seed, then Fiduccia–Mattheyses refinement passes that move single tensors
+between the halves.
 """
 
 from __future__ import annotations
 
 import heapq
 import math
+import os
 import random
 from collections.abc import Sequence
 
@@ -21,7 +23,7 @@ from ..tree import ContractionTree, append_merges
 from .objective import FLOPS, Objective
 from .optimal import subset_dp
 
-__all__ = ["partition_tree", "bisect"]
+__all__ = ["partition_tree", "bisect", "kahypar_bisect", "kahypar_profile"]
 
 
 def _local(masks: Sequence[int], keep: int, sizes: Sequence[int]
@@ -40,6 +42,54 @@ def _local(masks: Sequence[int], keep: int, sizes: Sequence[int]
         return r
 
     return [loc(m) for m in masks], loc(keep), [sizes[g] for g in glob], glob
+
+
+def kahypar_profile() -> str | None:
+    """The KaHyPar configuration file to use, if ``kahypar`` is installed and one is set.
+
+    The ``kahypar`` package ships no configuration; point ``EINOPT_KAHYPAR_PROFILE`` at
+    one of KaHyPar's ``.ini`` profiles (a cut-objective, direct k-way one suits
+    bisection) to partition with it.
+    """
+    path = os.environ.get("EINOPT_KAHYPAR_PROFILE")
+    if not path or not os.path.isfile(path):
+        return None
+    try:
+        import kahypar  # noqa: F401
+    except ImportError:
+        return None
+    return path
+
+
+def kahypar_bisect(nodes: Sequence[int], edges_of: Sequence[Sequence[int]],
+                   weight: Sequence[float], imbalance: float, seed: int,
+                   profile: str) -> set[int]:
+    """One side of a bisection of ``nodes`` computed by KaHyPar with ``profile``."""
+    import kahypar
+
+    local = {v: j for j, v in enumerate(nodes)}
+    pins: dict[int, list[int]] = {}
+    for v in nodes:
+        for e in edges_of[v]:
+            pins.setdefault(e, []).append(local[v])
+    edges = [(e, p) for e, p in pins.items() if len(p) > 1]
+    if not edges:
+        return set(nodes[: len(nodes) // 2])
+    index = [0]
+    flat: list[int] = []
+    for _, p in edges:
+        flat += p
+        index.append(len(flat))
+    weights = [max(1, round(100 * weight[e])) for e, _ in edges]
+    graph = kahypar.Hypergraph(len(nodes), len(edges), index, flat, 2, weights, [])
+    context = kahypar.Context()
+    context.loadINIconfiguration(profile)
+    context.setK(2)
+    context.setEpsilon(max(imbalance, 0.001))
+    context.setSeed(seed)
+    context.suppressOutput(True)
+    kahypar.partition(graph, context)
+    return {v for v in nodes if graph.blockID(local[v]) == 0}
 
 
 def bisect(nodes: Sequence[int], edges_of: Sequence[Sequence[int]], weight: Sequence[float],
@@ -180,6 +230,7 @@ def partition_tree(network: Network, imbalance: float = 0.2, cutoff: int = 6,
     if n <= 1:
         return ContractionTree(n, ())
     rng = random.Random(seed)
+    profile = kahypar_profile()
     sizes = network.sizes
     edges_of = [list(t) for t in network.terms]
     if weight_mode == "log":
@@ -231,7 +282,11 @@ def partition_tree(network: Network, imbalance: float = 0.2, cutoff: int = 6,
         if len(group) <= cutoff:
             result[key] = solve_group(list(group))
             continue
-        side_a = bisect(group, edges_of, weight, imbalance, rng, starts=starts)
+        if profile is not None:
+            side_a = kahypar_bisect(group, edges_of, weight, imbalance,
+                                    rng.randrange(2**31), profile)
+        else:
+            side_a = bisect(group, edges_of, weight, imbalance, rng, starts=starts)
         ga = tuple(t for t in group if t in side_a)
         gb = tuple(t for t in group if t not in side_a)
         if not ga or not gb:
