@@ -554,7 +554,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="give the corpus equations to every tool unchanged")
     parser.add_argument("--json", type=Path, default=None, metavar="OUT",
                         help="write all raw results (paths included) to OUT")
+    parser.add_argument("--kahypar-profile", default=None, metavar="INI",
+                        help="KaHyPar profile for einopt's partitioner (default: the cut "
+                             "profile cotengra ships, so both use the same KaHyPar); "
+                             "'none' for einopt's built-in partitioner")
     args = parser.parse_args(argv)
+    profile = args.kahypar_profile
+    if profile is None and cotengra is not None:
+        bundled = (Path(cotengra.__file__).parent / "pathfinders" / "kahypar_profiles"
+                   / "cut_kKaHyPar_sea20.ini")
+        profile = str(bundled) if bundled.is_file() else None
+    if profile and profile != "none":
+        os.environ["EINOPT_KAHYPAR_PROFILE"] = profile
+    else:
+        os.environ.pop("EINOPT_KAHYPAR_PROFILE", None)
 
     times = args.times or ([1.0] if args.quick else [1.0, 2.0, 5.0])
     dp_timeout = args.dp_timeout or (5.0 if args.quick else 30.0)
@@ -573,6 +586,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for line in header:
         print(line)
     print(f"corpus     : {args.corpus} ({len(problems)} problems)")
+    print(f"kahypar    : {os.environ.get('EINOPT_KAHYPAR_PROFILE', 'built-in partitioner')}"
+          " (einopt)")
     print(f"max_time   : {', '.join(f'{t:g} s' for t in times)} (einopt hyper and cotengra)")
     print(f"dp         : {'skipped' if args.skip_dp else f'<= {DP_MAX_TENSORS} tensors, '}"
           f"{'' if args.skip_dp else f'{dp_timeout:g} s limit, in a child process'}")
