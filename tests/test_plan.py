@@ -91,3 +91,22 @@ def test_plan_is_reusable_and_checks_shapes():
 def test_str_table_lists_steps():
     text = str(einopt.plan("ni,ni,nj,nj->n", (4, 5), (4, 5), (4, 6), (4, 6)))
     assert "speedup" in text and "dot" in text and "op0[ni]" in text
+
+
+def test_repr_is_one_line():
+    p = einopt.plan("ni,ni,nj,nj->n", (4, 5), (4, 5), (4, 6), (4, 6))
+    text = repr(p)
+    assert "\n" not in text and text.startswith("Plan('ni,ni,nj,nj->n'") and "flops=" in text
+
+
+def test_progress_bar_needs_tqdm_or_works():
+    try:
+        import tqdm  # noqa: F401
+    except ImportError:
+        with pytest.raises(einopt.PathError, match="tqdm"):
+            einopt.plan("ab,bc,cd,de,ef,fg,gh,hi,ij,jk,kl,lm->am", *[(2, 2)] * 12,
+                        optimize="hyper", max_time=0.1, progress=True)
+    else:
+        p = einopt.plan("ab,bc,cd,de,ef,fg,gh,hi,ij,jk,kl,lm->am", *[(2, 2)] * 12,
+                        optimize="hyper", max_time=0.1, progress=True)
+        assert len(p.path) == 11

@@ -81,7 +81,7 @@ class Step:
     subscripts: str | None = None
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
 class Plan:
     """A planned einsum: the tree, its steps and its costs. Call it on arrays.
 
@@ -146,6 +146,11 @@ class Plan:
         from .execute import run_plan
 
         return run_plan(self, operands)
+
+    def __repr__(self) -> str:
+        sliced = f", sliced={self.sliced!r}" if self.tree.sliced else ""
+        return (f"Plan('{self.equation}', flops={self.flops:.4g}, "
+                f"speedup={self.speedup:.4g}, max_size={self.max_size}{sliced})")
 
     def __str__(self) -> str:
         from .report import plan_table
