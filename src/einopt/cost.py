@@ -62,24 +62,10 @@ class HolderCounts:
 
     def merge(self, a: int, b: int) -> int:
         """Record the merge of current tensors ``a`` and ``b``; return the result mask."""
+        r = self.result(a, b)
         counts = self.counts
-        shared = a & b
-        while shared:
-            low = shared & -shared
-            counts[low.bit_length() - 1] -= 1
-            shared ^= low
-        return self.result_after(a | b, a & b)
-
-    def result_after(self, union: int, shared: int) -> int:
-        """Drop from ``union`` the shared indices no other tensor or the output holds."""
-        drop = 0
-        counts = self.counts
-        shared &= ~self.output
-        while shared:
-            low = shared & -shared
-            i = low.bit_length() - 1
-            if counts[i] == 1:
-                drop |= low
-                counts[i] = 0
-            shared ^= low
-        return union & ~drop
+        for i in bits(a & b):
+            counts[i] -= 1  # two holders become one
+        for i in bits((a | b) & ~r):
+            counts[i] = 0  # summed away: no tensor holds it any more
+        return r

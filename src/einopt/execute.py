@@ -22,6 +22,19 @@ __all__ = ["compile_program", "run_plan"]
 Program = Callable[..., Any]
 
 
+def _chain(ops: list[Callable[[Any], Any]]) -> Callable[[Any], Any] | None:
+    """One function applying ``ops`` in order (``None`` when there are none)."""
+    if len(ops) <= 1:
+        return ops[0] if ops else None
+
+    def run(x: Any) -> Any:
+        for op in ops:
+            x = op(x)
+        return x
+
+    return run
+
+
 def _prep(step: Step, be: NumpyBackend) -> Callable[[Any], Any]:
     ops: list[Callable[[Any], Any]] = []
     if step.cast is not None:
@@ -36,13 +49,9 @@ def _prep(step: Step, be: NumpyBackend) -> Callable[[Any], Any]:
     if step.sum_axes is not None:
         axes = step.sum_axes
         ops.append(lambda x: be.sum(x, axes))
-
-    def run(x: Any) -> Any:
-        for op in ops:
-            x = op(x)
-        return x
-
-    return ops[0] if len(ops) == 1 else run
+    fn = _chain(ops)
+    assert fn is not None  # a PREP step always does something
+    return fn
 
 
 def _arg_view(perm: tuple[int, ...] | None, shape: tuple[int, ...] | None, swap: bool,
@@ -54,17 +63,7 @@ def _arg_view(perm: tuple[int, ...] | None, shape: tuple[int, ...] | None, swap:
         ops.append(lambda x: be.reshape(x, shape))
     if swap:
         ops.append(be.swap_last)
-    if not ops:
-        return None
-    if len(ops) == 1:
-        return ops[0]
-
-    def view(x: Any) -> Any:
-        for op in ops:
-            x = op(x)
-        return x
-
-    return view
+    return _chain(ops)
 
 
 def _pair(step: Step, be: NumpyBackend) -> Callable[[Any, Any], Any]:

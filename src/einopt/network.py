@@ -78,21 +78,9 @@ class Network:
         """Number of distinct indices."""
         return len(self.sizes)
 
-    def size(self, mask: int) -> int:
-        """Number of elements of a tensor holding the indices in ``mask``."""
-        sizes = self.sizes
-        return math.prod(sizes[i] for i in bits(mask))
-
     def naive_flops(self) -> int:
         """Product of all index sizes times max(1, number of operands - 1)."""
         return math.prod(self.sizes) * max(1, len(self.raw) - 1)
-
-    def mask(self, ids: Sequence[int]) -> int:
-        """Bitmask of a sequence of index ids."""
-        m = 0
-        for i in ids:
-            m |= 1 << i
-        return m
 
 
 def _name(label: Label) -> str:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from .network import Network, bits, build_network, label_text
+from .network import Network, bits, build_network
 from .parse import Equation
 from .tree import ContractionTree, tree_cost
 
@@ -384,7 +384,3 @@ def build_plan(equation: Equation, network: Network, tree: ContractionTree,
         unsliced_flops=tree_cost(network, tree).flops if tree.sliced else cost.flops,
     )
 
-
-def step_text(step: Step, net: Network) -> str:
-    """The indices of a step's result as text, for reports."""
-    return " ".join(label_text(net.labels[i]) for i in step.indices)

@@ -7,7 +7,7 @@ products, smallest first. With ``temperature > 0`` each candidate's score gets G
 noise, which samples merges from a Boltzmann distribution over scores: many fast
 repeats of this explore trees the deterministic rule never sees.
 
-Index sets are held sparsely (sets of index ids, sizes as log2), so a merge costs
+Index sets are held sparsely (sets of index ids, sizes as exact ints), so a merge costs
 time proportional to the indices involved, not to the network's size: 10,000-tensor
 networks take about a second.
 """
@@ -61,10 +61,8 @@ def greedy_run(network: Network, alpha: float = 1.0, temperature: float = 0.0,
     if n <= 1:
         return ContractionTree(n, ()), 0
     rng = random.Random(seed)
-    log2 = [math.log2(s) if s > 0 else -math.inf for s in network.sizes]
     out = frozenset(i for i in network.output if network.output_mask >> i & 1)
     idx: dict[int, frozenset[int]] = {t: frozenset(term) for t, term in enumerate(network.terms)}
-    lsz: dict[int, float] = {t: sum(log2[i] for i in held) for t, held in idx.items()}
     sizes = network.sizes
     sz: dict[int, int] = {t: math.prod(sizes[i] for i in held) for t, held in idx.items()}
     counts = [0] * network.num_indices
@@ -155,9 +153,8 @@ def greedy_run(network: Network, alpha: float = 1.0, temperature: float = 0.0,
         for i in r:
             holders[i].add(z)
         idx[z] = r
-        lsz[z] = sum(log2[i] for i in r)
         sz[z] = math.prod(sizes[i] for i in r)
-        del lsz[x], lsz[y], sz[x], sz[y]
+        del sz[x], sz[y]
         return z
 
     while heap:
@@ -180,13 +177,13 @@ def greedy_run(network: Network, alpha: float = 1.0, temperature: float = 0.0,
             heapq.heappush(heap, item)
 
     # Disconnected parts: outer products, smallest first.
-    rest = [(lsz[x], x) for x in idx]
+    rest = [(sz[x], x) for x in idx]
     heapq.heapify(rest)
     while len(rest) > 1:
         _, x = heapq.heappop(rest)
         _, y = heapq.heappop(rest)
         z = merge(x, y)
-        heapq.heappush(rest, (lsz[z], z))
+        heapq.heappush(rest, (sz[z], z))
     return ContractionTree(n, tuple(merges)), total
 
 

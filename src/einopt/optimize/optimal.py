@@ -18,7 +18,7 @@ from ..tree import ContractionTree, append_merges, tree_cost
 from .greedy import greedy
 from .objective import FLOPS, Objective
 
-__all__ = ["optimal", "bounded_optimal", "subset_dp", "OverBudget", "FULL_LIMIT"]
+__all__ = ["optimal", "bounded_optimal", "subset_dp", "localize", "OverBudget", "FULL_LIMIT"]
 
 FULL_LIMIT = 12
 
@@ -117,6 +117,29 @@ def subset_dp(masks: Sequence[int], keep: int, sizes: Sequence[int],
             sub = (sub - 1) & rest
         best[s], split[s] = b_cost, b_split
     return best[full], split, node
+
+
+def localize(masks: Sequence[int], keep: int, sizes: Sequence[int]
+             ) -> tuple[list[int], int, list[int], list[int]]:
+    """Renumber the indices of ``masks`` to bits ``0..m-1`` for a small subset search.
+
+    Returns the local masks, the local ``keep`` (restricted to those indices), the local
+    sizes and, per local bit, the global index id, so that search work does not depend
+    on how many indices the whole network has.
+    """
+    union = 0
+    for m in masks:
+        union |= m
+    glob = bits(union)
+    pos = {g: j for j, g in enumerate(glob)}
+
+    def loc(m: int) -> int:
+        r = 0
+        for g in bits(m & union):
+            r |= 1 << pos[g]
+        return r
+
+    return [loc(m) for m in masks], loc(keep), [sizes[g] for g in glob], glob
 
 
 def _tree_from_splits(n: int, root: int, split: dict[int, int] | list[int]) -> ContractionTree:

@@ -21,27 +21,9 @@ from collections.abc import Sequence
 from ..network import Network, bits
 from ..tree import ContractionTree, append_merges
 from .objective import FLOPS, Objective
-from .optimal import subset_dp
+from .optimal import localize, subset_dp
 
 __all__ = ["partition_tree", "bisect", "kahypar_bisect", "kahypar_profile"]
-
-
-def _local(masks: Sequence[int], keep: int, sizes: Sequence[int]
-           ) -> tuple[list[int], int, list[int], list[int]]:
-    """Renumber the indices of ``masks`` to small bit positions."""
-    union = 0
-    for m in masks:
-        union |= m
-    glob = bits(union)
-    pos = {g: j for j, g in enumerate(glob)}
-
-    def loc(m: int) -> int:
-        r = 0
-        for g in bits(m & union):
-            r |= 1 << pos[g]
-        return r
-
-    return [loc(m) for m in masks], loc(keep), [sizes[g] for g in glob], glob
 
 
 def kahypar_profile() -> str | None:
@@ -261,7 +243,7 @@ def partition_tree(network: Network, imbalance: float = 0.2, cutoff: int = 6,
         for i, c in count.items():
             if c < holders[i]:
                 keep |= 1 << i
-        masks, keep_l, sizes_l, _ = _local([network.masks[t] for t in group], keep, sizes)
+        masks, keep_l, sizes_l, _ = localize([network.masks[t] for t in group], keep, sizes)
         _, split, _ = subset_dp(masks, keep_l, sizes_l, objective)
         ids = {1 << j: t for j, t in enumerate(group)}
         return append_merges((1 << len(group)) - 1, lambda s: (split[s], s ^ split[s]), ids,

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from ..network import Network, bits
 from ..tree import ContractionTree, append_merges, tree_cost
 from .objective import FLOPS, Objective
-from .optimal import subset_dp
+from .optimal import localize, subset_dp
 
 __all__ = ["reconfigure"]
 
@@ -77,21 +77,7 @@ def _improve(t: _Tree, v: int, k: int, objective: Objective) -> bool:
     for u in inner:
         c = _step_cost(t, u, objective)
         current = max(current, c) if objective.name == "size" else current + c
-    union = 0
-    for p in pieces:
-        union |= t.mask[p]
-    glob = bits(union)
-    local = {g: j for j, g in enumerate(glob)}
-
-    def to_local(m: int) -> int:
-        r = 0
-        for g in bits(m):
-            r |= 1 << local[g]
-        return r
-
-    masks = [to_local(t.mask[p]) for p in pieces]
-    keep = to_local(t.mask[v])
-    sizes = [t.sizes[g] for g in glob]
+    masks, keep, sizes, glob = localize([t.mask[p] for p in pieces], t.mask[v], t.sizes)
     cost, split, node = subset_dp(masks, keep, sizes, objective)
     if not cost * 10**12 < current * (10**12 - 1):  # a real improvement, exact for ints
         return False
