@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .backends import backend_for
-from .errors import EinsumError, OperandTypeError, PathError, ShapeError
+from .errors import OperandTypeError, PathError, ShapeError
 from .execute import program_for
 from .network import build_network
 from .optimize import Budget, get_optimizer, parse_objective
@@ -242,11 +242,6 @@ def einsum(subscripts: Any, *operands: Any, optimize: Any = "auto", out: Any = N
 def _einsum(subscripts: Any, operands: Sequence[Any], optimize: Any, out: Any, dtype: Any,
             memory_limit: Any, casting: Any) -> Any:
     eq, items = _equation(subscripts, operands)
-    if len(items) != eq.nops:
-        raise EinsumError(
-            f"the subscripts name {eq.nops} operand{'s' if eq.nops != 1 else ''} "
-            f"but {len(items)} {'were' if len(items) != 1 else 'was'} given"
-        )
     arrays = [_to_array(x, k) for k, x in enumerate(items)]
     dtypes = tuple(x.dtype for x in arrays)
     if dtype is not None:
