@@ -161,14 +161,14 @@ def test_large_network_greedy_and_tree_roundtrip():
 @pytest.mark.parametrize("seed", range(6))
 def test_sweeping_greedy_valid(seed):
     net = network(40, seed, hyper=0.3, degree=3)
-    tree = greedy_tree(net, best_only=True, temperature=0.1 * (seed % 2), seed=seed)
+    tree = greedy_tree(net, regime="sweep", temperature=0.1 * (seed % 2), seed=seed)
     assert len(tree.merges) == 39
-    assert tree == greedy_tree(net, best_only=True, temperature=0.1 * (seed % 2), seed=seed)
+    assert tree == greedy_tree(net, regime="sweep", temperature=0.1 * (seed % 2), seed=seed)
 
 
 def test_sweeping_greedy_disconnected():
     net = build_network(parse("ab,bc,cd,ef,fg,h->"), [(2, 3), (3, 4), (4, 2), (2, 3), (3, 2), (5,)])
-    assert len(greedy_tree(net, best_only=True).merges) == 5
+    assert len(greedy_tree(net, regime="sweep").merges) == 5
 
 
 def test_auto_never_worse_than_plain_greedy():
@@ -179,11 +179,11 @@ def test_auto_never_worse_than_plain_greedy():
 
 @pytest.mark.parametrize("seed", range(5))
 def test_greedy_run_counts_its_flops_exactly(seed):
-    from einopt.optimize.greedy import greedy_run
+    from einopt.optimize.greedy import REGIMES, greedy_run
 
     net = network(30, seed, hyper=0.3)
-    for best_only in (False, True):
-        tree, total = greedy_run(net, temperature=0.2, seed=seed, best_only=best_only)
+    for regime in REGIMES:
+        tree, total = greedy_run(net, temperature=0.2, seed=seed, regime=regime)
         assert total == flops(net, tree)
 
 

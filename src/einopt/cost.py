@@ -8,15 +8,18 @@ result keeps an index while any other remaining tensor, or the output, still hol
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 
-from .network import bits
+from .network import _FEW, _LONG, bits
 
 __all__ = ["size_of", "pair_flops", "HolderCounts"]
 
 
 def size_of(mask: int, sizes: Sequence[int]) -> int:
     """Elements of a tensor whose indices are the set bits of ``mask``."""
+    if mask.bit_length() > _LONG and mask.bit_count() > _FEW:
+        return math.prod([sizes[i] for i in bits(mask)])
     n = 1
     while mask:
         low = mask & -mask

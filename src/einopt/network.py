@@ -35,9 +35,26 @@ def label_text(label: Label) -> str:
     return repr(label) if isinstance(label, EllipsisDim) else str(label)
 
 
+#: Long masks with many set bits are read 64 bits at a time: on a network of thousands
+#: of indices, bit tricks on the whole integer cost time proportional to its length per
+#: set bit.
+_LONG = 256
+_FEW = 16
+
+
 def bits(mask: int) -> list[int]:
     """Positions of the set bits of ``mask``, lowest first."""
     out = []
+    if mask.bit_length() > _LONG and mask.bit_count() > _FEW:
+        words = memoryview(mask.to_bytes((mask.bit_length() + 63) // 64 * 8, "little"))
+        for k, w in enumerate(words.cast("Q")):
+            if w:
+                base = 64 * k
+                while w:
+                    low = w & -w
+                    out.append(base + low.bit_length() - 1)
+                    w ^= low
+        return out
     while mask:
         low = mask & -mask
         out.append(low.bit_length() - 1)

@@ -10,7 +10,7 @@ or a broadcast elementwise/outer product. The executor only walks the steps.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -81,6 +81,15 @@ class Step:
     subscripts: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class _Kernels:
+    """The resolved program: every step, and how the last result becomes the output."""
+
+    steps: tuple[Step, ...]
+    output_perm: tuple[int, ...] | None
+    output_reshape: tuple[int, ...] | None
+
+
 @dataclass(frozen=True, slots=True, eq=False, repr=False)
 class Plan:
     """A planned einsum: the tree, its steps and its costs. Call it on arrays.
@@ -91,10 +100,7 @@ class Plan:
         tree: the contraction tree.
         shapes: operand shapes it was planned for.
         dtype: the dtype every operand is cast to first (``None``: decided per call).
-        steps: the flat program.
-        output_perm: permutation of the last result's axes into output order (or None).
         output_shape: shape of the result.
-        output_reshape: ``output_shape`` when size-1 output axes must be inserted, else None.
         flops: sum over pairwise steps of the size of their joint index set.
         naive_flops: product of all index sizes times max(1, operands - 1).
         unsliced_flops: flops of the same tree without slicing.
@@ -106,15 +112,28 @@ class Plan:
     tree: ContractionTree
     shapes: tuple[tuple[int, ...], ...]
     dtype: Any
-    steps: tuple[Step, ...]
-    output_perm: tuple[int, ...] | None
     output_shape: tuple[int, ...]
-    output_reshape: tuple[int, ...] | None
     flops: int
     naive_flops: int
     max_size: int
     unsliced_flops: int
+    _kernels: Callable[[], _Kernels] = field(repr=False, compare=False)
     _programs: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def steps(self) -> tuple[Step, ...]:
+        """The flat program (pairwise kernels are resolved on first use, then kept)."""
+        return self._kernels().steps
+
+    @property
+    def output_perm(self) -> tuple[int, ...] | None:
+        """Permutation of the last result's axes into output order (or None)."""
+        return self._kernels().output_perm
+
+    @property
+    def output_reshape(self) -> tuple[int, ...] | None:
+        """``output_shape`` when size-1 output axes must be inserted, else None."""
+        return self._kernels().output_reshape
 
     @property
     def path(self) -> list[tuple[int, ...]]:
@@ -337,8 +356,40 @@ def build_plan(equation: Equation, network: Network, tree: ContractionTree,
             steps.append(step)
         orders.append(order)
     cost = tree_cost(net, tree)
+    # Resolving each merge's kernel layout costs far more than the search on large
+    # networks: it is done on first use (evaluation, printing, code), once.
+    cache: list[_Kernels] = []
+
+    def kernels() -> _Kernels:
+        if not cache:
+            cache.append(_resolve(net, tree, cost.node_masks, tuple(steps), orders))
+        return cache[0]
+
+    slice_shape = tuple(net.sizes[i] for i in net.output)
+    # Squeezes and diagonals are views: only steps that write memory count.
+    written = [s.size for s in steps if s.cast or s.sum_axes]
+    max_size = max([math.prod(slice_shape), cost.max_size, *written])
+    return Plan(
+        equation=equation,
+        network=network,
+        tree=tree,
+        shapes=shapes_,
+        dtype=dtype,
+        output_shape=tuple(network.sizes[i] for i in network.output),
+        flops=cost.flops * math.prod(network.sizes[i] for i in tree.sliced),
+        naive_flops=network.naive_flops(),
+        max_size=max_size,
+        unsliced_flops=tree_cost(network, tree).flops if tree.sliced else cost.flops,
+        _kernels=kernels,
+    )
+
+
+def _resolve(net: Network, tree: ContractionTree, masks: Sequence[int],
+             preps: tuple[Step, ...], prep_orders: Sequence[tuple[int, ...]]) -> _Kernels:
+    """Each merge's kernel, laid out so that its result suits its consumer."""
+    steps = list(preps)
+    orders = list(prep_orders)
     n = net.num_tensors
-    masks = cost.node_masks
     parent = {c: (n + k, other) for k, m in enumerate(tree.merges)
               for c, other in (m, m[::-1])}
     held = [i for i in net.output if masks[-1] >> i & 1] if tree.merges else []
@@ -365,22 +416,7 @@ def build_plan(equation: Equation, network: Network, tree: ContractionTree,
     final = orders[-1] if orders else ()
     held = [i for i in net.output if i in set(final)]
     slice_shape = tuple(net.sizes[i] for i in net.output)
-    # Squeezes and diagonals are views: only steps that write memory count.
-    written = [s.size for s in steps if s.kind is not StepKind.PREP or s.cast or s.sum_axes]
-    max_size = max([math.prod(slice_shape), *written])
-    return Plan(
-        equation=equation,
-        network=network,
-        tree=tree,
-        shapes=shapes_,
-        dtype=dtype,
-        steps=tuple(steps),
-        output_perm=_perm(final, held),
-        output_shape=tuple(network.sizes[i] for i in network.output),
-        output_reshape=slice_shape if len(held) != len(slice_shape) else None,
-        flops=cost.flops * math.prod(network.sizes[i] for i in tree.sliced),
-        naive_flops=network.naive_flops(),
-        max_size=max_size,
-        unsliced_flops=tree_cost(network, tree).flops if tree.sliced else cost.flops,
-    )
+    return _Kernels(steps=tuple(steps), output_perm=_perm(final, held),
+                    output_reshape=slice_shape if len(held) != len(slice_shape) else None)
+
 

@@ -172,12 +172,14 @@ class TreeCost:
         max_size: elements of the largest merge result.
         write: total elements written by all merges.
         node_masks: index mask of every node (leaves, then merge results).
+        node_sizes: elements of every node.
     """
 
     flops: int
     max_size: int
     write: int
     node_masks: tuple[int, ...]
+    node_sizes: tuple[int, ...]
 
 
 def tree_cost(network: Network, tree: ContractionTree,
@@ -191,12 +193,18 @@ def tree_cost(network: Network, tree: ContractionTree,
     masks = list(network.masks)
     holders = HolderCounts(masks, network.output_mask, network.num_indices)
     flops = write = max_size = 0
+    # Sizes follow from the inputs' through the (few) shared and summed indices only.
+    node_sizes = [size_of(m, sizes) for m in masks]
     for x, y in tree.merges:
         a, b = masks[x], masks[y]
         r = holders.merge(a, b)
         masks.append(r)
-        flops += size_of(a | b, sizes)
-        s = size_of(r, sizes)
+        shared = size_of(a & b, sizes)
+        joint = node_sizes[x] * node_sizes[y] // shared if shared else size_of(a | b, sizes)
+        flops += joint
+        summed = size_of((a | b) & ~r, sizes)
+        s = joint // summed if summed else size_of(r, sizes)
+        node_sizes.append(s)
         write += s
         max_size = max(max_size, s)
-    return TreeCost(flops, max_size, write, tuple(masks))
+    return TreeCost(flops, max_size, write, tuple(masks), tuple(node_sizes))

@@ -23,7 +23,7 @@ from ..tree import ContractionTree
 
 __all__ = ["greedy", "greedy_run", "greedy_tree", "SWEEP_LIMIT"]
 
-#: The sweeping regime (``best_only``) grows one tensor with many indices, so its cost
+#: The sweeping regime (``"sweep"``) grows one tensor with many indices, so its cost
 #: per merge grows with the network: searches try it only up to this many tensors.
 SWEEP_LIMIT = 2000
 
@@ -39,24 +39,33 @@ def _transform(score: float) -> float:
     return magnitude if score >= 0 else -magnitude
 
 
+#: How candidates are queued: every pair (``"global"``), each tensor's best partner only
+#: (``"sweep"``), or every pair at first and the best partner of each new tensor after
+#: (``"hybrid"``, the rule of opt_einsum's greedy).
+REGIMES = ("global", "sweep", "hybrid")
+
+
 def greedy_tree(network: Network, alpha: float = 1.0, temperature: float = 0.0,
-                seed: int | None = None, best_only: bool = False) -> ContractionTree:
+                seed: int | None = None, regime: str = "global") -> ContractionTree:
     """Greedy tree; see :func:`greedy_run` for the parameters."""
-    return greedy_run(network, alpha, temperature, seed, best_only)[0]
+    return greedy_run(network, alpha, temperature, seed, regime)[0]
 
 
 def greedy_run(network: Network, alpha: float = 1.0, temperature: float = 0.0,
-               seed: int | None = None, best_only: bool = False) -> tuple[ContractionTree, int]:
+               seed: int | None = None, regime: str = "global") -> tuple[ContractionTree, int]:
     """Greedy tree and its flops, by cost ``size(ab) - alpha*(size(a)+size(b))``.
 
     ``temperature`` adds Gumbel noise to each candidate's cost (seeded by ``seed``).
 
-    With ``best_only`` each new tensor queues only its best partner, and a tensor whose
-    queued partner is merged elsewhere waits until a neighbour's merge offers it again:
-    merges then tend to grow recent tensors, sweeping through the network, where the
-    default merges the globally best pair and grows many clusters at once. The two
-    differ by orders of magnitude on some networks, each way.
+    ``regime`` (see :data:`REGIMES`): where only a tensor's best partner is queued, a
+    tensor whose partner is merged elsewhere waits until a neighbour's merge offers it
+    again. Queuing best partners only tends to grow recent tensors, sweeping through
+    the network, where ``"global"`` merges the globally best pair and grows many
+    clusters at once. The regimes differ by orders of magnitude on some networks, each
+    way, and the best-only ones queue fewer candidates (they run faster).
     """
+    if regime not in REGIMES:
+        raise ValueError(f"unknown greedy regime {regime!r}; known: {', '.join(REGIMES)}")
     n = network.num_tensors
     if n <= 1:
         return ContractionTree(n, ()), 0
@@ -101,70 +110,94 @@ def greedy_run(network: Network, alpha: float = 1.0, temperature: float = 0.0,
 
     heap: list[tuple[float, int, int, int]] = []
 
-    def neighbours(x: int) -> list[tuple[float, int, int, int]]:
-        seen = {x}
-        found = []
+    newer_first = False
+
+    def neighbours(x: int, best_only: bool) -> list[tuple[float, int, int, int]]:
+        ix, szx = idx[x], sz[x]
+        ys: set[int] = set()
         big: list[int] = []
-        for i in idx[x]:
-            if len(holders[i]) > _WIDE:
+        for i in ix:
+            h = holders[i]
+            if len(h) > _WIDE:
                 big.append(i)
-                continue
-            for y in holders[i]:
-                if y not in seen:
-                    seen.add(y)
-                    s = score(x, y)
-                    found.append((key(s), s, *((x, y) if x < y else (y, x))))
-        if big and not found:
+            else:
+                ys.update(h)
+        ys.discard(x)
+        if big and not ys:
             # Joined only through wide hyperedges: pair with their smallest holders.
-            pool = {y for i in big for y in holders[i]} - seen
-            for y in heapq.nsmallest(_WIDE, pool, key=lambda t: (sz[t], t)):
-                s = score(x, y)
-                found.append((key(s), s, *((x, y) if x < y else (y, x))))
+            pool = set().union(*(holders[i] for i in big))
+            pool.discard(x)
+            ys = set(heapq.nsmallest(_WIDE, pool, key=lambda t: (sz[t], t)))
+        found = []
+        for y in ys:
+            # size(result) = size(a) * size(b) / size(shared) / size(summed), from the
+            # (small) intersection alone: no union set is built per candidate.
+            div = 1
+            for i in ix & idx[y]:
+                d = sizes[i]
+                div *= d * d if counts[i] == 2 and i not in out else d
+            szy = sz[y]
+            size_r = szx * szy // div if div else math.prod(sizes[i] for i in
+                                                            result(ix, idx[y]))
+            s = a_den * size_r - a_num * (szx + szy)
+            found.append((key(s) if noise else s, s, *((x, y) if (x < y) != newer_first else (y, x))))
         if best_only and found:
             return [min(found)]
         return found
 
+    first_best = regime == "sweep"
+    # Ties go to the pair whose newer tensor is older (the hybrid rule) or whose older
+    # tensor is older.
+    newer_first = regime == "hybrid"
+    later_best = regime != "global"
+    queued: set[tuple[int, int]] = set()  # every pair is found from both ends
     for x in range(n):
-        heap += neighbours(x)
+        for c in neighbours(x, first_best):
+            if (c[2], c[3]) not in queued:
+                queued.add((c[2], c[3]))
+                heap.append(c)
     heapq.heapify(heap)
 
     merges: list[tuple[int, int]] = []
-    waiting: set[int] = set()  # best_only: tensors whose queued partner was taken
+    waiting: set[int] = set()  # best-only regimes: tensors whose queued partner was taken
 
     total = 0  # flops of the merges so far (exact)
 
     def merge(x: int, y: int) -> int:
         nonlocal total
         sa, sb = idx.pop(x), idx.pop(y)
-        shared = math.prod(sizes[i] for i in sa & sb)
-        total += sz[x] * sz[y] // shared if shared else math.prod(sizes[i] for i in sa | sb)
+        both = sa & sb
+        shared = math.prod(sizes[i] for i in both)
+        joint = sz[x] * sz[y] // shared if shared else math.prod(sizes[i] for i in sa | sb)
+        total += joint
         r = result(sa, sb)
-        for i in sa & sb:
+        summed = [i for i in both if i not in r]  # only shared indices can be summed
+        for i in both:
             counts[i] -= 1
+        for i in summed:
+            counts[i] = 0
         for i in sa:
             holders[i].discard(x)
         for i in sb:
             holders[i].discard(y)
         z = n + len(merges)
         merges.append((x, y))
-        for i in sa | sb:
-            if i not in r:
-                counts[i] = 0
         for i in r:
             holders[i].add(z)
         idx[z] = r
-        sz[z] = math.prod(sizes[i] for i in r)
+        d = math.prod(sizes[i] for i in summed)
+        sz[z] = joint // d if d else math.prod(sizes[i] for i in r)
         del sz[x], sz[y]
         return z
 
     while heap:
         _, old, x, y = heapq.heappop(heap)
         if x not in idx or y not in idx:
-            if best_only:
+            if later_best:
                 waiting.update(t for t in (x, y) if t in idx)
                 if not heap:  # every queued partner is gone: offer the waiting again
                     for item in (it for t in sorted(waiting) if t in idx
-                                 for it in neighbours(t)):
+                                 for it in neighbours(t, True)):
                         heapq.heappush(heap, item)
                     waiting.clear()
             continue
@@ -173,7 +206,7 @@ def greedy_run(network: Network, alpha: float = 1.0, temperature: float = 0.0,
             heapq.heappush(heap, (key(s2), s2, x, y))
             continue
         z = merge(x, y)
-        for item in neighbours(z):
+        for item in neighbours(z, later_best):
             heapq.heappush(heap, item)
 
     # Disconnected parts: outer products, smallest first.

@@ -26,7 +26,7 @@ from typing import Any
 from ..network import Network
 from ..tree import ContractionTree, tree_cost
 from .anneal import anneal
-from .greedy import SWEEP_LIMIT, greedy_tree
+from .greedy import REGIMES, SWEEP_LIMIT, greedy_tree
 from .objective import Budget
 from .optimal import FULL_LIMIT, OverBudget, _full_dp, bounded_optimal
 from .partition import partition_tree
@@ -128,10 +128,15 @@ def _greedy_params(rng: random.Random, near: dict[str, float] | None) -> dict[st
     if near is None:
         return {"alpha": rng.uniform(0.0, 2.0),
                 "temperature": math.exp(rng.uniform(math.log(1e-3), 0.0)),
-                "best_only": float(rng.random() < 0.5)}
+                "regime": float(rng.randrange(len(REGIMES)))}
     return {"alpha": min(4.0, max(0.0, near["alpha"] + rng.gauss(0, 0.2))),
             "temperature": min(2.0, max(1e-3, near["temperature"] * math.exp(rng.gauss(0, 0.5)))),
-            "best_only": near["best_only"] if rng.random() < 0.8 else 1.0 - near["best_only"]}
+            "regime": near["regime"] if rng.random() < 0.8 else float(rng.randrange(len(REGIMES)))}
+
+
+def _regime(params: dict[str, float], n: int) -> str:
+    regime = REGIMES[int(params["regime"])]
+    return "hybrid" if regime == "sweep" and n > SWEEP_LIMIT else regime
 
 
 def _partition_params(rng: random.Random, near: dict[str, float] | None) -> dict[str, float]:
@@ -163,13 +168,14 @@ def hyper(network: Network, budget: Budget) -> ContractionTree:
     t0 = time.perf_counter()
     search.offer(greedy_tree(network))
     one = time.perf_counter() - t0  # the time of one greedy run and its scoring
+    search.offer(greedy_tree(network, regime="hybrid"))
     if n <= SWEEP_LIMIT:
-        search.offer(greedy_tree(network, best_only=True))
+        search.offer(greedy_tree(network, regime="sweep"))
     for seed in range(4):  # the randomized greedy trees ``auto`` also tries
         if search.time_left() < 0.6 * total + one:
             break
-        sweep = bool(seed % 2) and n <= SWEEP_LIMIT
-        search.offer(greedy_tree(network, temperature=0.1, seed=seed, best_only=sweep))
+        regime = ("sweep" if n <= SWEEP_LIMIT else "hybrid") if seed % 2 else "global"
+        search.offer(greedy_tree(network, temperature=0.1, seed=seed, regime=regime))
     search.offer(reconfigure(network, search.best, 6, obj, search.deadline,
                              search.sizes(search.best), max_passes=1, top=24))
     if n <= 2 * FULL_LIMIT and obj.name == "flops":
@@ -194,7 +200,7 @@ def hyper(network: Network, budget: Budget) -> ContractionTree:
         seed = rng.randrange(2**31)
         if m.name == "greedy":
             tree = greedy_tree(network, params["alpha"], params["temperature"], seed,
-                               bool(params["best_only"]) and n <= SWEEP_LIMIT)
+                               _regime(params, n))
         else:
             tree = partition_tree(network, params["imbalance"], int(params["cutoff"]), seed,
                                   obj)
@@ -217,7 +223,7 @@ def hyper(network: Network, budget: Budget) -> ContractionTree:
             params = _greedy_params(rng, methods[0].best_params)
             tree = greedy_tree(network, params["alpha"], params["temperature"],
                                rng.randrange(2**31),
-                               bool(params["best_only"]) and n <= SWEEP_LIMIT)
+                               _regime(params, n))
         # Calibrate: moves per second on this network, then a schedule that fits.
         t0 = time.perf_counter()
         probe = anneal(network, tree, 512, rng.randrange(2**31), obj, search.sizes(tree),

@@ -14,6 +14,7 @@ import math
 import time
 from collections.abc import Sequence
 
+from ..cost import size_of
 from ..network import Network, bits
 from ..tree import ContractionTree, append_merges, tree_cost
 from .objective import FLOPS, Objective
@@ -31,14 +32,10 @@ class _Tree:
         self.n = n
         self.kids: dict[int, tuple[int, int]] = {n + k: m for k, m in enumerate(tree.merges)}
         self.mask: dict[int, int] = dict(enumerate(cost.node_masks))
+        self.size: dict[int, int] = dict(enumerate(cost.node_sizes))
         self.root = n + len(tree.merges) - 1 if tree.merges else 0
         self.next_id = n + len(tree.merges)
         self.sizes = sizes
-        self.log2 = [math.log2(s) if s > 0 else -math.inf for s in sizes]
-
-    def lsize(self, node: int) -> float:
-        log2 = self.log2
-        return sum(log2[i] for i in bits(self.mask[node]))
 
     def to_tree(self, sliced: tuple[int, ...]) -> ContractionTree:
         merges: list[tuple[int, int]] = []
@@ -49,9 +46,12 @@ class _Tree:
 
 def _step_cost(t: _Tree, v: int, objective: Objective) -> float:
     a, b = t.kids[v]
-    flops = math.prod(t.sizes[i] for i in bits(t.mask[a] | t.mask[b]))
-    size = math.prod(t.sizes[i] for i in bits(t.mask[v]))
-    return objective.step(flops, size)
+    shared = size_of(t.mask[a] & t.mask[b], t.sizes)
+    if shared:
+        flops = t.size[a] * t.size[b] // shared
+    else:
+        flops = size_of(t.mask[a] | t.mask[b], t.sizes)
+    return objective.step(flops, t.size[v])
 
 
 def _frontier(t: _Tree, v: int, k: int) -> tuple[list[int], list[int]]:
@@ -62,7 +62,7 @@ def _frontier(t: _Tree, v: int, k: int) -> tuple[list[int], list[int]]:
         cands = [p for p in pieces if p in t.kids]
         if not cands:
             break
-        p = max(cands, key=t.lsize)
+        p = max(cands, key=t.size.__getitem__)
         pieces.remove(p)
         pieces += t.kids[p]
         inner.append(p)
@@ -83,7 +83,7 @@ def _improve(t: _Tree, v: int, k: int, objective: Objective) -> bool:
         return False
     for u in inner:
         if u != v:
-            del t.kids[u], t.mask[u]
+            del t.kids[u], t.mask[u], t.size[u]
     piece_of = {1 << j: p for j, p in enumerate(pieces)}
     full = (1 << len(pieces)) - 1
     stack = [(full, v)]
@@ -98,6 +98,7 @@ def _improve(t: _Tree, v: int, k: int, objective: Objective) -> bool:
                 new = t.next_id
                 t.next_id += 1
                 t.mask[new] = sum(1 << glob[j] for j in bits(node[part]))
+                t.size[new] = size_of(t.mask[new], t.sizes)
                 stack.append((part, new))
                 ids.append(new)
         t.kids[node_id] = (ids[0], ids[1])
