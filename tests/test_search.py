@@ -213,3 +213,15 @@ def test_kahypar_partition_tree_valid():
     side = kahypar_bisect(nodes, [list(t) for t in net.terms],
                           [math.log2(s) for s in net.sizes], 0.1, 0, kahypar_profile())
     assert 25 <= len(side) <= 35
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_hybrid_greedy_is_opt_einsums_rule_and_auto_beats_it(seed):
+    """On graphs without hyperedges the hybrid regime finds opt_einsum's greedy tree."""
+    oe = pytest.importorskip("opt_einsum")
+    eq, shapes = rand_equation(40, seed, hyper=0.0, num_output=0)
+    net = build_network(parse(eq), shapes)
+    path, _ = oe.contract_path(eq, *shapes, shapes=True, optimize="greedy")
+    theirs = flops(net, ContractionTree.from_linear_path(net.num_tensors, list(path)))
+    assert flops(net, greedy_tree(net, regime="hybrid")) == theirs
+    assert flops(net, einopt.optimize.auto(net)) <= theirs

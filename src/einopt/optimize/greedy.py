@@ -110,7 +110,9 @@ def greedy_run(network: Network, alpha: float = 1.0, temperature: float = 0.0,
 
     heap: list[tuple[float, int, int, int]] = []
 
-    newer_first = False
+    # Ties go to the pair whose newer tensor is older (the hybrid rule, opt_einsum's), or
+    # whose older tensor is older.
+    newer_first = regime == "hybrid"
 
     def neighbours(x: int, best_only: bool) -> list[tuple[float, int, int, int]]:
         ix, szx = idx[x], sz[x]
@@ -140,15 +142,13 @@ def greedy_run(network: Network, alpha: float = 1.0, temperature: float = 0.0,
             size_r = szx * szy // div if div else math.prod(sizes[i] for i in
                                                             result(ix, idx[y]))
             s = a_den * size_r - a_num * (szx + szy)
-            found.append((key(s) if noise else s, s, *((x, y) if (x < y) != newer_first else (y, x))))
+            pair = (x, y) if (x < y) != newer_first else (y, x)
+            found.append((key(s) if noise else s, s, *pair))
         if best_only and found:
             return [min(found)]
         return found
 
     first_best = regime == "sweep"
-    # Ties go to the pair whose newer tensor is older (the hybrid rule) or whose older
-    # tensor is older.
-    newer_first = regime == "hybrid"
     later_best = regime != "global"
     queued: set[tuple[int, int]] = set()  # every pair is found from both ends
     for x in range(n):

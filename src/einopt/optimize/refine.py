@@ -10,7 +10,6 @@ independent of the network's size: the pieces' indices are renumbered locally.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 
