@@ -30,7 +30,6 @@ __all__ = ["einsum", "plan", "clear_caches", "CACHE_SIZE"]
 
 CACHE_SIZE = 1024
 _FRONT: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
-_BAD_KINDS = frozenset("USVMm")
 
 
 @lru_cache(maxsize=CACHE_SIZE)
@@ -43,23 +42,6 @@ def clear_caches() -> None:
     _parse.cache_clear()
     _plan_cached.cache_clear()
     _FRONT.clear()
-
-
-def _to_array(x: Any, k: int) -> np.ndarray:
-    if isinstance(x, np.ndarray):
-        arr = x
-    elif isinstance(x, (str, bytes, dict, set)) or x is None:
-        raise OperandTypeError(f"operand {k} is a {type(x).__name__}, not an array")
-    else:
-        try:
-            arr = np.asarray(x)
-        except Exception as e:  # ragged lists and the like
-            raise OperandTypeError(f"operand {k} cannot be read as an array: {e}") from None
-        if arr.dtype.kind == "O":
-            raise OperandTypeError(f"operand {k} ({type(x).__name__}) is not a numeric array")
-    if arr.dtype.kind in _BAD_KINDS:
-        raise OperandTypeError(f"operand {k} has dtype {arr.dtype}, which einsum cannot multiply")
-    return arr
 
 
 def _shape_of(x: Any, k: int) -> tuple[int, ...]:
@@ -207,20 +189,25 @@ def plan(subscripts: Any, *operands_or_shapes: Any, optimize: Any = "auto",
 
 def einsum(subscripts: Any, *operands: Any, optimize: Any = "auto", out: Any = None,
            dtype: Any = None, memory_limit: int | None = None, order: str = "K",
-           casting: Any = "safe") -> Any:
+           casting: Any = "safe", executor: Any = None) -> Any:
     """Evaluate an einsum exactly as ``numpy.einsum`` does, on an optimized plan.
 
     Args:
         subscripts: ``"ij,jk->ik"``, implicit ``"ij,jk"``, with ``...`` and repeated
             indices; or the sublist form ``einsum(a, [0, 1], b, [1, 2], [0, 2])``.
-        *operands: the arrays (or anything ``numpy.asarray`` accepts).
+        *operands: numpy, torch, jax, cupy or dask arrays (one library per call; numpy
+            arrays and Python scalars mix with any), or anything ``numpy.asarray`` reads.
         optimize: ``"auto"`` (default), ``"optimal"``, ``"greedy"``, a linear path, or a Plan.
         out: array to write the result into.
         dtype: dtype to compute in (operands are cast under ``casting``).
         memory_limit: most elements any intermediate may hold.
+        executor: where a sliced plan's slices run: ``"threads"``, ``"processes"``,
+            ``"serial"``, a ``concurrent.futures.Executor`` or a ``dask.distributed.Client``
+            (default: a local thread pool for numpy arrays, serial otherwise).
 
     Returns:
-        The result, of the operands' result dtype (or ``dtype``).
+        The result, an array of the operands' library on their device, of their
+        result dtype (or ``dtype``); numpy's 0-d results are scalars, as in numpy.
 
     Example:
         >>> import numpy as np, einopt
@@ -228,7 +215,7 @@ def einsum(subscripts: Any, *operands: Any, optimize: Any = "auto", out: Any = N
         >>> einopt.einsum("ij,ij->i", a, a)  # (a * a).sum(axis=1)
         array([ 5., 50.])
     """
-    if out is None and dtype is None and memory_limit is None:
+    if out is None and dtype is None and memory_limit is None and executor is None:
         try:
             key = (subscripts, optimize, *[(x.__class__, x.shape, x.dtype) for x in operands])
             prog = _FRONT[key]
@@ -236,37 +223,51 @@ def einsum(subscripts: Any, *operands: Any, optimize: Any = "auto", out: Any = N
             pass
         else:
             return prog(*operands)
-    return _einsum(subscripts, operands, optimize, out, dtype, memory_limit, casting)
+    return _einsum(subscripts, operands, optimize, out, dtype, memory_limit, casting, executor)
 
 
 def _einsum(subscripts: Any, operands: Sequence[Any], optimize: Any, out: Any, dtype: Any,
-            memory_limit: Any, casting: Any) -> Any:
+            memory_limit: Any, casting: Any, executor: Any) -> Any:
     eq, items = _equation(subscripts, operands)
-    arrays = [_to_array(x, k) for k, x in enumerate(items)]
-    dtypes = tuple(x.dtype for x in arrays)
-    if dtype is not None:
-        common = np.dtype(dtype)
-        for k, dt in enumerate(dtypes):
-            if not np.can_cast(dt, common, casting):
-                raise OperandTypeError(
-                    f"operand {k} of dtype {dt} cannot be cast to dtype={common} "
-                    f"under casting={casting!r}"
-                )
-    else:
-        common = np.result_type(*dtypes) if dtypes else np.dtype(float)
-    shapes = tuple(x.shape for x in arrays)
+    be = backend_for(items)
+    arrays = be.prepare(items, dtype, casting)
+    if be.einsum_loops:  # numpy: the plan casts, exactly as numpy.einsum does
+        dtypes: tuple[Any, ...] | None = tuple(x.dtype for x in arrays)
+        assert dtypes is not None
+        if dtype is not None:
+            common = np.dtype(dtype)
+            for k, dt in enumerate(dtypes):
+                if not np.can_cast(dt, common, casting):
+                    raise OperandTypeError(
+                        f"operand {k} of dtype {dt} cannot be cast to dtype={common} "
+                        f"under casting={casting!r}"
+                    )
+        else:
+            common = np.result_type(*dtypes) if dtypes else np.dtype(float)
+    else:  # other libraries: operands already converted to one dtype
+        dtypes = common = None
+    shapes = tuple(tuple(int(d) for d in x.shape) for x in arrays)
     budget = _budget("flops", None, None, memory_limit)
     p = _plan_for(eq, shapes, dtypes, common, optimize, budget)
-    prog = program_for(p, backend_for(arrays))
+    if p.tree.sliced and (executor is not None or be.name == "numpy"):
+        from .parallel import run_slices
+
+        result = run_slices(p, be, arrays, "threads" if executor is None else executor)
+        if p.output_shape == ():
+            result = be.scalar(result)
+        return result if out is None else be.write_out(result, out, casting)
+    prog = program_for(p, be)
     if p.output_shape == ():
-        inner = prog
+        inner, scalar = prog, be.scalar
 
         def prog(*ops: Any) -> Any:
-            return inner(*ops)[()]
+            return scalar(inner(*ops))
 
     result = prog(*arrays)
     if out is None and dtype is None and memory_limit is None and not isinstance(optimize, Plan):
-        if isinstance(subscripts, str) and all(type(x) is np.ndarray for x in items):
+        if isinstance(subscripts, str) and (
+                all(type(x) is np.ndarray for x in items) if be.einsum_loops else
+                all(x is y for x, y in zip(items, arrays, strict=True))):
             try:
                 fkey = (subscripts, optimize, *[(x.__class__, x.shape, x.dtype) for x in items])
                 _FRONT[fkey] = prog
@@ -276,19 +277,6 @@ def _einsum(subscripts: Any, operands: Sequence[Any], optimize: Any, out: Any, d
                 pass
     if out is None:
         return result
-    return _write_out(result, out, casting)
+    return be.write_out(result, out, casting)
 
 
-def _write_out(result: Any, out: Any, casting: Any) -> Any:
-    if not isinstance(out, np.ndarray):
-        raise OperandTypeError(f"out must be a numpy array, got {type(out).__name__}")
-    res = np.asarray(result)
-    if out.shape != res.shape:
-        raise ShapeError(f"out has shape {out.shape}, but the result has shape {res.shape}")
-    if not np.can_cast(res.dtype, out.dtype, casting):
-        raise OperandTypeError(
-            f"the result of dtype {res.dtype} cannot be written to out of dtype {out.dtype} "
-            f"under casting={casting!r}"
-        )
-    np.copyto(out, res, casting=casting)
-    return out

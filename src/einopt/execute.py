@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .backends import NumpyBackend, backend_for
+from .backends import Backend, backend_for
 from .errors import ShapeError
 from .plan import Plan, Step, StepKind
 
@@ -35,7 +35,7 @@ def _chain(ops: list[Callable[[Any], Any]]) -> Callable[[Any], Any] | None:
     return run
 
 
-def _prep(step: Step, be: NumpyBackend) -> Callable[[Any], Any]:
+def _prep(step: Step, be: Backend) -> Callable[[Any], Any]:
     ops: list[Callable[[Any], Any]] = []
     if step.cast is not None:
         dt = np.dtype(step.cast)
@@ -55,7 +55,7 @@ def _prep(step: Step, be: NumpyBackend) -> Callable[[Any], Any]:
 
 
 def _arg_view(perm: tuple[int, ...] | None, shape: tuple[int, ...] | None, swap: bool,
-              be: NumpyBackend) -> Callable[[Any], Any] | None:
+              be: Backend) -> Callable[[Any], Any] | None:
     ops: list[Callable[[Any], Any]] = []
     if perm is not None:
         ops.append(lambda x: be.transpose(x, perm))
@@ -66,29 +66,41 @@ def _arg_view(perm: tuple[int, ...] | None, shape: tuple[int, ...] | None, swap:
     return _chain(ops)
 
 
-def _pair(step: Step, be: NumpyBackend) -> Callable[[Any, Any], Any]:
-    if step.subscripts is not None:
+def _pair(step: Step, be: Backend) -> Callable[[Any, Any], Any]:
+    if step.subscripts is not None and be.einsum_loops:
         subs, einsum = step.subscripts, be.einsum
         return lambda a, b: einsum(subs, a, b)
     kernel: Callable[[Any, Any], Any]
+    assert step.perms is not None and step.shapes is not None
+    shapes = step.shapes
     if step.kind is StepKind.HADAMARD:
         kernel = be.multiply
     elif step.kind is StepKind.DOT and step.out_shape is None:
         kernel = be.dot
+    elif step.kind is StepKind.DOT and not be.einsum_loops:
+        # A batched inner product: the backend's fused form, on (B, C) operands.
+        assert shapes[0] is not None and shapes[1] is not None
+        shapes = (shapes[0][::2], shapes[1][:2])
+        kernel = be.batched_dot
     else:
         kernel = be.matmul
-    assert step.perms is not None and step.shapes is not None
     wa, wb = step.swaps or (False, False)
-    fa = _arg_view(step.perms[0], step.shapes[0], wa, be)
-    fb = _arg_view(step.perms[1], step.shapes[1], wb, be)
+    fa = _arg_view(step.perms[0], shapes[0], wa, be)
+    fb = _arg_view(step.perms[1], shapes[1], wb, be)
     out_shape = step.out_shape
+    # The same array in both places, laid out alike, stays one object (kernels such as
+    # a sum of squares can then read it once).
+    alike = (step.perms[0], shapes[0], wa) == (step.perms[1], shapes[1], wb)
     if fa is None and fb is None and out_shape is None:
         return kernel
 
     def run(a: Any, b: Any) -> Any:
+        same = alike and a is b
         if fa is not None:
             a = fa(a)
-        if fb is not None:
+        if same:
+            b = a
+        elif fb is not None:
             b = fb(b)
         r = kernel(a, b)
         return r if out_shape is None else be.reshape(r, out_shape)
@@ -96,7 +108,7 @@ def _pair(step: Step, be: NumpyBackend) -> Callable[[Any, Any], Any]:
     return run
 
 
-def _final(plan: Plan, be: NumpyBackend) -> Callable[[Any], Any] | None:
+def _final(plan: Plan, be: Backend) -> Callable[[Any], Any] | None:
     perm, shape = plan.output_perm, plan.output_reshape
     if perm is None:
         return None if shape is None else (lambda x: be.reshape(x, shape))
@@ -105,7 +117,7 @@ def _final(plan: Plan, be: NumpyBackend) -> Callable[[Any], Any] | None:
     return lambda x: be.reshape(be.transpose(x, perm), shape)
 
 
-def compile_program(plan: Plan, be: NumpyBackend) -> Program:
+def compile_program(plan: Plan, be: Backend) -> Program:
     """A function of the operands that runs ``plan`` with backend ``be``."""
     n = plan.network.num_tensors
     preps = [(s.out, _prep(s, be)) for s in plan.steps if s.kind is StepKind.PREP]
@@ -139,22 +151,24 @@ def compile_program(plan: Plan, be: NumpyBackend) -> Program:
     return program
 
 
-def _sliced(plan: Plan, inner: Program) -> Program:
-    """Loop ``inner`` (one slice's program) over every value of the sliced indices.
+def slice_indexer(plan: Plan) -> tuple[list[tuple[int, ...]],
+                                         Callable[[Sequence[Any], tuple[int, ...]], list[Any]],
+                                         Callable[[tuple[int, ...]], tuple[Any, ...]]]:
+    """For a sliced plan: every slice's values, and how to cut operands and place results.
 
-    Each pass indexes the operands at one value of each sliced index (broadcast axes of
-    size 1 are left whole) and adds its result into the output's matching slice: summed
-    indices accumulate in place, output indices fill their own slice.
+    Returns ``(slices, cut, where)``: ``cut(operands, values)`` indexes the operands at
+    one value of each sliced index (broadcast axes of size 1 are left whole), and
+    ``where(values)`` is the output region that slice's result adds into (summed
+    indices accumulate, output indices fill their own slice).
     """
     net = plan.network
-    cut = plan.tree.sliced
-    ranges = [range(net.sizes[i]) for i in cut]
-    where = {i: k for k, i in enumerate(cut)}
-    op_axes = [[(a, where[i]) for a, (i, d) in enumerate(zip(raw, shape, strict=True))
-                if i in where and d != 1] for raw, shape in zip(net.raw, plan.shapes, strict=True)]
-    out_axes = [(a, where[i]) for a, i in enumerate(net.output) if i in where]
+    sliced = plan.tree.sliced
+    pos = {i: k for k, i in enumerate(sliced)}
+    op_axes = [[(a, pos[i]) for a, (i, d) in enumerate(zip(raw, shape, strict=True))
+                if i in pos and d != 1] for raw, shape in zip(net.raw, plan.shapes, strict=True)]
+    out_axes = [(a, pos[i]) for a, i in enumerate(net.output) if i in pos]
     ndims = [len(s) for s in plan.shapes]
-    out_shape = plan.output_shape
+    out_ndim = len(plan.output_shape)
 
     def index(ndim: int, axes: list[tuple[int, int]], values: tuple[int, ...]) -> tuple[Any, ...]:
         idx: list[Any] = [slice(None)] * ndim
@@ -162,43 +176,76 @@ def _sliced(plan: Plan, inner: Program) -> Program:
             idx[a] = slice(values[k], values[k] + 1)
         return tuple(idx)
 
+    def cut(operands: Sequence[Any], values: tuple[int, ...]) -> list[Any]:
+        return [x[index(nd, ax, values)] if ax else x
+                for x, nd, ax in zip(operands, ndims, op_axes, strict=True)]
+
+    def where(values: tuple[int, ...]) -> tuple[Any, ...]:
+        return index(out_ndim, out_axes, values)
+
+    slices = list(itertools.product(*[range(net.sizes[i]) for i in sliced]))
+    return slices, cut, where
+
+
+def _sliced(plan: Plan, inner: Program, be: Backend) -> Program:
+    """Loop ``inner`` (one slice's program) over every slice, adding up the results."""
+    slices, cut, where = slice_indexer(plan)
+    out_shape = plan.output_shape
+
     def program(*operands: Any) -> Any:
         result = None
-        for values in itertools.product(*ranges):
-            part = inner(*[x[index(nd, ax, values)] if ax else x
-                           for x, nd, ax in zip(operands, ndims, op_axes, strict=True)])
+        for values in slices:
+            part = inner(*cut(operands, values))
             if result is None:
-                result = np.zeros(out_shape, dtype=np.asarray(part).dtype)
-            result[index(len(out_shape), out_axes, values)] += part
+                result = be.zeros(out_shape, part)
+            result = be.add_at(result, where(values), part)
         return result
 
     return program
 
 
-def program_for(plan: Plan, be: NumpyBackend) -> Program:
+def program_for(plan: Plan, be: Backend) -> Program:
     """The compiled program of ``plan`` for ``be`` (compiled once, then cached)."""
     prog = plan._programs.get(be.name)
     if prog is None:
         prog = compile_program(plan, be)
         if plan.tree.sliced:
-            prog = _sliced(plan, prog)
+            prog = _sliced(plan, prog, be)
         plan._programs[be.name] = prog
     return prog
 
 
-def run_plan(plan: Plan, operands: Sequence[Any]) -> Any:
-    """Check ``operands`` against the planned shapes, unify dtypes, and run ``plan``."""
+def check_operands(plan: Plan, operands: Sequence[Any]) -> tuple[Backend, list[Any]]:
+    """The backend of ``operands`` and the operands checked against the planned shapes,
+    converted to one library and dtype."""
     if len(operands) != len(plan.shapes):
         raise ShapeError(f"the plan takes {len(plan.shapes)} operands, got {len(operands)}")
-    ops = [x if isinstance(x, np.ndarray) else np.asarray(x) for x in operands]
-    for k, (x, shape) in enumerate(zip(ops, plan.shapes, strict=True)):
-        if x.shape != shape:
-            raise ShapeError(f"operand {k} has shape {x.shape}, but the plan was made for {shape}")
-    if plan.dtype is None:
-        dtypes = {x.dtype for x in ops}
-        if len(dtypes) > 1:
-            common = np.result_type(*ops)
-            ops = [x.astype(common, copy=False) for x in ops]
+    be = backend_for(operands)
+    if be.einsum_loops:  # numpy: numpy.einsum's casting
+        ops = [x if isinstance(x, np.ndarray) else np.asarray(x) for x in operands]
+        if plan.dtype is None:
+            if len({x.dtype for x in ops}) > 1:
+                common = np.result_type(*ops)
+                ops = [x.astype(common, copy=False) for x in ops]
+        else:
+            ops = [x if x.dtype == plan.dtype else x.astype(plan.dtype) for x in ops]
     else:
-        ops = [x if x.dtype == plan.dtype else x.astype(plan.dtype) for x in ops]
-    return program_for(plan, backend_for(ops))(*ops)
+        ops = be.prepare(operands)
+    for k, (x, shape) in enumerate(zip(ops, plan.shapes, strict=True)):
+        if tuple(x.shape) != shape:
+            raise ShapeError(f"operand {k} has shape {tuple(x.shape)}, but the plan was made "
+                             f"for {shape}")
+    return be, ops
+
+
+def run_plan(plan: Plan, operands: Sequence[Any], executor: Any = None) -> Any:
+    """Check ``operands`` against the planned shapes, unify dtypes, and run ``plan``.
+
+    ``executor`` (sliced plans only): see :func:`einopt.parallel.run_slices`.
+    """
+    be, ops = check_operands(plan, operands)
+    if executor is not None and plan.tree.sliced:
+        from .parallel import run_slices
+
+        return run_slices(plan, be, ops, executor)
+    return program_for(plan, be)(*ops)

@@ -61,7 +61,8 @@ class Step:
         shapes: pairwise: per argument, the shape it is reshaped to for the kernel.
         swaps: GEMM: per argument, whether its last two axes are swapped (a view).
         out_shape: pairwise: the shape the kernel's result is reshaped to.
-        subscripts: DOT or HADAMARD run by numpy's einsum loop: its subscripts.
+        subscripts: DOT or HADAMARD that numpy runs fastest in its einsum loop: its
+            subscripts (other backends use the general layout beside it).
     """
 
     kind: StepKind
@@ -160,11 +161,15 @@ class Plan:
         """Number of slices the plan loops over (1 when none)."""
         return math.prod(self.network.sizes[i] for i in self.tree.sliced)
 
-    def __call__(self, *operands: Any) -> Any:
-        """Evaluate the plan on ``operands`` (arrays of the planned shapes)."""
+    def __call__(self, *operands: Any, executor: Any = None) -> Any:
+        """Evaluate the plan on ``operands`` (arrays of the planned shapes).
+
+        ``executor`` spreads a sliced plan's slices: ``"threads"``, ``"processes"``,
+        ``"serial"``, a ``concurrent.futures.Executor`` or a ``dask.distributed.Client``.
+        """
         from .execute import run_plan
 
-        return run_plan(self, operands)
+        return run_plan(self, operands, executor)
 
     def __repr__(self) -> str:
         sliced = f", sliced={self.sliced!r}" if self.tree.sliced else ""
@@ -289,18 +294,23 @@ def _pair_step(x: int, y: int, z: int, a: tuple[int, ...], b: tuple[int, ...],
         return ("".join(letter[i] for i in a) + "," + "".join(letter[i] for i in b) + "->"
                 + "".join(letter[i] for i in out))
 
+    # numpy's einsum loop is the fastest form of a few small kernels there; the layout of
+    # the general form is kept beside it for the other backends.
     if not contr:
-        if left and right and rs <= _OUTER_EINSUM_INNER and letter is not None:
-            return Step(StepKind.HADAMARD, *head, subscripts=subscripts(result))
+        loop = left and right and rs <= _OUTER_EINSUM_INNER and letter is not None
         bsz = _sizes_of(batch, sizes)
         sa = bsz + _sizes_of(left, sizes) + (1,) * len(right)
         sb = bsz + (1,) * len(left) + _sizes_of(right, sizes)
         return Step(StepKind.HADAMARD, *head,
                     perms=(_perm(a, batch + left), _perm(b, batch + right)),
-                    shapes=(None if len(sa) == len(a) else sa, None if len(sb) == len(b) else sb))
+                    shapes=(None if len(sa) == len(a) else sa, None if len(sb) == len(b) else sb),
+                    subscripts=subscripts(result) if loop else None)
     if not left and not right:
         if cs <= _DOT_EINSUM_CONTRACT and bs >= _DOT_EINSUM_BATCH and letter is not None:
-            return Step(StepKind.DOT, *head, subscripts=subscripts(batch))
+            return Step(StepKind.DOT, *head,
+                        perms=(_perm(a, batch + contr), _perm(b, batch + contr)),
+                        shapes=((bs, 1, cs), (bs, cs, 1)), out_shape=res_sizes,
+                        subscripts=subscripts(batch))
         if not batch:
             pa, pb = _perm(a, contr), _perm(b, contr)
             return Step(StepKind.DOT, *head, perms=(pa, pb),

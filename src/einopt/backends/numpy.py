@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from ..errors import OperandTypeError
+from .base import NumpyLike
+
 __all__ = ["NumpyBackend"]
 
 
-class NumpyBackend:
+class NumpyBackend(NumpyLike):
     """Kernel primitives on ``numpy.ndarray``; every method is a thin numpy call."""
 
     name = "numpy"
-    matmul = staticmethod(np.matmul)
-    multiply = staticmethod(np.multiply)
-    einsum = staticmethod(np.einsum)
-    dot = staticmethod(np.dot)
+    einsum_loops = True
+    matmul = staticmethod(np.matmul)  # type: ignore[assignment]
+    multiply = staticmethod(np.multiply)  # type: ignore[assignment]
+    einsum = staticmethod(np.einsum)  # type: ignore[assignment]
+    dot = staticmethod(np.dot)  # type: ignore[assignment]
 
     @staticmethod
     def swap_last(x: Any) -> Any:
@@ -47,3 +52,45 @@ class NumpyBackend:
         shape = tuple(x.shape[g[0]] for g in groups)
         strides = tuple(sum(x.strides[a] for a in g) for g in groups)
         return as_strided(x, shape, strides)
+
+    def scalar(self, x: Any) -> Any:
+        return x[()]
+
+    def write_out(self, result: Any, out: Any, casting: str) -> Any:
+        from ..errors import ShapeError
+
+        if not isinstance(out, np.ndarray):
+            raise OperandTypeError(f"out must be a numpy array, got {type(out).__name__}")
+        res = np.asarray(result)
+        if out.shape != res.shape:
+            raise ShapeError(f"out has shape {out.shape}, but the result has shape {res.shape}")
+        if not np.can_cast(res.dtype, out.dtype, casting):
+            raise OperandTypeError(
+                f"the result of dtype {res.dtype} cannot be written to out of dtype "
+                f"{out.dtype} under casting={casting!r}"
+            )
+        np.copyto(out, res, casting=casting)
+        return out
+
+    def prepare(self, items: Sequence[Any], dtype: Any = None,
+                casting: str = "safe") -> list[Any]:
+        arrays = []
+        for k, x in enumerate(items):
+            if isinstance(x, np.ndarray):
+                arr = x
+            elif isinstance(x, (str, bytes, dict, set)) or x is None:
+                raise OperandTypeError(f"operand {k} is a {type(x).__name__}, not an array")
+            else:
+                try:
+                    arr = np.asarray(x)
+                except Exception as e:  # ragged lists and the like
+                    raise OperandTypeError(
+                        f"operand {k} cannot be read as an array: {e}") from None
+                if arr.dtype.kind == "O":
+                    raise OperandTypeError(
+                        f"operand {k} ({type(x).__name__}) is not a numeric array")
+            if arr.dtype.kind in "USVMm":
+                raise OperandTypeError(
+                    f"operand {k} has dtype {arr.dtype}, which einsum cannot multiply")
+            arrays.append(arr)
+        return arrays

@@ -1,0 +1,177 @@
+"""What a backend is: the few array primitives a plan's steps need, and operand intake.
+
+Libraries with numpy's API (numpy, cupy, jax.numpy, dask.array) share
+:class:`NumpyLike`, which calls a namespace module ``xp``; each backend module only
+says which module that is and overrides what differs. torch has its own class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..errors import OperandTypeError, ShapeError
+
+__all__ = ["Backend", "NumpyLike", "diagonal_subscripts", "check_kind"]
+
+_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+#: dtype kinds einsum cannot multiply: strings, bytes, void, datetimes, timedeltas.
+BAD_KINDS = frozenset("USVMmO")
+
+
+def diagonal_subscripts(ndim: int, groups: tuple[tuple[int, ...], ...]) -> str:
+    """Subscripts of a one-operand einsum taking the diagonal of each axis group."""
+    letter = [""] * ndim
+    for k, group in enumerate(groups):
+        for a in group:
+            letter[a] = _LETTERS[k]
+    return "".join(letter) + "->" + _LETTERS[: len(groups)]
+
+
+def check_kind(k: int, dtype: Any) -> None:
+    """Reject operand ``k`` when its numpy-style ``dtype`` cannot be multiplied."""
+    if np.dtype(dtype).kind in BAD_KINDS:
+        raise OperandTypeError(f"operand {k} has dtype {dtype}, which einsum cannot multiply")
+
+
+class Backend:
+    """The interface the executor uses. Every method is a thin call of one library."""
+
+    name = "base"
+    #: whether steps that numpy runs fastest in its einsum loop use it here too
+    einsum_loops = False
+
+    def prepare(self, items: Sequence[Any], dtype: Any = None,
+                casting: str = "safe") -> list[Any]:
+        """The operands as this library's arrays, of one dtype (the library's promotion)."""
+        raise NotImplementedError
+
+    def write_out(self, result: Any, out: Any, casting: str) -> Any:
+        """Copy ``result`` into ``out`` (same shape) and return ``out``."""
+        if tuple(out.shape) != tuple(result.shape):
+            raise ShapeError(f"out has shape {tuple(out.shape)}, but the result has shape "
+                             f"{tuple(result.shape)}")
+        out[...] = result
+        return out
+
+    def scalar(self, x: Any) -> Any:
+        """What a 0-d result is returned as (the 0-d array itself, except numpy's)."""
+        return x
+
+    # Kernel primitives.
+    def matmul(self, a: Any, b: Any) -> Any:
+        raise NotImplementedError
+
+    def multiply(self, a: Any, b: Any) -> Any:
+        raise NotImplementedError
+
+    def einsum(self, subscripts: str, *ops: Any) -> Any:
+        raise NotImplementedError
+
+    def dot(self, a: Any, b: Any) -> Any:
+        """Inner product of two vectors."""
+        raise NotImplementedError
+
+    def batched_dot(self, a: Any, b: Any) -> Any:
+        """``(a * b).sum(-1)`` for (B, C) operands: a batched inner product."""
+        return self.sum(self.multiply(a, b), (-1,))
+
+    def swap_last(self, x: Any) -> Any:
+        raise NotImplementedError
+
+    def astype(self, x: Any, dtype: Any) -> Any:
+        raise NotImplementedError
+
+    def reshape(self, x: Any, shape: tuple[int, ...]) -> Any:
+        raise NotImplementedError
+
+    def transpose(self, x: Any, perm: tuple[int, ...]) -> Any:
+        raise NotImplementedError
+
+    def sum(self, x: Any, axes: tuple[int, ...]) -> Any:
+        raise NotImplementedError
+
+    def diagonal(self, x: Any, groups: tuple[tuple[int, ...], ...]) -> Any:
+        """A result whose axis ``k`` walks the diagonal of ``x``'s axes ``groups[k]``."""
+        return self.einsum(diagonal_subscripts(len(x.shape), groups), x)
+
+    # Sliced evaluation.
+    def zeros(self, shape: tuple[int, ...], like: Any) -> Any:
+        raise NotImplementedError
+
+    def add_at(self, result: Any, index: tuple[Any, ...], part: Any) -> Any:
+        """``result`` with ``part`` added into ``result[index]`` (in place where allowed)."""
+        result[index] += part
+        return result
+
+
+class NumpyLike(Backend):
+    """A backend over a module with numpy's API (``self.xp``)."""
+
+    xp: Any = np
+    #: the library's array type(s), to tell its arrays from constants to convert
+    array_types: tuple[type, ...] = (np.ndarray,)
+
+    def matmul(self, a: Any, b: Any) -> Any:
+        return self.xp.matmul(a, b)
+
+    def multiply(self, a: Any, b: Any) -> Any:
+        return self.xp.multiply(a, b)
+
+    def einsum(self, subscripts: str, *ops: Any) -> Any:
+        return self.xp.einsum(subscripts, *ops)
+
+    def dot(self, a: Any, b: Any) -> Any:
+        return self.xp.dot(a, b)
+
+    def swap_last(self, x: Any) -> Any:
+        return self.xp.swapaxes(x, -1, -2)
+
+    def astype(self, x: Any, dtype: Any) -> Any:
+        return x.astype(dtype)
+
+    def reshape(self, x: Any, shape: tuple[int, ...]) -> Any:
+        return self.xp.reshape(x, shape)
+
+    def transpose(self, x: Any, perm: tuple[int, ...]) -> Any:
+        return self.xp.transpose(x, perm)
+
+    def sum(self, x: Any, axes: tuple[int, ...]) -> Any:
+        # Keep the dtype (int8 wraps, bool is a logical or), as numpy.einsum does.
+        return self.xp.sum(x, axis=axes, dtype=x.dtype)
+
+    def zeros(self, shape: tuple[int, ...], like: Any) -> Any:
+        return self.xp.zeros(shape, dtype=like.dtype)
+
+    def asarray(self, x: Any) -> Any:
+        return self.xp.asarray(x)
+
+    def prepare(self, items: Sequence[Any], dtype: Any = None,
+                casting: str = "safe") -> list[Any]:
+        arrays = []
+        for k, x in enumerate(items):
+            if isinstance(x, (str, bytes, dict, set)) or x is None:
+                raise OperandTypeError(f"operand {k} is a {type(x).__name__}, not an array")
+            try:
+                arr = x if isinstance(x, self.array_types) else self.asarray(x)
+            except Exception as e:  # ragged lists, arrays of another library, ...
+                raise OperandTypeError(
+                    f"operand {k} ({type(x).__name__}) cannot be read as a {self.name} "
+                    f"array: {e}") from None
+            check_kind(k, arr.dtype)
+            arrays.append(arr)
+        if dtype is not None:
+            common = np.dtype(dtype)
+            for k, arr in enumerate(arrays):
+                if not np.can_cast(arr.dtype, common, casting):
+                    raise OperandTypeError(
+                        f"operand {k} of dtype {arr.dtype} cannot be cast to dtype={common} "
+                        f"under casting={casting!r}")
+        else:
+            common = self.result_type(arrays)
+        return [a if a.dtype == common else self.astype(a, common) for a in arrays]
+
+    def result_type(self, arrays: Sequence[Any]) -> Any:
+        return self.xp.result_type(*arrays) if arrays else np.dtype(float)

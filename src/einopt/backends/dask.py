@@ -1,0 +1,46 @@
+"""dask.array primitives for plan steps: every step is a lazy, chunk-aware dask call.
+
+``dask.array.matmul`` contracts chunk by chunk and sums the partial products, so a
+plan over dask arrays builds one task graph that runs when the result is computed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dask.array as da
+import numpy as np
+
+from .base import NumpyLike
+
+__all__ = ["DaskBackend"]
+
+
+class DaskBackend(NumpyLike):
+    """Kernel primitives on ``dask.array.Array``; numpy constants become one-chunk arrays."""
+
+    name = "dask"
+    xp = da
+    array_types = (da.Array,)
+
+    def dot(self, a: Any, b: Any) -> Any:
+        return da.tensordot(a, b, axes=1)
+
+    def result_type(self, arrays: Any) -> Any:
+        return np.result_type(*[a.dtype for a in arrays]) if arrays else np.dtype(float)
+
+    def zeros(self, shape: tuple[int, ...], like: Any) -> Any:
+        return da.zeros(shape, dtype=like.dtype)
+
+    def add_at(self, result: Any, index: tuple[Any, ...], part: Any) -> Any:
+        # dask arrays support item assignment; a lazy graph either way.
+        result[index] = result[index] + part
+        return result
+
+    def write_out(self, result: Any, out: Any, casting: str) -> Any:
+        from ..errors import OperandTypeError
+
+        if isinstance(out, np.ndarray):
+            out[...] = np.asarray(result)
+            return out
+        raise OperandTypeError("out= for a dask result must be a numpy array")

@@ -1,0 +1,32 @@
+"""jax primitives for plan steps: pure functions of ``jax.numpy``, so ``jax.jit``,
+``jax.grad`` and ``jax.vmap`` trace straight through a plan."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from .base import NumpyLike
+
+__all__ = ["JaxBackend"]
+
+
+class JaxBackend(NumpyLike):
+    """Kernel primitives on ``jax.Array`` (and tracers)."""
+
+    name = "jax"
+    xp = jnp
+    array_types = (jax.Array,)
+
+    def sum(self, x: Any, axes: tuple[int, ...]) -> Any:
+        return jnp.sum(x, axis=axes, dtype=x.dtype)
+
+    def add_at(self, result: Any, index: tuple[Any, ...], part: Any) -> Any:
+        return result.at[index].add(part)  # jax arrays are immutable
+
+    def write_out(self, result: Any, out: Any, casting: str) -> Any:
+        from ..errors import OperandTypeError
+
+        raise OperandTypeError("jax arrays are immutable: out= is not supported for them")

@@ -1,0 +1,141 @@
+"""torch primitives for plan steps: results on the operands' device, autograd intact.
+
+Every primitive is an ordinary differentiable torch call (no in-place writes to
+operands, no strided views that ``torch.func`` cannot batch), so gradients,
+``torch.compile`` and ``torch.func.vmap``/``grad`` see plain torch code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from ..errors import OperandTypeError
+from .base import Backend, check_kind
+
+__all__ = ["TorchBackend"]
+
+#: Real floating dtypes: a batched inner product of a tensor with itself runs as a norm.
+_FLOAT_KINDS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+class TorchBackend(Backend):
+    """Kernel primitives on ``torch.Tensor``."""
+
+    name = "torch"
+
+    def prepare(self, items: Sequence[Any], dtype: Any = None,
+                casting: str = "safe") -> list[Any]:
+        device = next((x.device for x in items if isinstance(x, torch.Tensor)), None)
+        tensors = []
+        for k, x in enumerate(items):
+            if isinstance(x, torch.Tensor):
+                tensors.append(x)
+                continue
+            if isinstance(x, (str, bytes, dict, set)) or x is None:
+                raise OperandTypeError(f"operand {k} is a {type(x).__name__}, not an array")
+            check_kind(k, getattr(x, "dtype", float))
+            try:
+                tensors.append(torch.as_tensor(x, device=device))
+            except Exception as e:
+                raise OperandTypeError(
+                    f"operand {k} ({type(x).__name__}) cannot be read as a torch tensor: {e}"
+                ) from None
+        if dtype is not None:
+            common = dtype if isinstance(dtype, torch.dtype) else _torch_dtype(dtype)
+            for k, t in enumerate(tensors):
+                if casting == "safe" and not torch.can_cast(t.dtype, common):
+                    raise OperandTypeError(
+                        f"operand {k} of dtype {t.dtype} cannot be cast to dtype={common} "
+                        f"under casting='safe'")
+        else:
+            common = _result_type(tensors, items)
+        if common == torch.bool:
+            raise OperandTypeError("torch has no bool matrix products: cast the operands to an "
+                                   "integer or floating dtype first")
+        return [t if t.dtype == common else t.to(common) for t in tensors]
+
+    def write_out(self, result: Any, out: Any, casting: str) -> Any:
+        if not isinstance(out, torch.Tensor):
+            raise OperandTypeError(f"out must be a torch tensor, got {type(out).__name__}")
+        return super().write_out(result, out, casting)
+
+    matmul = staticmethod(torch.matmul)  # type: ignore[assignment]
+    multiply = staticmethod(torch.mul)  # type: ignore[assignment]
+    einsum = staticmethod(torch.einsum)  # type: ignore[assignment]
+    dot = staticmethod(torch.dot)  # type: ignore[assignment]
+
+    @staticmethod
+    def batched_dot(a: Any, b: Any) -> Any:
+        if a is b and a.dtype in _FLOAT_KINDS:  # a sum of squares: one pass, no temporary
+            return torch.linalg.vector_norm(a, dim=-1).square()
+        return torch.sum(a * b, dim=-1)
+
+    @staticmethod
+    def swap_last(x: Any) -> Any:
+        return x.transpose(-1, -2)
+
+    @staticmethod
+    def astype(x: Any, dtype: Any) -> Any:
+        return x.to(dtype if isinstance(dtype, torch.dtype) else _torch_dtype(dtype))
+
+    @staticmethod
+    def reshape(x: Any, shape: tuple[int, ...]) -> Any:
+        return x.reshape(shape)
+
+    @staticmethod
+    def transpose(x: Any, perm: tuple[int, ...]) -> Any:
+        return x.permute(perm)
+
+    @staticmethod
+    def sum(x: Any, axes: tuple[int, ...]) -> Any:
+        return torch.sum(x, dim=axes, dtype=x.dtype)
+
+    @staticmethod
+    def zeros(shape: tuple[int, ...], like: Any) -> Any:
+        return torch.zeros(shape, dtype=like.dtype, device=like.device)
+
+
+def _torch_dtype(dtype: Any) -> Any:
+    import numpy as np
+
+    try:
+        return getattr(torch, np.dtype(dtype).name)
+    except (TypeError, AttributeError):
+        raise OperandTypeError(f"dtype {dtype!r} has no torch equivalent") from None
+
+
+def _result_type(tensors: Sequence[Any], items: Sequence[Any]) -> Any:
+    """The dtype torch's own promotion gives these operands.
+
+    As in torch's elementwise ops, a dtype's rank counts within a category first:
+    dimensioned tensors, then 0-d tensors, then Python scalars (weakest).
+    """
+    if not tensors:
+        return torch.get_default_dtype()
+    common: tuple[Any, int] | None = None
+    for t, x in zip(tensors, items, strict=True):
+        cat = 0 if isinstance(x, (bool, int, float, complex)) else 1 if t.dim() == 0 else 2
+        here = (t.dtype, cat)
+        if common is None:
+            common = here
+        else:
+            dt = torch.result_type(_stand_in(*common), _stand_in(*here))
+            common = (dt, max(common[1], cat))
+    assert common is not None
+    return common[0]
+
+
+def _stand_in(dtype: Any, category: int) -> Any:
+    """A value of ``dtype`` in a promotion category (see :func:`_result_type`)."""
+    if category == 2:
+        return torch.empty(1, dtype=dtype)
+    if category == 1:
+        return torch.empty((), dtype=dtype)
+    if dtype.is_complex:
+        return 1j
+    if dtype.is_floating_point:
+        return 1.0
+    return True if dtype == torch.bool else 1
