@@ -367,6 +367,22 @@ def numpy_einsum_terms(
     return np.einsum(eq, *operands, optimize=False, **kwargs)
 
 
+def ascii_equation(eq: str) -> str:
+    """``eq`` spelled with ASCII letters only (explicit output), for other libraries' einsum."""
+    inputs, output = split_text(eq)
+    labels = sort_labels(
+        {lab for term in inputs for lab in term if not (lab == "..." or lab is Ellipsis)}
+    )
+    rename = dict(zip(labels, _ASCII, strict=False))
+    if output is None:
+        output = _implicit(inputs)
+
+    def term_text(term):
+        return "".join("..." if lab == "..." else rename[lab] for lab in term)
+
+    return ",".join(term_text(t) for t in inputs) + "->" + term_text(output)
+
+
 def numpy_einsum(eq: str, *operands, **kwargs):
     """numpy.einsum (optimize=False) reference for any einopt text equation."""
     inputs, output = split_text(eq)

@@ -178,7 +178,9 @@ def plan(subscripts: Any, *operands_or_shapes: Any, optimize: Any = "auto",
     shapes = tuple(_shape_of(x, k) for k, x in enumerate(items))
     dtypes = None
     dtype = None
-    if items and all(hasattr(x, "dtype") for x in items):
+    # numpy operands fix the casts now; other libraries convert when the plan runs.
+    if items and all(isinstance(x, np.ndarray) or np.isscalar(x) and hasattr(x, "dtype")
+                     for x in items):
         dtypes = tuple(np.dtype(x.dtype) for x in items)
         dtype = np.result_type(*dtypes)
     budget = _budget(minimize, max_time, seed, memory_limit, progress)

@@ -9,6 +9,7 @@ order, so repeated runs give the same numbers.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from collections.abc import Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
@@ -65,7 +66,9 @@ def run_slices(plan: Plan, be: Backend, operands: Sequence[Any], executor: Any) 
     if executor == "threads":
         executor = owned = ThreadPoolExecutor(os.cpu_count() or 1)
     elif executor == "processes":
-        executor = owned = ProcessPoolExecutor(os.cpu_count() or 1)
+        # Not fork: the caller may run threads (BLAS, jax, torch) a fork would copy mid-step.
+        executor = owned = ProcessPoolExecutor(
+            os.cpu_count() or 1, mp_context=multiprocessing.get_context("forkserver"))
     elif isinstance(executor, str) or not hasattr(executor, "submit"):
         raise EinsumError(f"executor must be one of {', '.join(EXECUTORS)} or have a submit "
                           f"method (a concurrent.futures.Executor, a dask Client); got "

@@ -10,7 +10,7 @@ that library (its promotion rules apply); two different libraries are an error.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
 from ..errors import OperandTypeError
@@ -25,7 +25,7 @@ LIBRARIES = {"torch": "torch", "jax": "jax", "jaxlib": "jax", "cupy": "cupy", "d
 _NUMPY = NumpyBackend()
 
 
-@lru_cache(maxsize=None)
+@cache
 def get_backend(name: str) -> Backend:
     """The backend called ``name`` (importing its library)."""
     if name == "numpy":
@@ -63,7 +63,7 @@ def backend_name(operands: Sequence[Any]) -> str:
     """The library of ``operands``: numpy unless one of them belongs to another."""
     found = "numpy"
     for k, x in enumerate(operands):
-        lib = _library_of(type(x))
+        lib = _library_of(type(x))  # type: ignore[arg-type]
         if lib == "numpy" or lib == found:
             continue
         if found != "numpy":

@@ -150,12 +150,12 @@ class NumpyLike(Backend):
 
     def prepare(self, items: Sequence[Any], dtype: Any = None,
                 casting: str = "safe") -> list[Any]:
-        arrays = []
+        arrays: list[Any] = []
         for k, x in enumerate(items):
             if isinstance(x, (str, bytes, dict, set)) or x is None:
                 raise OperandTypeError(f"operand {k} is a {type(x).__name__}, not an array")
             try:
-                arr = x if isinstance(x, self.array_types) else self.asarray(x)
+                arr: Any = x if isinstance(x, self.array_types) else self.asarray(x)
             except Exception as e:  # ragged lists, arrays of another library, ...
                 raise OperandTypeError(
                     f"operand {k} ({type(x).__name__}) cannot be read as a {self.name} "
@@ -165,7 +165,7 @@ class NumpyLike(Backend):
         if dtype is not None:
             common = np.dtype(dtype)
             for k, arr in enumerate(arrays):
-                if not np.can_cast(arr.dtype, common, casting):
+                if not np.can_cast(arr.dtype, common, casting):  # type: ignore[arg-type]
                     raise OperandTypeError(
                         f"operand {k} of dtype {arr.dtype} cannot be cast to dtype={common} "
                         f"under casting={casting!r}")

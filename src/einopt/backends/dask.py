@@ -23,6 +23,12 @@ class DaskBackend(NumpyLike):
     xp = da
     array_types = (da.Array,)
 
+    def reshape(self, x: Any, shape: tuple[int, ...]) -> Any:
+        try:
+            return da.reshape(x, shape)
+        except NotImplementedError:  # chunks that do not split evenly: one chunk first
+            return da.reshape(x.rechunk(-1), shape)
+
     def dot(self, a: Any, b: Any) -> Any:
         return da.tensordot(a, b, axes=1)
 

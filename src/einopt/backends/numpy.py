@@ -64,12 +64,12 @@ class NumpyBackend(NumpyLike):
         res = np.asarray(result)
         if out.shape != res.shape:
             raise ShapeError(f"out has shape {out.shape}, but the result has shape {res.shape}")
-        if not np.can_cast(res.dtype, out.dtype, casting):
+        if not np.can_cast(res.dtype, out.dtype, casting):  # type: ignore[arg-type]
             raise OperandTypeError(
                 f"the result of dtype {res.dtype} cannot be written to out of dtype "
                 f"{out.dtype} under casting={casting!r}"
             )
-        np.copyto(out, res, casting=casting)
+        np.copyto(out, res, casting=casting)  # type: ignore[arg-type]
         return out
 
     def prepare(self, items: Sequence[Any], dtype: Any = None,

@@ -1,0 +1,97 @@
+"""torch: autograd equals torch.einsum's, and torch.compile / torch.func trace through."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import einopt
+
+from cases import CASE_IDS, CASES, ascii_equation, make_operands
+
+torch = pytest.importorskip("torch")
+
+# Cases torch.einsum can evaluate (the reference): non-empty operands.
+GRAD_CASES = [c for c in CASES if c.nops >= 1 and all(0 not in s for s in c.shapes)]
+
+
+def _grads(fn, tensors):
+    leaves = [t.clone().requires_grad_(True) for t in tensors]
+    out = fn(*leaves)
+    weight = torch.linspace(-1.0, 1.0, out.numel(), dtype=out.dtype).reshape(out.shape)
+    (out * weight).sum().backward()
+    return out.detach(), [leaf.grad if leaf.grad is not None else torch.zeros_like(leaf)
+                          for leaf in leaves]
+
+
+@pytest.mark.parametrize("case", GRAD_CASES, ids=[c.label for c in GRAD_CASES])
+def test_gradients_equal_torch_einsums(case):
+    eq = ascii_equation(case.eq)
+    tensors = [torch.from_numpy(np.array(x)) for x in
+               make_operands(case.shapes, np.float64, seed=len(case.eq))]
+    got, got_grads = _grads(lambda *t: einopt.einsum(case.eq, *t), tensors)
+    want, want_grads = _grads(lambda *t: torch.einsum(eq, *t), tensors)
+    torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-9)
+    for g, w in zip(got_grads, want_grads, strict=True):
+        torch.testing.assert_close(g, w, rtol=1e-6, atol=1e-9)
+
+
+def test_result_keeps_dtype_and_device():
+    a = torch.randn(3, 4, dtype=torch.float32)
+    b = torch.randn(4, 5, dtype=torch.float32)
+    r = einopt.einsum("ij,jk->ik", a, b)
+    assert r.dtype == torch.float32 and r.device == a.device
+    assert einopt.einsum("ij,jk->ik", a, b.double()).dtype == torch.float64  # torch's rule
+    assert einopt.einsum("ij,->ij", a, 2.0).dtype == torch.float32  # scalars are weak
+
+
+def test_sum_of_squares_kernel():
+    b, a = torch.randn(16, 32, dtype=torch.float64), torch.randn(16, 8, dtype=torch.float64)
+    got = einopt.einsum("ni,ni,nj,nj->n", b, b, a, a)
+    torch.testing.assert_close(got, (b * b).sum(1) * (a * a).sum(1))
+    c = torch.randn(16, 32, dtype=torch.complex128)  # no conjugation, as in einsum
+    torch.testing.assert_close(einopt.einsum("ni,ni->n", c, c), (c * c).sum(1))
+
+
+def test_compile_has_no_graph_break():
+    a, b = torch.randn(8, 16), torch.randn(16, 4)
+    einopt.einsum("ij,jk,kl->il", a, b, b.T)  # plan once, outside
+
+    @torch.compile(fullgraph=True, backend="eager")
+    def f(x, y):
+        return einopt.einsum("ij,jk,kl->il", x, y, y.T)
+
+    torch.testing.assert_close(f(a, b), a @ b @ b.T)
+
+
+def test_func_vmap_and_grad():
+    from torch.func import grad, vmap
+
+    w = torch.randn(5, 3, dtype=torch.float64)
+    x = torch.randn(7, 5, dtype=torch.float64)
+    per_example = vmap(lambda xi: einopt.einsum("i,ij->j", xi, w))(x)
+    torch.testing.assert_close(per_example, x @ w)
+    g = grad(lambda w_: einopt.einsum("ni,ij->", x, w_))(w)
+    torch.testing.assert_close(g, x.sum(0)[:, None].expand(5, 3))
+    m = torch.randn(5, 5, dtype=torch.float64)
+    quadratic = vmap(grad(lambda xi: einopt.einsum("i,ij,j->", xi, m, xi)))(x)
+    torch.testing.assert_close(quadratic, x @ (m + m.T))
+
+
+def test_out_and_errors():
+    a = torch.randn(3, 4)
+    out = torch.empty(3)
+    assert einopt.einsum("ij->i", a, out=out) is out
+    torch.testing.assert_close(out, a.sum(1))
+    with pytest.raises(einopt.EinsumError, match="bool"):
+        einopt.einsum("ij,jk->ik", a > 0, a.T > 0)
+    with pytest.raises(einopt.EinsumError, match="out must be a torch tensor"):
+        einopt.einsum("ij->i", a, out=np.empty(3))
+
+
+@pytest.mark.parametrize("case", CASES[:20], ids=CASE_IDS[:20])
+def test_plan_called_on_tensors(case):
+    ops = make_operands(case.shapes, np.float64, seed=3)
+    p = einopt.plan(case.eq, *case.shapes)
+    got = p(*[torch.from_numpy(np.array(x)) for x in ops])
+    np.testing.assert_allclose(got.numpy(), np.asarray(p(*ops)), rtol=1e-10, atol=1e-12)
