@@ -40,7 +40,7 @@ def _step_lines(step: Step, names: dict[int, str]) -> list[str]:
         return lines
     a, b = (names[i] for i in step.args)
     z = names[step.out]
-    if step.subscripts is not None:
+    if step.loop:
         return [f"{z} = np.einsum({step.subscripts!r}, {a}, {b})"]
     assert step.perms is not None and step.shapes is not None
     wa, wb = step.swaps or (False, False)

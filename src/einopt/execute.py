@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from .backends import Backend, backend_for
+from .backends.base import diagonal_subscripts
 from .errors import ShapeError
 from .plan import Plan, Step, StepKind
 
@@ -43,6 +44,18 @@ def _prep(step: Step, be: Backend) -> Callable[[Any], Any]:
     if step.squeeze is not None:
         sq = step.squeeze
         ops.append(lambda x: be.reshape(x, sq))
+    if be.pair_einsum and (step.diagonal is not None or step.sum_axes is not None):
+        # Diagonal and sum as one call of the library's einsum (one fused kernel).
+        ndim = (sum(len(g) for g in step.diagonal) if step.diagonal
+                else len(step.indices) + len(step.sum_axes or ()))
+        groups = step.diagonal or tuple((a,) for a in range(ndim))
+        inputs, outputs = diagonal_subscripts(ndim, groups).split("->")
+        kept = "".join(c for k, c in enumerate(outputs) if k not in (step.sum_axes or ()))
+        subs = inputs + "->" + kept
+        ops.append(lambda x: be.einsum(subs, x))
+        fused = _chain(ops)
+        assert fused is not None
+        return fused
     if step.diagonal is not None:
         groups = step.diagonal
         ops.append(lambda x: be.diagonal(x, groups))
@@ -67,7 +80,7 @@ def _arg_view(perm: tuple[int, ...] | None, shape: tuple[int, ...] | None, swap:
 
 
 def _pair(step: Step, be: Backend) -> Callable[[Any, Any], Any]:
-    if step.subscripts is not None and be.einsum_loops:
+    if step.subscripts is not None and (step.loop and be.einsum_loops or be.pair_einsum):
         subs, einsum = step.subscripts, be.einsum
         return lambda a, b: einsum(subs, a, b)
     kernel: Callable[[Any, Any], Any]

@@ -61,8 +61,10 @@ class Step:
         shapes: pairwise: per argument, the shape it is reshaped to for the kernel.
         swaps: GEMM: per argument, whether its last two axes are swapped (a view).
         out_shape: pairwise: the shape the kernel's result is reshaped to.
-        subscripts: DOT or HADAMARD that numpy runs fastest in its einsum loop: its
-            subscripts (other backends use the general layout beside it).
+        subscripts: pairwise: the step as a two-operand einsum (for backends whose
+            einsum compiles to one fused kernel, and for numpy's einsum loop).
+        loop: numpy runs this step fastest in its einsum loop (small DOT and outer
+            products; measured).
     """
 
     kind: StepKind
@@ -80,6 +82,7 @@ class Step:
     swaps: tuple[bool, bool] | None = None
     out_shape: tuple[int, ...] | None = None
     subscripts: str | None = None
+    loop: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,43 +290,40 @@ def _pair_step(x: int, y: int, z: int, a: tuple[int, ...], b: tuple[int, ...],
     res_sizes = _sizes_of(result, sizes)
     head = ((x, y), z, result, flops, math.prod(res_sizes))
     ids = sorted(in_a | in_b)
-    letter = {i: _LETTERS[k] for k, i in enumerate(ids)} if len(ids) <= len(_LETTERS) else None
-
-    def subscripts(out: Sequence[int]) -> str:
-        assert letter is not None
-        return ("".join(letter[i] for i in a) + "," + "".join(letter[i] for i in b) + "->"
-                + "".join(letter[i] for i in out))
+    subs = None
+    if len(ids) <= len(_LETTERS):
+        letter = {i: _LETTERS[k] for k, i in enumerate(ids)}
+        subs = ("".join(letter[i] for i in a) + "," + "".join(letter[i] for i in b) + "->"
+                + "".join(letter[i] for i in result))
 
     # numpy's einsum loop is the fastest form of a few small kernels there; the layout of
     # the general form is kept beside it for the other backends.
     if not contr:
-        loop = left and right and rs <= _OUTER_EINSUM_INNER and letter is not None
+        loop = bool(left and right and rs <= _OUTER_EINSUM_INNER and subs)
         bsz = _sizes_of(batch, sizes)
         sa = bsz + _sizes_of(left, sizes) + (1,) * len(right)
         sb = bsz + (1,) * len(left) + _sizes_of(right, sizes)
         return Step(StepKind.HADAMARD, *head,
                     perms=(_perm(a, batch + left), _perm(b, batch + right)),
                     shapes=(None if len(sa) == len(a) else sa, None if len(sb) == len(b) else sb),
-                    subscripts=subscripts(result) if loop else None)
+                    subscripts=subs, loop=loop)
     if not left and not right:
-        if cs <= _DOT_EINSUM_CONTRACT and bs >= _DOT_EINSUM_BATCH and letter is not None:
-            return Step(StepKind.DOT, *head,
-                        perms=(_perm(a, batch + contr), _perm(b, batch + contr)),
-                        shapes=((bs, 1, cs), (bs, cs, 1)), out_shape=res_sizes,
-                        subscripts=subscripts(batch))
         if not batch:
             pa, pb = _perm(a, contr), _perm(b, contr)
             return Step(StepKind.DOT, *head, perms=(pa, pb),
-                        shapes=(None if len(a) == 1 else (cs,), None if len(b) == 1 else (cs,)))
+                        shapes=(None if len(a) == 1 else (cs,), None if len(b) == 1 else (cs,)),
+                        subscripts=subs)
+        loop = bool(cs <= _DOT_EINSUM_CONTRACT and bs >= _DOT_EINSUM_BATCH and subs)
         return Step(StepKind.DOT, *head,
                     perms=(_perm(a, batch + contr), _perm(b, batch + contr)),
-                    shapes=((bs, 1, cs), (bs, cs, 1)), out_shape=res_sizes)
+                    shapes=((bs, 1, cs), (bs, cs, 1)), out_shape=res_sizes,
+                    subscripts=subs, loop=loop)
     pa, ga, wa = _layout(a, batch, left, contr, sizes)
     pb, gb, wb = _layout(b, batch, contr, right, sizes)
     kernel_out = ((bs,) if batch else ()) + (math.prod(_sizes_of(left, sizes)), rs)
     return Step(StepKind.GEMM, *head, perms=(pa, pb), shapes=(ga, gb),
                 swaps=(wa, wb) if wa or wb else None,
-                out_shape=res_sizes if res_sizes != kernel_out else None)
+                out_shape=res_sizes if res_sizes != kernel_out else None, subscripts=subs)
 
 
 def _fits(order: Sequence[int], batch: set[int], contr: set[int]) -> bool:

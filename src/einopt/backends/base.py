@@ -42,6 +42,9 @@ class Backend:
     name = "base"
     #: whether steps that numpy runs fastest in its einsum loop use it here too
     einsum_loops = False
+    #: whether every pairwise step runs as the library's two-operand einsum (where that
+    #: compiles to one fused contraction, transposes included: XLA's dot_general)
+    pair_einsum = False
 
     def prepare(self, items: Sequence[Any], dtype: Any = None,
                 casting: str = "safe") -> list[Any]:

@@ -17,6 +17,7 @@ class JaxBackend(NumpyLike):
     """Kernel primitives on ``jax.Array`` (and tracers)."""
 
     name = "jax"
+    pair_einsum = True
     xp = jnp
     array_types = (jax.Array,)
 

@@ -8,6 +8,7 @@ operands, no strided views that ``torch.func`` cannot batch), so gradients,
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 import torch
@@ -91,11 +92,43 @@ class TorchBackend(Backend):
 
     @staticmethod
     def sum(x: Any, axes: tuple[int, ...]) -> Any:
-        return torch.sum(x, dim=axes, dtype=x.dtype)
+        if x.dtype.is_floating_point or x.dtype.is_complex:
+            return x.sum() if len(axes) == x.dim() else x.sum(dim=axes)
+        return torch.sum(x, dim=axes, dtype=x.dtype)  # no promotion to int64, as numpy
+
+    @staticmethod
+    def diagonal(x: Any, groups: tuple[tuple[int, ...], ...]) -> Any:
+        """Repeated ``torch.diagonal`` (views, differentiable, batchable), then a permute."""
+        pairs, order = _diagonal_moves(x.dim(), groups)
+        for p, q in pairs:
+            x = x.diagonal(0, p, q)
+        return x if order is None else x.permute(order)
 
     @staticmethod
     def zeros(shape: tuple[int, ...], like: Any) -> Any:
         return torch.zeros(shape, dtype=like.dtype, device=like.device)
+
+
+@lru_cache(maxsize=1024)
+def _diagonal_moves(ndim: int, groups: tuple[tuple[int, ...], ...]
+                    ) -> tuple[tuple[tuple[int, int], ...], tuple[int, ...] | None]:
+    """The ``torch.diagonal`` axis pairs that merge each group, and the final permutation.
+
+    Each ``diagonal(0, p, q)`` drops axes ``p`` and ``q`` and appends their diagonal.
+    """
+    labels = [0] * ndim
+    for k, group in enumerate(groups):
+        for a in group:
+            labels[a] = k
+    pairs = []
+    for k in range(len(groups)):
+        while labels.count(k) > 1:
+            p = labels.index(k)
+            q = labels.index(k, p + 1)
+            pairs.append((p, q))
+            labels = [lab for i, lab in enumerate(labels) if i not in (p, q)] + [k]
+    order = tuple(labels.index(k) for k in range(len(groups)))
+    return tuple(pairs), (None if order == tuple(range(len(order))) else order)
 
 
 def _torch_dtype(dtype: Any) -> Any:
