@@ -15,6 +15,7 @@ STAGES = [
     "einopt.plan",
     "einopt.backends",
     "einopt.execute",
+    "einopt.parallel",
     "einopt.api",
 ]
 EXTRAS = ["torch", "jax", "matplotlib", "dask", "cupy", "networkx", "opt_einsum", "cotengra"]

@@ -94,7 +94,7 @@ def _pair(step: Step, be: Backend) -> Callable[[Any, Any], Any]:
         # A batched inner product: the backend's fused form, on (B, C) operands.
         assert shapes[0] is not None and shapes[1] is not None
         shapes = (shapes[0][::2], shapes[1][:2])
-        kernel = be.batched_dot
+        kernel = be.batched_dot(*shapes[0])
     else:
         kernel = be.matmul
     wa, wb = step.swaps or (False, False)

@@ -7,7 +7,7 @@ says which module that is and overrides what differs. torch has its own class.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -77,9 +77,10 @@ class Backend:
         """Inner product of two vectors."""
         raise NotImplementedError
 
-    def batched_dot(self, a: Any, b: Any) -> Any:
-        """``(a * b).sum(-1)`` for (B, C) operands: a batched inner product."""
-        return self.sum(self.multiply(a, b), (-1,))
+    def batched_dot(self, batch: int, contract: int) -> Callable[[Any, Any], Any]:
+        """The kernel of a batched inner product of (B, C) operands, chosen for B and C
+        (at planning time: shapes are fixed per plan)."""
+        return lambda a, b: self.sum(self.multiply(a, b), (-1,))
 
     def swap_last(self, x: Any) -> Any:
         raise NotImplementedError

@@ -7,7 +7,7 @@ operands, no strided views that ``torch.func`` cannot batch), so gradients,
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -18,6 +18,8 @@ from .base import Backend, check_kind
 
 __all__ = ["TorchBackend"]
 
+#: Per-item lengths for which a batched inner product runs as a fused multiply-and-sum.
+_REDUCE_MIN, _REDUCE_MAX = 8, 8192
 #: Real floating dtypes: a batched inner product of a tensor with itself runs as a norm.
 _FLOAT_KINDS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
@@ -69,10 +71,21 @@ class TorchBackend(Backend):
     dot = staticmethod(torch.dot)  # type: ignore[assignment]
 
     @staticmethod
-    def batched_dot(a: Any, b: Any) -> Any:
-        if a is b and a.dtype in _FLOAT_KINDS:  # a sum of squares: one pass, no temporary
-            return torch.linalg.vector_norm(a, dim=-1).square()
-        return torch.sum(a * b, dim=-1)
+    def batched_dot(batch: int, contract: int) -> Callable[[Any, Any], Any]:
+        # Measured on CPU (BENCHMARKS.md): a fused multiply-and-sum beats a batched
+        # matmul of (B, 1, C) by (B, C, 1) for 8 <= C <= 8192; outside that window the
+        # matmul wins (no temporary of B*C elements, or fewer tiny reductions). A tensor
+        # with itself is a sum of squares: a norm reads it once, fastest everywhere.
+        reduce = _REDUCE_MIN <= contract <= _REDUCE_MAX
+
+        def kernel(a: Any, b: Any) -> Any:
+            if a is b and a.dtype in _FLOAT_KINDS:
+                return torch.linalg.vector_norm(a, dim=-1).square()
+            if reduce:
+                return torch.sum(a * b, dim=-1)
+            return torch.matmul(a.unsqueeze(-2), b.unsqueeze(-1)).reshape(batch)
+
+        return kernel
 
     @staticmethod
     def swap_last(x: Any) -> Any:
