@@ -95,3 +95,13 @@ def test_plan_called_on_tensors(case):
     p = einopt.plan(case.eq, *case.shapes)
     got = p(*[torch.from_numpy(np.array(x)) for x in ops])
     np.testing.assert_allclose(got.numpy(), np.asarray(p(*ops)), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("contract", [2, 8, 100, 9000])
+def test_batched_inner_product_forms(contract):
+    a = torch.randn(6, contract, dtype=torch.float64)
+    b = torch.randn(6, contract, dtype=torch.float64)
+    torch.testing.assert_close(einopt.einsum("ni,ni->n", a, b), (a * b).sum(1))
+    torch.testing.assert_close(einopt.einsum("ni,ni->n", a, a), (a * a).sum(1))
+    ai = torch.randint(-3, 4, (6, contract))
+    assert torch.equal(einopt.einsum("ni,ni->n", ai, ai), (ai * ai).sum(1))
