@@ -79,11 +79,14 @@ def run_slices(plan: Plan, be: Backend, operands: Sequence[Any], executor: Any) 
     chunks = [slices[k:k + per] for k in range(0, len(slices), per)]
     local = isinstance(executor, ThreadPoolExecutor)
     task_plan: Plan | str = plan if local else plan.to_json()
-    ops: Any = operands
-    if hasattr(executor, "scatter"):  # a dask client: ship the operands once
-        ops = executor.scatter(list(operands), broadcast=True)
+    ops: Any = list(operands)
+    if hasattr(executor, "scatter"):  # a dask client: ship the operands once, under
+        ops = executor.scatter(ops, hash=False)  # keys of this call's own
     try:
-        futures = [executor.submit(_run_chunk, task_plan, be.name, ops, chunk)
+        # A dask client would key equal calls alike and share (or lose) their results
+        # between calls: each call's tasks are its own.
+        kw = {"pure": False} if hasattr(executor, "scatter") else {}
+        futures = [executor.submit(_run_chunk, task_plan, be.name, ops, chunk, **kw)
                    for chunk in chunks]
         result = None
         for f in futures:  # in order: reproducible sums
