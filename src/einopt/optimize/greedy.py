@@ -115,10 +115,9 @@ def greedy_run(network: Network, alpha: float = 1.0, temperature: float = 0.0,
     newer_first = regime == "hybrid"
 
     def neighbours(x: int, best_only: bool) -> list[tuple[float, int, int, int]]:
-        ix, szx = idx[x], sz[x]
         ys: set[int] = set()
         big: list[int] = []
-        for i in ix:
+        for i in idx[x]:
             h = holders[i]
             if len(h) > _WIDE:
                 big.append(i)
@@ -132,16 +131,7 @@ def greedy_run(network: Network, alpha: float = 1.0, temperature: float = 0.0,
             ys = set(heapq.nsmallest(_WIDE, pool, key=lambda t: (sz[t], t)))
         found = []
         for y in ys:
-            # size(result) = size(a) * size(b) / size(shared) / size(summed), from the
-            # (small) intersection alone: no union set is built per candidate.
-            div = 1
-            for i in ix & idx[y]:
-                d = sizes[i]
-                div *= d * d if counts[i] == 2 and i not in out else d
-            szy = sz[y]
-            size_r = szx * szy // div if div else math.prod(sizes[i] for i in
-                                                            result(ix, idx[y]))
-            s = a_den * size_r - a_num * (szx + szy)
+            s = score(x, y)
             pair = (x, y) if (x < y) != newer_first else (y, x)
             found.append((key(s) if noise else s, s, *pair))
         if best_only and found:
