@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .backends import backend_for
+from .backends import NumpyBackend, backend_for
 from .errors import OperandTypeError, PathError, ShapeError
 from .execute import program_for
 from .network import build_network
@@ -179,8 +179,7 @@ def plan(subscripts: Any, *operands_or_shapes: Any, optimize: Any = "auto",
     dtypes = None
     dtype = None
     # numpy operands fix the casts now; other libraries convert when the plan runs.
-    if items and all(isinstance(x, np.ndarray) or np.isscalar(x) and hasattr(x, "dtype")
-                     for x in items):
+    if items and all(isinstance(x, (np.ndarray, np.generic)) for x in items):
         dtypes = tuple(np.dtype(x.dtype) for x in items)
         dtype = np.result_type(*dtypes)
     budget = _budget(minimize, max_time, seed, memory_limit, progress)
@@ -233,21 +232,11 @@ def _einsum(subscripts: Any, operands: Sequence[Any], optimize: Any, out: Any, d
     eq, items = _equation(subscripts, operands)
     be = backend_for(items)
     arrays = be.prepare(items, dtype, casting)
-    if be.einsum_loops:  # numpy: the plan casts, exactly as numpy.einsum does
-        dtypes: tuple[Any, ...] | None = tuple(x.dtype for x in arrays)
-        assert dtypes is not None
-        if dtype is not None:
-            common = np.dtype(dtype)
-            for k, dt in enumerate(dtypes):
-                if not np.can_cast(dt, common, casting):
-                    raise OperandTypeError(
-                        f"operand {k} of dtype {dt} cannot be cast to dtype={common} "
-                        f"under casting={casting!r}"
-                    )
-        else:
-            common = np.result_type(*dtypes) if dtypes else np.dtype(float)
-    else:  # other libraries: operands already converted to one dtype
-        dtypes = common = None
+    dtypes: tuple[Any, ...] | None = None
+    common = None  # other libraries: operands already converted to one dtype
+    if isinstance(be, NumpyBackend):  # the plan casts, exactly as numpy.einsum does
+        dtypes = tuple(x.dtype for x in arrays)
+        common = be.common_dtype(arrays, dtype, casting)
     shapes = tuple(tuple(int(d) for d in x.shape) for x in arrays)
     budget = _budget("flops", None, None, memory_limit)
     p = _plan_for(eq, shapes, dtypes, common, optimize, budget)

@@ -17,7 +17,8 @@ from ..errors import OperandTypeError, ShapeError
 __all__ = ["Backend", "NumpyLike", "diagonal_subscripts", "check_kind"]
 
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-#: dtype kinds einsum cannot multiply: strings, bytes, void, datetimes, timedeltas.
+#: dtype kinds einsum cannot multiply: strings, bytes, void, datetimes, timedeltas,
+#: Python objects.
 BAD_KINDS = frozenset("USVMmO")
 
 
@@ -152,8 +153,8 @@ class NumpyLike(Backend):
     def asarray(self, x: Any) -> Any:
         return self.xp.asarray(x)
 
-    def prepare(self, items: Sequence[Any], dtype: Any = None,
-                casting: str = "safe") -> list[Any]:
+    def read(self, items: Sequence[Any]) -> list[Any]:
+        """The operands as this library's arrays, each checked to hold numbers."""
         arrays: list[Any] = []
         for k, x in enumerate(items):
             if isinstance(x, (str, bytes, dict, set)) or x is None:
@@ -166,15 +167,25 @@ class NumpyLike(Backend):
                     f"array: {e}") from None
             check_kind(k, arr.dtype)
             arrays.append(arr)
-        if dtype is not None:
-            common = np.dtype(dtype)
-            for k, arr in enumerate(arrays):
-                if not np.can_cast(arr.dtype, common, casting):  # type: ignore[arg-type]
-                    raise OperandTypeError(
-                        f"operand {k} of dtype {arr.dtype} cannot be cast to dtype={common} "
-                        f"under casting={casting!r}")
-        else:
-            common = self.result_type(arrays)
+        return arrays
+
+    def common_dtype(self, arrays: Sequence[Any], dtype: Any, casting: str) -> Any:
+        """``dtype`` if every operand casts to it under ``casting``, else the operands'
+        promoted dtype when ``dtype`` is None."""
+        if dtype is None:
+            return self.result_type(arrays)
+        common = np.dtype(dtype)
+        for k, arr in enumerate(arrays):
+            if not np.can_cast(arr.dtype, common, casting):  # type: ignore[arg-type]
+                raise OperandTypeError(
+                    f"operand {k} of dtype {arr.dtype} cannot be cast to dtype={common} "
+                    f"under casting={casting!r}")
+        return common
+
+    def prepare(self, items: Sequence[Any], dtype: Any = None,
+                casting: str = "safe") -> list[Any]:
+        arrays = self.read(items)
+        common = self.common_dtype(arrays, dtype, casting)
         return [a if a.dtype == common else self.astype(a, common) for a in arrays]
 
     def result_type(self, arrays: Sequence[Any]) -> Any:

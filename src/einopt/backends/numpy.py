@@ -74,23 +74,8 @@ class NumpyBackend(NumpyLike):
 
     def prepare(self, items: Sequence[Any], dtype: Any = None,
                 casting: str = "safe") -> list[Any]:
-        arrays = []
-        for k, x in enumerate(items):
-            if isinstance(x, np.ndarray):
-                arr = x
-            elif isinstance(x, (str, bytes, dict, set)) or x is None:
-                raise OperandTypeError(f"operand {k} is a {type(x).__name__}, not an array")
-            else:
-                try:
-                    arr = np.asarray(x)
-                except Exception as e:  # ragged lists and the like
-                    raise OperandTypeError(
-                        f"operand {k} cannot be read as an array: {e}") from None
-                if arr.dtype.kind == "O":
-                    raise OperandTypeError(
-                        f"operand {k} ({type(x).__name__}) is not a numeric array")
-            if arr.dtype.kind in "USVMm":
-                raise OperandTypeError(
-                    f"operand {k} has dtype {arr.dtype}, which einsum cannot multiply")
-            arrays.append(arr)
-        return arrays
+        """The operands as arrays, dtypes untouched: numpy's casts are steps of the plan."""
+        return self.read(items)
+
+    def result_type(self, arrays: Sequence[Any]) -> Any:
+        return np.result_type(*[a.dtype for a in arrays]) if arrays else np.dtype(float)
