@@ -18,7 +18,7 @@ import numpy as np
 
 from .backends import NumpyBackend, backend_for
 from .errors import OperandTypeError, PathError, ShapeError
-from .execute import program_for
+from .execute import evaluate, program_for
 from .network import build_network
 from .optimize import Budget, get_optimizer, parse_objective
 from .optimize.slicing import slice_tree
@@ -240,10 +240,10 @@ def _einsum(subscripts: Any, operands: Sequence[Any], optimize: Any, out: Any, d
     shapes = tuple(tuple(int(d) for d in x.shape) for x in arrays)
     budget = _budget("flops", None, None, memory_limit)
     p = _plan_for(eq, shapes, dtypes, common, optimize, budget)
-    if p.tree.sliced and (executor is not None or be.name == "numpy"):
-        from .parallel import run_slices
-
-        result = run_slices(p, be, arrays, "threads" if executor is None else executor)
+    if p.tree.sliced:
+        if executor is None and isinstance(be, NumpyBackend):
+            executor = "threads"  # BLAS releases the GIL: slices overlap
+        result = evaluate(p, be, arrays, executor)
         if p.output_shape == ():
             result = be.scalar(result)
         return result if out is None else be.write_out(result, out, casting)

@@ -164,24 +164,33 @@ def compile_program(plan: Plan, be: Backend) -> Program:
     return program
 
 
-def slice_indexer(plan: Plan) -> tuple[list[tuple[int, ...]],
-                                         Callable[[Sequence[Any], tuple[int, ...]], list[Any]],
-                                         Callable[[tuple[int, ...]], tuple[Any, ...]]]:
-    """For a sliced plan: every slice's values, and how to cut operands and place results.
+def slice_values(plan: Plan) -> list[tuple[int, ...]]:
+    """Every slice of a sliced plan: one value per sliced index."""
+    return list(itertools.product(*[range(plan.network.sizes[i]) for i in plan.tree.sliced]))
 
-    Returns ``(slices, cut, where)``: ``cut(operands, values)`` indexes the operands at
-    one value of each sliced index (broadcast axes of size 1 are left whole), and
-    ``where(values)`` is the output region that slice's result adds into (summed
-    indices accumulate, output indices fill their own slice).
+
+def slice_sum(plan: Plan, be: Backend) -> Callable[[Sequence[Any], Sequence[tuple[int, ...]]],
+                                                   Any]:
+    """``f(operands, slices)``: the sum of the results of ``slices`` of ``plan``, placed in
+    the output (compiled once per backend, then kept).
+
+    Each slice indexes the operands at one value of each sliced index (broadcast axes of
+    size 1 are left whole) and runs one slice's program; its result adds into the
+    output region of that slice (summed indices accumulate, output indices fill their
+    own slice).
     """
+    key = ("slices", be.name)
+    fn = plan._programs.get(key)
+    if fn is not None:
+        return fn  # type: ignore[no-any-return]
     net = plan.network
-    sliced = plan.tree.sliced
-    pos = {i: k for k, i in enumerate(sliced)}
+    pos = {i: k for k, i in enumerate(plan.tree.sliced)}
     op_axes = [[(a, pos[i]) for a, (i, d) in enumerate(zip(raw, shape, strict=True))
                 if i in pos and d != 1] for raw, shape in zip(net.raw, plan.shapes, strict=True)]
     out_axes = [(a, pos[i]) for a, i in enumerate(net.output) if i in pos]
     ndims = [len(s) for s in plan.shapes]
-    out_ndim = len(plan.output_shape)
+    out_shape = plan.output_shape
+    inner = compile_program(plan, be)
 
     def index(ndim: int, axes: list[tuple[int, int]], values: tuple[int, ...]) -> tuple[Any, ...]:
         idx: list[Any] = [slice(None)] * ndim
@@ -189,41 +198,31 @@ def slice_indexer(plan: Plan) -> tuple[list[tuple[int, ...]],
             idx[a] = slice(values[k], values[k] + 1)
         return tuple(idx)
 
-    def cut(operands: Sequence[Any], values: tuple[int, ...]) -> list[Any]:
-        return [x[index(nd, ax, values)] if ax else x
-                for x, nd, ax in zip(operands, ndims, op_axes, strict=True)]
-
-    def where(values: tuple[int, ...]) -> tuple[Any, ...]:
-        return index(out_ndim, out_axes, values)
-
-    slices = list(itertools.product(*[range(net.sizes[i]) for i in sliced]))
-    return slices, cut, where
-
-
-def _sliced(plan: Plan, inner: Program, be: Backend) -> Program:
-    """Loop ``inner`` (one slice's program) over every slice, adding up the results."""
-    slices, cut, where = slice_indexer(plan)
-    out_shape = plan.output_shape
-
-    def program(*operands: Any) -> Any:
-        result = None
+    def run(operands: Sequence[Any], slices: Sequence[tuple[int, ...]]) -> Any:
+        total = None
         for values in slices:
-            part = inner(*cut(operands, values))
-            if result is None:
-                result = be.zeros(out_shape, part)
-            result = be.add_at(result, where(values), part)
-        return result
+            part = inner(*[x[index(nd, ax, values)] if ax else x
+                           for x, nd, ax in zip(operands, ndims, op_axes, strict=True)])
+            if total is None:
+                total = be.zeros(out_shape, part)
+            total = be.add_at(total, index(len(out_shape), out_axes, values), part)
+        return total
 
-    return program
+    plan._programs[key] = run
+    return run
 
 
 def program_for(plan: Plan, be: Backend) -> Program:
     """The compiled program of ``plan`` for ``be`` (compiled once, then cached)."""
     prog = plan._programs.get(be.name)
     if prog is None:
-        prog = compile_program(plan, be)
         if plan.tree.sliced:
-            prog = _sliced(plan, prog, be)
+            run, slices = slice_sum(plan, be), slice_values(plan)
+
+            def prog(*operands: Any) -> Any:
+                return run(operands, slices)
+        else:
+            prog = compile_program(plan, be)
         plan._programs[be.name] = prog
     return prog
 
@@ -251,14 +250,17 @@ def check_operands(plan: Plan, operands: Sequence[Any]) -> tuple[Backend, list[A
     return be, ops
 
 
-def run_plan(plan: Plan, operands: Sequence[Any], executor: Any = None) -> Any:
-    """Check ``operands`` against the planned shapes, unify dtypes, and run ``plan``.
-
-    ``executor`` (sliced plans only): see :func:`einopt.parallel.run_slices`.
-    """
-    be, ops = check_operands(plan, operands)
+def evaluate(plan: Plan, be: Backend, operands: Sequence[Any], executor: Any = None) -> Any:
+    """Run ``plan`` on checked ``operands``; a sliced plan's slices on ``executor`` if given
+    (see :func:`einopt.parallel.run_slices`)."""
     if executor is not None and plan.tree.sliced:
         from .parallel import run_slices
 
-        return run_slices(plan, be, ops, executor)
-    return program_for(plan, be)(*ops)
+        return run_slices(plan, be, operands, executor)
+    return program_for(plan, be)(*operands)
+
+
+def run_plan(plan: Plan, operands: Sequence[Any], executor: Any = None) -> Any:
+    """Check ``operands`` against the planned shapes, unify dtypes, and run ``plan``."""
+    be, ops = check_operands(plan, operands)
+    return evaluate(plan, be, ops, executor)

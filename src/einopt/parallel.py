@@ -18,7 +18,7 @@ from typing import Any
 
 from .backends import Backend, get_backend
 from .errors import EinsumError
-from .execute import compile_program, slice_indexer
+from .execute import slice_sum, slice_values
 from .plan import Plan
 
 __all__ = ["run_slices", "EXECUTORS"]
@@ -37,18 +37,7 @@ def _run_chunk(plan: Plan | str, backend: str, operands: Sequence[Any],
                chunk: Sequence[tuple[int, ...]]) -> Any:
     """Sum of the results of ``chunk``'s slices (a task; ``plan`` may be its JSON)."""
     p = _plan_from_json(plan) if isinstance(plan, str) else plan
-    be = get_backend(backend)
-    inner = p._programs.get(("slice", backend))
-    if inner is None:
-        inner = p._programs[("slice", backend)] = compile_program(p, be)
-    _, cut, where = slice_indexer(p)
-    total = None
-    for values in chunk:
-        part = inner(*cut(operands, values))
-        if total is None:
-            total = be.zeros(p.output_shape, part)
-        total = be.add_at(total, where(values), part)
-    return total
+    return slice_sum(p, get_backend(backend))(operands, chunk)
 
 
 def run_slices(plan: Plan, be: Backend, operands: Sequence[Any], executor: Any) -> Any:
@@ -59,7 +48,7 @@ def run_slices(plan: Plan, be: Backend, operands: Sequence[Any], executor: Any) 
             ``"processes"``, or an object with ``submit``: a
             ``concurrent.futures.Executor`` or a ``dask.distributed.Client``.
     """
-    slices, _, _ = slice_indexer(plan)
+    slices = slice_values(plan)
     if executor == "serial" or len(slices) == 1:
         return _run_chunk(plan, be.name, operands, slices)
     owned: Executor | None = None
