@@ -49,9 +49,7 @@ def _prep(step: Step, be: Backend) -> Callable[[Any], Any]:
         ndim = (sum(len(g) for g in step.diagonal) if step.diagonal
                 else len(step.indices) + len(step.sum_axes or ()))
         groups = step.diagonal or tuple((a,) for a in range(ndim))
-        inputs, outputs = diagonal_subscripts(ndim, groups).split("->")
-        kept = "".join(c for k, c in enumerate(outputs) if k not in (step.sum_axes or ()))
-        subs = inputs + "->" + kept
+        subs = diagonal_subscripts(ndim, groups, step.sum_axes or ())
         ops.append(lambda x: be.einsum(subs, x))
         fused = _chain(ops)
         assert fused is not None

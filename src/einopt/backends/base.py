@@ -22,13 +22,16 @@ _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 BAD_KINDS = frozenset("USVMmO")
 
 
-def diagonal_subscripts(ndim: int, groups: tuple[tuple[int, ...], ...]) -> str:
-    """Subscripts of a one-operand einsum taking the diagonal of each axis group."""
+def diagonal_subscripts(ndim: int, groups: tuple[tuple[int, ...], ...],
+                        summed: tuple[int, ...] = ()) -> str:
+    """Subscripts of a one-operand einsum taking the diagonal of each axis group (result
+    axis ``k`` walks group ``k``), then summing the result axes ``summed``."""
     letter = [""] * ndim
     for k, group in enumerate(groups):
         for a in group:
             letter[a] = _LETTERS[k]
-    return "".join(letter) + "->" + _LETTERS[: len(groups)]
+    kept = "".join(_LETTERS[k] for k in range(len(groups)) if k not in summed)
+    return "".join(letter) + "->" + kept
 
 
 def check_kind(k: int, dtype: Any) -> None:
