@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import OperandTypeError, ShapeError
 
-__all__ = ["Backend", "NumpyLike", "diagonal_subscripts", "check_kind"]
+__all__ = ["Backend", "NumpyLike", "diagonal_subscripts", "check_kind", "check_not_array"]
 
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 #: dtype kinds einsum cannot multiply: strings, bytes, void, datetimes, timedeltas,
@@ -32,6 +32,12 @@ def diagonal_subscripts(ndim: int, groups: tuple[tuple[int, ...], ...],
             letter[a] = _LETTERS[k]
     kept = "".join(_LETTERS[k] for k in range(len(groups)) if k not in summed)
     return "".join(letter) + "->" + kept
+
+
+def check_not_array(k: int, x: Any) -> None:
+    """Reject operand ``k`` when it is a kind of object no array library reads as numbers."""
+    if isinstance(x, (str, bytes, dict, set)) or x is None:
+        raise OperandTypeError(f"operand {k} is a {type(x).__name__}, not an array")
 
 
 def check_kind(k: int, dtype: Any) -> None:
@@ -160,8 +166,7 @@ class NumpyLike(Backend):
         """The operands as this library's arrays, each checked to hold numbers."""
         arrays: list[Any] = []
         for k, x in enumerate(items):
-            if isinstance(x, (str, bytes, dict, set)) or x is None:
-                raise OperandTypeError(f"operand {k} is a {type(x).__name__}, not an array")
+            check_not_array(k, x)
             try:
                 arr: Any = x if isinstance(x, self.array_types) else self.asarray(x)
             except Exception as e:  # ragged lists, arrays of another library, ...

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from ..errors import OperandTypeError
-from .base import Backend, check_kind
+from .base import Backend, check_kind, check_not_array
 
 __all__ = ["TorchBackend"]
 
@@ -37,8 +37,7 @@ class TorchBackend(Backend):
             if isinstance(x, torch.Tensor):
                 tensors.append(x)
                 continue
-            if isinstance(x, (str, bytes, dict, set)) or x is None:
-                raise OperandTypeError(f"operand {k} is a {type(x).__name__}, not an array")
+            check_not_array(k, x)
             check_kind(k, getattr(x, "dtype", float))
             try:
                 tensors.append(torch.as_tensor(x, device=device))
