@@ -25,6 +25,12 @@ from .parse import Equation as Equation
 from .plan import Plan as Plan
 from .plan import Step as Step
 from .plan import StepKind as StepKind
+from .structured import ConvPattern as ConvPattern
+from .structured import Delta as Delta
+from .structured import Selector as Selector
+from .structured import conv_pattern as conv_pattern
+from .structured import delta as delta
+from .structured import one_hot as one_hot
 from .tree import ContractionTree as ContractionTree
 
 __version__ = "0.1.0"
@@ -32,6 +38,8 @@ __version__ = "0.1.0"
 __all__ = [
     "ContractExpression",
     "ContractionTree",
+    "ConvPattern",
+    "Delta",
     "EinsumError",
     "Equation",
     "Network",
@@ -39,6 +47,7 @@ __all__ = [
     "PathError",
     "PathInfo",
     "Plan",
+    "Selector",
     "ShapeError",
     "Step",
     "StepKind",
@@ -47,6 +56,9 @@ __all__ = [
     "contract",
     "contract_expression",
     "contract_path",
+    "conv_pattern",
+    "delta",
     "einsum",
+    "one_hot",
     "plan",
 ]

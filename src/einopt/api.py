@@ -8,6 +8,7 @@ program, so a warm call costs one dict lookup and the kernel.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -24,6 +25,8 @@ from .optimize import Budget, get_optimizer, parse_objective
 from .optimize.slicing import slice_tree
 from .parse import Equation, parse, parse_sublist
 from .plan import Plan, build_plan
+from .structured.operands import Structured
+from .structured.rewrite import kind_of, rewrite, spec_of
 from .tree import ContractionTree
 
 __all__ = ["einsum", "plan", "clear_caches", "CACHE_SIZE"]
@@ -41,6 +44,7 @@ def clear_caches() -> None:
     """Forget every cached parse and plan."""
     _parse.cache_clear()
     _plan_cached.cache_clear()
+    _structured_cached.cache_clear()
     _FRONT.clear()
 
 
@@ -144,6 +148,33 @@ def _plan_for(eq: Equation, shapes: tuple[tuple[int, ...], ...],
         return _make_plan(eq, shapes, dtypes, dtype, opt, budget)
 
 
+@lru_cache(maxsize=CACHE_SIZE)
+def _structured_cached(eq: Equation, specs: tuple[Any, ...], kinds: tuple[Any, ...],
+                       optimize: Any, budget: Budget) -> Plan:
+    return _structured_plan(eq, specs, kinds, optimize, budget)
+
+
+def _structured_plan(eq: Equation, specs: tuple[Any, ...], kinds: tuple[Any, ...],
+                     optimize: Any, budget: Budget, cache_dir: Any = None) -> Plan:
+    """The plan of an einsum with structured operands: its rewrite, planned as usual."""
+    rw = rewrite(eq, specs, kinds)
+    if isinstance(optimize, Plan):
+        if optimize.structure is None or optimize.structure.specs != specs:
+            raise PathError("the Plan passed as optimize was made for other operands")
+        return optimize
+    p = _plan_for(rw.equation, rw.shapes, None, None, optimize, budget, cache_dir)
+    return dataclasses.replace(p, structure=rw, _programs={})
+
+
+def _plan_structured(eq: Equation, items: Sequence[Any], optimize: Any, budget: Budget,
+                     cache_dir: Any = None) -> Plan:
+    specs = tuple(spec_of(x) for x in items)
+    kinds = tuple(kind_of(x) for x in items)
+    if budget.progress or cache_dir is not None or isinstance(optimize, Plan):
+        return _structured_plan(eq, specs, kinds, optimize, budget, cache_dir)
+    return _structured_cached(eq, specs, kinds, _optimize_key(optimize), budget)
+
+
 def plan(subscripts: Any, *operands_or_shapes: Any, optimize: Any = "auto",
          minimize: str = "flops", max_time: float | None = None,
          memory_limit: int | None = None, seed: int | None = None,
@@ -175,6 +206,11 @@ def plan(subscripts: Any, *operands_or_shapes: Any, optimize: Any = "auto",
         [(0, 1), (0, 1), (0, 1)]
     """
     eq, items = _equation(subscripts, operands_or_shapes)
+    if any(isinstance(x, Structured) for x in items):
+        budget = _budget(minimize, max_time, seed, memory_limit, progress)
+        return _plan_structured(eq, [x if hasattr(x, "shape") else _shape_of(x, k)
+                                     for k, x in enumerate(items)], optimize, budget,
+                                cache_dir or os.environ.get("EINOPT_CACHE_DIR") or None)
     shapes = tuple(_shape_of(x, k) for k, x in enumerate(items))
     dtypes = None
     dtype = None
@@ -230,6 +266,9 @@ def einsum(subscripts: Any, *operands: Any, optimize: Any = "auto", out: Any = N
 def _einsum(subscripts: Any, operands: Sequence[Any], optimize: Any, out: Any, dtype: Any,
             memory_limit: Any, casting: Any, executor: Any) -> Any:
     eq, items = _equation(subscripts, operands)
+    if any(isinstance(x, Structured) for x in items):
+        return _einsum_structured(eq, items, optimize, out, dtype, memory_limit, casting,
+                                  executor)
     be = backend_for(items)
     arrays = be.prepare(items, dtype, casting)
     dtypes: tuple[Any, ...] | None = None
@@ -271,3 +310,19 @@ def _einsum(subscripts: Any, operands: Sequence[Any], optimize: Any, out: Any, d
     return be.write_out(result, out, casting)
 
 
+
+
+def _einsum_structured(eq: Equation, items: Sequence[Any], optimize: Any, out: Any,
+                       dtype: Any, memory_limit: Any, casting: Any, executor: Any) -> Any:
+    from .execute import run_structured
+
+    p = _plan_structured(eq, items, optimize, _budget("flops", None, None, memory_limit))
+    result = run_structured(p, items, dtype, casting, executor)
+    if out is not None:
+        from .views import dense_operands
+
+        be, _ = dense_operands(items, dtype, casting)
+        return be.write_out(result, out, casting)
+    if not result.shape and isinstance(result, np.ndarray):
+        return result[()]
+    return result

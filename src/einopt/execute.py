@@ -17,6 +17,7 @@ from .backends import Backend, backend_for
 from .backends.base import diagonal_subscripts
 from .errors import ShapeError
 from .plan import Plan, Step, StepKind
+from .structured.rewrite import spec_of
 
 __all__ = ["compile_program", "run_plan"]
 
@@ -77,6 +78,15 @@ def _arg_view(perm: tuple[int, ...] | None, shape: tuple[int, ...] | None, swap:
     return _chain(ops)
 
 
+def _in_place(step: Step) -> bool:
+    """Whether a batched DOT step can reduce in place: both operands laid out alike, not
+    in (batch, contracted) order, with the batch axes already in result order."""
+    assert step.perms is not None
+    pa, pb = step.perms
+    nb = len(step.indices)
+    return pa is not None and pa == pb and list(pa[:nb]) == sorted(pa[:nb])
+
+
 def _pair(step: Step, be: Backend) -> Callable[[Any, Any], Any]:
     if step.subscripts is not None and (step.loop and be.einsum_loops or be.pair_einsum):
         subs, einsum = step.subscripts, be.einsum
@@ -88,11 +98,20 @@ def _pair(step: Step, be: Backend) -> Callable[[Any, Any], Any]:
         kernel = be.multiply
     elif step.kind is StepKind.DOT and step.out_shape is None:
         kernel = be.dot
+    elif step.kind is StepKind.DOT and not be.einsum_loops and _in_place(step):
+        # Both operands alike and in need of a permute: reduce the product along the
+        # contracted axes where they lie (no copies; a square when it is one tensor).
+        assert step.perms[0] is not None
+        axes = step.perms[0][len(step.indices):]
+        mul, total = be.multiply, be.sum
+        return lambda a, b: total(mul(a, b), axes)
     elif step.kind is StepKind.DOT and not be.einsum_loops:
         # A batched inner product: the backend's fused form, on (B, C) operands.
         assert shapes[0] is not None and shapes[1] is not None
         shapes = (shapes[0][::2], shapes[1][:2])
         kernel = be.batched_dot(*shapes[0])
+    elif step.wide:
+        kernel = be.wide_matmul
     else:
         kernel = be.matmul
     wa, wb = step.swaps or (False, False)
@@ -119,8 +138,8 @@ def _pair(step: Step, be: Backend) -> Callable[[Any, Any], Any]:
     return run
 
 
-def _final(plan: Plan, be: Backend) -> Callable[[Any], Any] | None:
-    perm, shape = plan.output_perm, plan.output_reshape
+def _final(perm: tuple[int, ...] | None, shape: tuple[int, ...] | None,
+           be: Backend) -> Callable[[Any], Any] | None:
     if perm is None:
         return None if shape is None else (lambda x: be.reshape(x, shape))
     if shape is None:
@@ -128,13 +147,31 @@ def _final(plan: Plan, be: Backend) -> Callable[[Any], Any] | None:
     return lambda x: be.reshape(be.transpose(x, perm), shape)
 
 
+def native_of(plan: Plan, be: Backend) -> Any:
+    """A structured plan's program with native convolution steps for ``be`` (found once
+    per plan and backend; None when there are none)."""
+    if plan.structure is None:
+        return None
+    key = ("native", be.name)
+    if key not in plan._programs:
+        from .native import native_program
+
+        plan._programs[key] = native_program(plan, be)
+    return plan._programs[key]
+
+
 def compile_program(plan: Plan, be: Backend) -> Program:
-    """A function of the operands that runs ``plan`` with backend ``be``."""
+    """A function of the operands that runs ``plan`` with backend ``be`` (a structured
+    plan's native steps read their leaves unviewed)."""
     n = plan.network.num_tensors
-    preps = [(s.out, _prep(s, be)) for s in plan.steps if s.kind is StepKind.PREP]
-    pairs = [(s.args[0], s.args[1], _pair(s, be))
-             for s in plan.steps if s.kind is not StepKind.PREP]
-    final = _final(plan, be)
+    native = native_of(plan, be)
+    steps = plan.steps if native is None else native.kernels.steps
+    fns = {} if native is None else native.fns
+    final = _final(plan.output_perm, plan.output_reshape, be) if native is None else \
+        _final(native.kernels.output_perm, native.kernels.output_reshape, be)
+    preps = [(s.out, _prep(s, be)) for s in steps if s.kind is StepKind.PREP]
+    pairs = [(s.args[0], s.args[1], fns[k] if k in fns else _pair(s, be))
+             for k, s in enumerate(steps) if s.kind is not StepKind.PREP]
     if not preps and len(pairs) == 1:
         fn = pairs[0][2]
         if pairs[0][:2] == (0, 1):
@@ -260,5 +297,30 @@ def evaluate(plan: Plan, be: Backend, operands: Sequence[Any], executor: Any = N
 
 def run_plan(plan: Plan, operands: Sequence[Any], executor: Any = None) -> Any:
     """Check ``operands`` against the planned shapes, unify dtypes, and run ``plan``."""
+    if plan.structure is not None:
+        return run_structured(plan, operands, executor=executor)
     be, ops = check_operands(plan, operands)
     return evaluate(plan, be, ops, executor)
+
+
+def run_structured(plan: Plan, operands: Sequence[Any], dtype: Any = None,
+                   casting: str = "safe", executor: Any = None) -> Any:
+    """Run a plan made for an einsum with structured operands on the call's operands."""
+    from .views import dense_operands, embed_output, structured_inputs
+
+    rw = plan.structure
+    if len(operands) != rw.nops:
+        raise ShapeError(f"the plan takes {rw.nops} operands, got {len(operands)}")
+    specs = [spec_of(x) for x in operands]
+    if tuple(specs) != rw.specs:
+        bad = next(k for k, (a, b) in enumerate(zip(specs, rw.specs, strict=True)) if a != b)
+        raise ShapeError(f"operand {bad} is {specs[bad]}, but the plan was made for "
+                         f"{rw.specs[bad]}")
+    be, ops = dense_operands(operands, dtype, casting)
+    native = native_of(plan, be)
+    inputs = structured_inputs(rw, be, ops, frozenset() if native is None else native.leaves)
+    result = evaluate(plan, be, inputs, executor)
+    if rw.embeds:
+        sizes = {lab: plan.network.sizes[i] for i, lab in enumerate(plan.network.labels)}
+        result = embed_output(rw, be, result, sizes)
+    return result

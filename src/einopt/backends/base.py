@@ -80,6 +80,10 @@ class Backend:
     def multiply(self, a: Any, b: Any) -> Any:
         raise NotImplementedError
 
+    def wide_matmul(self, a: Any, b: Any) -> Any:
+        """``(K, C) @ (N, C, L)`` -> ``(N, K, L)``: a matrix times each slice of ``b``."""
+        return self.matmul(a, b)
+
     def einsum(self, subscripts: str, *ops: Any) -> Any:
         raise NotImplementedError
 
@@ -110,6 +114,30 @@ class Backend:
     def diagonal(self, x: Any, groups: tuple[tuple[int, ...], ...]) -> Any:
         """A result whose axis ``k`` walks the diagonal of ``x``'s axes ``groups[k]``."""
         return self.einsum(diagonal_subscripts(len(x.shape), groups), x)
+
+    # Structured operands (views of an operand along one axis).
+    def asarray(self, x: Any) -> Any:
+        """``x`` (numpy or nested lists) as this library's array."""
+        raise NotImplementedError
+
+    def constant(self, x: np.ndarray, like: Any) -> Any:
+        """numpy array ``x`` as this library's array with ``like``'s dtype and device."""
+        raise NotImplementedError
+
+    def pad(self, x: Any, widths: dict[int, tuple[int, int]]) -> Any:
+        """``x`` with ``(left, right)`` zeros added along each axis of ``widths``."""
+        raise NotImplementedError
+
+    def take(self, x: Any, index: Any, axis: int) -> Any:
+        """``x`` with ``axis`` replaced by the axes of integer array ``index`` (a gather)."""
+        raise NotImplementedError
+
+    def window(self, x: Any, axis: int, sizes: tuple[int, int], steps: tuple[int, int],
+               start: int) -> Any | None:
+        """A view with ``axis`` replaced by axes ``(u1, u2)`` of ``sizes`` reading
+        ``x[start + steps[0]*u1 + steps[1]*u2]`` (all in range), or None when the library
+        has no strided views (the caller gathers instead)."""
+        return None
 
     # Sliced evaluation.
     def zeros(self, shape: tuple[int, ...], like: Any) -> Any:
@@ -161,6 +189,15 @@ class NumpyLike(Backend):
 
     def asarray(self, x: Any) -> Any:
         return self.xp.asarray(x)
+
+    def constant(self, x: np.ndarray, like: Any) -> Any:
+        return self.xp.asarray(x, dtype=like.dtype)
+
+    def pad(self, x: Any, widths: dict[int, tuple[int, int]]) -> Any:
+        return self.xp.pad(x, [widths.get(a, (0, 0)) for a in range(len(x.shape))])
+
+    def take(self, x: Any, index: Any, axis: int) -> Any:
+        return self.xp.take(x, index, axis=axis)
 
     def read(self, items: Sequence[Any]) -> list[Any]:
         """The operands as this library's arrays, each checked to hold numbers."""

@@ -24,6 +24,8 @@ class DaskBackend(NumpyLike):
     array_types = (da.Array,)
 
     def reshape(self, x: Any, shape: tuple[int, ...]) -> Any:
+        if 0 in x.shape:  # dask cannot reshape some empty arrays: nothing to keep anyway
+            return da.zeros(shape, dtype=x.dtype)
         try:
             return da.reshape(x, shape)
         except NotImplementedError:  # chunks that do not split evenly: one chunk first

@@ -87,6 +87,14 @@ class TorchBackend(Backend):
         return kernel
 
     @staticmethod
+    def wide_matmul(a: Any, b: Any) -> Any:
+        # On CPU in float32, oneDNN's 1x1 convolution beats a broadcast batched matmul
+        # by 1.2-1.4x for this product (measured, BENCHMARKS.md); elsewhere matmul.
+        if a.dtype == torch.float32 and a.device.type == "cpu" and b.dim() == 3:
+            return torch.nn.functional.conv1d(b, a.unsqueeze(-1))
+        return torch.matmul(a, b)
+
+    @staticmethod
     def swap_last(x: Any) -> Any:
         return x.transpose(-1, -2)
 
@@ -119,6 +127,55 @@ class TorchBackend(Backend):
     @staticmethod
     def zeros(shape: tuple[int, ...], like: Any) -> Any:
         return torch.zeros(shape, dtype=like.dtype, device=like.device)
+
+    @staticmethod
+    def asarray(x: Any) -> Any:
+        return torch.as_tensor(x)
+
+    @staticmethod
+    def constant(x: Any, like: Any) -> Any:
+        return torch.as_tensor(x, dtype=like.dtype, device=like.device)
+
+    @staticmethod
+    def pad(x: Any, widths: dict[int, tuple[int, int]]) -> Any:
+        flat = [0, 0] * (x.dim() - min(widths))
+        for a, (lo, hi) in widths.items():
+            k = 2 * (x.dim() - 1 - a)
+            flat[k:k + 2] = [lo, hi]
+        return torch.nn.functional.pad(x, flat)
+
+    @staticmethod
+    def take(x: Any, index: Any, axis: int) -> Any:
+        index = torch.as_tensor(index, device=x.device)
+        flat = x.index_select(axis, index.reshape(-1))
+        return flat.reshape(x.shape[:axis] + index.shape + x.shape[axis + 1:])
+
+    @staticmethod
+    def conv(x: Any, w: Any, pads: tuple[tuple[int, int], ...], stride: tuple[int, ...],
+             dilation: tuple[int, ...], groups: int) -> Any:
+        """``conv{1,2,3}d`` of ``x`` ``(N, G*C, *spatial)`` with ``w`` ``(G*K, C, *taps)``;
+        unequal ``pads`` (negative ones crop) are applied first."""
+        functional = torch.nn.functional
+        if all(lo == hi >= 0 for lo, hi in pads):
+            padding: Any = tuple(lo for lo, _ in pads)
+        else:
+            x = functional.pad(x, [p for lo, hi in reversed(pads) for p in (lo, hi)])
+            padding = 0
+        fn = (functional.conv1d, functional.conv2d, functional.conv3d)[len(stride) - 1]
+        if x.is_floating_point():
+            return fn(x, w, None, stride, padding, dilation, groups)
+        # No integer convolution on CPU: float64 is exact for these sums (< 2**53).
+        y = fn(x.double(), w.double(), None, stride, padding, dilation, groups)
+        return y.round().to(x.dtype)
+
+    @staticmethod
+    def window(x: Any, axis: int, sizes: tuple[int, int], steps: tuple[int, int],
+               start: int) -> Any:
+        """Sliding windows by ``Tensor.unfold`` (a differentiable view)."""
+        span = steps[0] * (sizes[0] - 1) + 1
+        w = x.narrow(axis, start, x.shape[axis] - start).unfold(axis, span, steps[1])
+        w = w.narrow(axis, 0, sizes[1])[..., ::steps[0]]
+        return w.movedim(-1, axis)
 
 
 @lru_cache(maxsize=1024)

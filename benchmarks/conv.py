@@ -1,0 +1,225 @@
+"""Convolutions as einsums: einopt with index patterns against native and einsum peers.
+
+Workloads (float32, the sizes of issue 5):
+
+- ``conv``: N=32, C=K=64, 32x32, 3x3, padding 1 -- ``F.conv2d``, einopt (torch), einconv's
+  ``convNd`` (bench extra), unfold + matmul, torch.einsum on dense patterns;
+- ``conv-numpy``: the same layer on numpy arrays -- ``sliding_window_view`` +
+  ``np.einsum(optimize=True)``, einopt;
+- ``separable``: depthwise-separable, N=32, C=M=128 -- ``F.conv2d(groups=C)`` + 1x1 conv,
+  einopt (one einsum), opt_einsum and torch.einsum on the dense-pattern einsum;
+- ``hessian-trace``: ``ncij,ncij,kai,lbj->n`` (N=32, C=64, 32x32, 3x3) -- the hand
+  multiplicity form, einopt with patterns, opt_einsum on dense patterns.
+
+Each row gives the median time, its ratio to the workload's first (reference) tool, and
+with ``--memory`` the peak memory a call adds above its inputs (each tool measured in a
+fresh process by ``ru_maxrss``). Run ``python benchmarks/conv.py [--quick] [--memory]
+[--markdown]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+try:
+    from ._timing import format_seconds, measure
+    from .core import machine_header, print_table
+except ImportError:  # run as a script: benchmarks/ is on sys.path
+    from _timing import format_seconds, measure
+    from core import machine_header, print_table
+
+import einopt
+from einopt import conv_pattern
+
+Tools = dict[str, Callable[[], Any]]
+
+
+def _torch() -> Any:
+    import torch
+
+    torch.manual_seed(0)
+    return torch
+
+
+def conv_tools() -> Tools:
+    torch = _torch()
+    functional = torch.nn.functional
+    x, w = torch.randn(32, 64, 32, 32), torch.randn(64, 64, 3, 3)
+    p = conv_pattern(32, 3, padding=1)
+    dense = torch.as_tensor(np.asarray(p), dtype=torch.float32)
+    tools: Tools = {
+        "F.conv2d": lambda: functional.conv2d(x, w, padding=1),
+        "einopt": lambda: einopt.einsum("nchw,kcab,axh,byw->nkxy", x, w, p, p),
+        "unfold+matmul": lambda: (w.reshape(64, -1) @ functional.unfold(x, 3, padding=1)
+                                  ).reshape(32, 64, 32, 32),
+        "torch.einsum dense": lambda: torch.einsum("nchw,kcab,axh,byw->nkxy", x, w, dense,
+                                                   dense),
+    }
+    try:
+        from einconv.functionals import convNd
+    except ImportError:
+        pass
+    else:
+        tools["einconv convNd"] = lambda: convNd(x, w, padding=1)
+    return tools
+
+
+def conv_numpy_tools() -> Tools:
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((32, 64, 32, 32), dtype=np.float32)
+    w = rng.standard_normal((64, 64, 3, 3), dtype=np.float32)
+    p = conv_pattern(32, 3, padding=1)
+
+    def windows() -> Any:
+        v = sliding_window_view(np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1))), (3, 3),
+                                axis=(2, 3))
+        return np.einsum("ncxyab,kcab->nkxy", v, w, optimize=True)
+
+    return {
+        "sliding_window_view+np.einsum": windows,
+        "einopt": lambda: einopt.einsum("nchw,kcab,axh,byw->nkxy", x, w, p, p),
+    }
+
+
+def separable_tools() -> Tools:
+    torch = _torch()
+    functional = torch.nn.functional
+    x = torch.randn(32, 128, 32, 32)
+    depth, point = torch.randn(128, 3, 3), torch.randn(128, 128)
+    p = conv_pattern(32, 3, padding=1)
+    dense = torch.as_tensor(np.asarray(p), dtype=torch.float32)
+    eq = "nchw,cab,axh,byw,mc->nmxy"
+    tools: Tools = {
+        "F.conv2d(groups=C)+1x1": lambda: functional.conv2d(
+            functional.conv2d(x, depth[:, None], padding=1, groups=128), point[:, :, None, None]),
+        "einopt": lambda: einopt.einsum(eq, x, depth, p, p, point),
+        "torch.einsum dense": lambda: torch.einsum(eq, x, depth, dense, dense, point),
+    }
+    try:
+        import opt_einsum
+    except ImportError:
+        pass
+    else:
+        tools["opt_einsum dense"] = lambda: opt_einsum.contract(eq, x, depth, dense, dense, point)
+    return tools
+
+
+def hessian_trace_tools() -> Tools:
+    torch = _torch()
+    x = torch.randn(32, 64, 32, 32)
+    p = conv_pattern(32, 3, padding=1)
+    dense = torch.as_tensor(np.asarray(p), dtype=torch.float32)
+    mult = dense.sum(dim=(0, 1))  # how many (tap, output) pairs read each input row
+    eq = "ncij,ncij,kai,lbj->n"
+    tools: Tools = {
+        "hand multiplicity form": lambda: (x.square() * torch.outer(mult, mult)).sum((1, 2, 3)),
+        "einopt": lambda: einopt.einsum(eq, x, x, p, p),
+    }
+    try:
+        import opt_einsum
+    except ImportError:
+        pass
+    else:
+        tools["opt_einsum dense"] = lambda: opt_einsum.contract(eq, x, x, dense, dense)
+    return tools
+
+
+WORKLOADS: dict[str, Callable[[], Tools]] = {
+    "conv": conv_tools,
+    "conv-numpy": conv_numpy_tools,
+    "separable": separable_tools,
+    "hessian-trace": hessian_trace_tools,
+}
+
+
+def _check(tools: Tools) -> None:
+    """Every tool's result equals the reference's (float32 tolerance)."""
+    values = {name: np.asarray(fn()) for name, fn in tools.items()}
+    ref_name = next(iter(values))
+    ref = values[ref_name]
+    scale = float(np.abs(ref).max()) or 1.0
+    for name, got in values.items():
+        err = float(np.abs(got - ref).max()) / scale
+        if got.shape != ref.shape or err > 1e-4:
+            raise AssertionError(f"{name} differs from {ref_name}: relative error {err:.2e}")
+
+
+def _peak(workload: str, tool: str) -> None:
+    """Child process: print the peak resident memory (bytes) one call adds."""
+    fn = WORKLOADS[workload]()[tool]
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    fn()
+    print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) * 1024)
+
+
+def peak_bytes(workload: str, tool: str) -> int | None:
+    out = subprocess.run([sys.executable, __file__, "--peak", workload, tool],
+                         capture_output=True, text=True)
+    return int(out.stdout.strip()) if out.returncode == 0 else None
+
+
+def _mib(n: int | None) -> str:
+    return "-" if n is None else f"{n / 2**20:.0f} MiB"
+
+
+def plan_flops() -> list[list[str]]:
+    """einopt's planned flops for the conv layer, and the dense-pattern count."""
+    import opt_einsum
+
+    p = conv_pattern(32, 3, padding=1)
+    shapes = [(32, 64, 32, 32), (64, 64, 3, 3), p.shape, p.shape]
+    plan = einopt.plan("nchw,kcab,axh,byw->nkxy", np.zeros(shapes[0], np.float32),
+                       np.zeros(shapes[1], np.float32), p, p)
+    _, info = opt_einsum.contract_path("nchw,kcab,axh,byw->nkxy", *shapes, shapes=True)
+    direct = 32 * 64 * 64 * 9 * 32 * 32
+    return [["einopt plan, patterns", f"{plan.flops:.3e}"],
+            ["direct multiply-adds", f"{direct:.3e}"],
+            ["opt_einsum, dense patterns", f"{float(info.opt_cost):.3e}"]]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="short measurements")
+    parser.add_argument("--memory", action="store_true", help="also measure peak memory")
+    parser.add_argument("--markdown", action="store_true", help="Markdown tables")
+    parser.add_argument("--only", nargs="*", choices=sorted(WORKLOADS), help="workloads")
+    parser.add_argument("--peak", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.peak:
+        _peak(*args.peak)
+        return 0
+    target, repeats = (0.1, 3) if args.quick else (0.5, 7)
+    print("\n".join(machine_header()))
+    print(f"torch      : {_torch().__version__} ({_torch().get_num_threads()} threads)")
+    print()
+    print_table(["flops of the conv layer", "count"], plan_flops(), args.markdown,
+                [False, True])
+    for name in args.only or WORKLOADS:
+        tools = WORKLOADS[name]()
+        _check(tools)
+        rows, ref = [], None
+        for tool, fn in tools.items():
+            t = measure(fn, target=target, repeats=repeats).median
+            ref = ref or t
+            row = [tool, format_seconds(t), f"{t / ref:.2f}"]
+            if args.memory:
+                row.append(_mib(peak_bytes(name, tool)))
+            rows.append(row)
+        print()
+        print(f"## {name}")
+        header = ["tool", "time", "ratio"] + (["peak memory"] if args.memory else [])
+        print_table(header, rows, args.markdown, [False] + [True] * (len(header) - 1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,222 @@
+"""Stage 6b: plan steps that are a library's native convolution.
+
+After the structured rewrite, a convolution is a pairwise step between a sliding-window
+view of an input and a kernel. When a step has exactly that form -- every window's tap
+index contracted with the kernel, every output position kept, the view's other indices
+batch (kept, view only), channels (contracted) or groups (kept, in both) -- and the
+library has a convolution (torch), the step runs as that call on the unviewed input:
+no im2col buffer is written, and the library's tuned kernel does the work. The step's
+flops are the same either way; the native call writes less, so it is preferred.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .backends import Backend
+from .plan import Plan, Step, StepKind, _Kernels, relayout
+from .structured.rewrite import Affine
+
+__all__ = ["ConvStep", "NativeProgram", "conv_steps", "native_program"]
+
+
+@dataclass(frozen=True, slots=True)
+class ConvStep:
+    """One step as ``conv{d}d(x, w, stride, dilation, groups)`` with permutes/reshapes.
+
+    Attributes:
+        leaf: the register holding the windowed input (it receives the unviewed input).
+        first: whether that register is the step's first argument.
+        x_perm, x_shape: the input's axes to ``(batch, groups, channels, spatial)`` and
+            the ``(N, G*C, *spatial)`` shape.
+        w_perm, w_shape: the kernel's axes to ``(groups, out, channels, taps)`` and the
+            ``(G*K, C, *taps)`` shape.
+        pads: per spatial dim, zeros added ``(left, right)`` (negative crops).
+        stride, dilation: per spatial dim.
+        groups: ``G``.
+        y_shape, y_perm: the result as ``(batch, groups, out, positions)`` and the
+            permutation to the step's result order.
+        natural: the index ids of that ``(batch, groups, out, positions)`` order.
+    """
+
+    leaf: int
+    first: bool
+    x_perm: tuple[int, ...]
+    x_shape: tuple[int, ...]
+    w_perm: tuple[int, ...]
+    w_shape: tuple[int, ...]
+    pads: tuple[tuple[int, int], ...]
+    stride: tuple[int, ...]
+    dilation: tuple[int, ...]
+    groups: int
+    y_shape: tuple[int, ...]
+    y_perm: tuple[int, ...]
+    natural: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class NativeProgram:
+    """A structured plan's kernels with its convolution steps native.
+
+    Attributes:
+        kernels: the plan's steps, re-laid out so that each convolution's result keeps
+            the library's natural axis order (no permute after it).
+        fns: per step position, the native kernel (its windowed leaf reads the input).
+        leaves: registers that receive their input unviewed.
+    """
+
+    kernels: _Kernels
+    fns: dict[int, Callable[[Any, Any], Any]]
+    leaves: frozenset[int]
+
+
+def _orders(plan: Plan, steps: tuple[Step, ...]) -> list[tuple[int, ...]]:
+    orders = [tuple(raw) for raw in plan.network.raw]
+    for s in steps:
+        if s.kind is StepKind.PREP:
+            orders[s.out] = s.indices
+        else:
+            orders.append(s.indices)
+    return orders
+
+
+def _match(plan: Plan, step: Step, leaf: int, other: tuple[int, ...], first: bool
+           ) -> ConvStep | None:
+    rw, net = plan.structure, plan.network
+    src = rw.sources[leaf]
+    views = src.views
+    if src.const is not None or src.dense or not views or not 1 <= len(views) <= 3:
+        return None
+    if not all(isinstance(v, Affine) and v.divisor == 1 and min(v.coef) > 0 for v in views):
+        return None
+    result = set(step.indices)
+    held = set(other)
+    ids = list(net.raw[leaf])
+    # Undo the views, last first: each pair of (tap, position) axes was one source axis.
+    axes: list[Any] = list(ids)
+    for t in range(len(views) - 1, -1, -1):
+        v = views[t]
+        tap, out = axes[v.axis], axes[v.axis + 1]
+        if not (isinstance(tap, int) and isinstance(out, int)):
+            return None
+        axes[v.axis:v.axis + 2] = [("spatial", t, tap, out)]
+    sizes = net.sizes
+    spatial: list[tuple[int, int, int, int]] = []
+    batch: list[int] = []
+    groups: list[int] = []
+    chans: list[int] = []
+    for a, item in enumerate(axes):
+        if isinstance(item, tuple):
+            _, t, tap, out = item
+            if tap not in held or tap in result or out in held or out not in result:
+                return None
+            spatial.append((t, a, tap, out))
+        elif sizes[item] == 1 and item not in other:
+            batch.append(a)
+        elif item in held:
+            (groups if item in result else chans).append(a)
+        elif item in result:
+            batch.append(a)
+        else:
+            return None
+    taps = {tap for _, _, tap, _ in spatial}
+    leaf_ids = {i for i in ids}
+    outs = [i for i in other if i not in leaf_ids]
+    if any(i not in result for i in outs) or len(taps) != len(spatial):
+        return None
+    if len(set(ids)) != len(ids):
+        return None
+    spatial.sort(key=lambda e: e[1])
+    g_ids = [axes[a] for a in groups]
+    c_ids = [axes[a] for a in chans]
+    b_ids = [axes[a] for a in batch]
+    w_pos = {i: k for k, i in enumerate(other)}
+    w_perm = (*(w_pos[i] for i in g_ids), *(w_pos[i] for i in outs),
+              *(w_pos[i] for i in c_ids), *(w_pos[tap] for _, _, tap, _ in spatial))
+    if sorted(w_perm) != list(range(len(other))):
+        return None
+    prod = math.prod
+    nb = prod(sizes[i] for i in b_ids)
+    ng, nc = prod(sizes[i] for i in g_ids), prod(sizes[i] for i in c_ids)
+    nk = prod(sizes[i] for i in outs)
+    pads, stride, dilation = [], [], []
+    for t, _, tap, out in spatial:
+        v = views[t]
+        d, s = v.coef
+        left = -v.offset
+        need = (sizes[out] - 1) * s + (sizes[tap] - 1) * d + 1
+        pads.append((left, need - left - v.length))
+        stride.append(s)
+        dilation.append(d)
+    x_perm = (*batch, *groups, *chans, *(a for _, a, _, _ in spatial))
+    y_ids = [*b_ids, *g_ids, *outs, *(out for _, _, _, out in spatial)]
+    y_ids = [i for i in y_ids if i in result]
+    if sorted(y_ids) != sorted(step.indices):
+        return None
+    ypos = {i: k for k, i in enumerate(y_ids)}
+    natural = tuple(y_ids)
+    return ConvStep(
+        leaf=leaf, first=first, x_perm=x_perm,
+        x_shape=(nb, ng * nc, *(views[t].length for t, _, _, _ in spatial)),
+        w_perm=w_perm, w_shape=(ng * nk, nc, *(sizes[tap] for _, _, tap, _ in spatial)),
+        pads=tuple(pads), stride=tuple(stride), dilation=tuple(dilation), groups=ng,
+        y_shape=tuple(sizes[i] for i in y_ids),
+        y_perm=tuple(ypos[i] for i in step.indices),
+        natural=natural,
+    )
+
+
+def conv_steps(plan: Plan, steps: tuple[Step, ...] | None = None) -> dict[int, ConvStep]:
+    """Steps of a structured, unsliced plan that are convolutions, by step position
+    (in ``steps``, by default the plan's own)."""
+    if plan.structure is None or plan.tree.sliced:
+        return {}
+    steps = plan.steps if steps is None else steps
+    n = plan.network.num_tensors
+    prepped = {s.out for s in steps if s.kind is StepKind.PREP}
+    orders = _orders(plan, steps)
+    found: dict[int, ConvStep] = {}
+    for pos, s in enumerate(steps):
+        if s.kind is StepKind.PREP:
+            continue
+        x, y = s.args
+        for leaf, other, first in ((x, y, True), (y, x, False)):
+            if leaf < n and leaf not in prepped:
+                m = _match(plan, s, leaf, orders[other], first)
+                if m is not None:
+                    found[pos] = m
+                    break
+    return found
+
+
+def native_program(plan: Plan, be: Backend) -> NativeProgram | None:
+    """The plan's program with its convolution steps as ``be``'s native convolution
+    (None when the library has none or no step is one)."""
+    if not hasattr(be, "conv"):
+        return None
+    found = conv_steps(plan)
+    if not found:
+        return None
+    npreps = sum(1 for s in plan.steps if s.kind is StepKind.PREP)
+    kernels = relayout(plan, {pos - npreps: c.natural for pos, c in found.items()})
+    again = conv_steps(plan, kernels.steps)  # kernels and layouts around them changed
+    if again.keys() != found.keys():
+        return None
+    return NativeProgram(kernels, {pos: _bind(c, be) for pos, c in again.items()},
+                         frozenset(c.leaf for c in again.values()))
+
+
+def _bind(c: ConvStep, be: Backend) -> Callable[[Any, Any], Any]:
+    conv = be.conv  # type: ignore[attr-defined]
+
+    def run(a: Any, b: Any) -> Any:
+        x, w = (a, b) if c.first else (b, a)
+        x = be.reshape(be.transpose(x, c.x_perm), c.x_shape)
+        w = be.reshape(be.transpose(w, c.w_perm), c.w_shape)
+        y = be.reshape(conv(x, w, c.pads, c.stride, c.dilation, c.groups), c.y_shape)
+        return y if c.y_perm == tuple(range(len(c.y_perm))) else be.transpose(y, c.y_perm)
+
+    return run

@@ -1,0 +1,138 @@
+"""Stage 6a: the operands of a rewritten (structured) einsum, made from the call's.
+
+A :class:`~einopt.structured.rewrite.Rewrite` says, per operand of the dense einsum,
+which call operand it views and how. Sliding windows are strided views where the
+library has them (numpy ``as_strided``, torch ``unfold``: no copy beyond the padding);
+otherwise, and for zero-stuffed (transposed) views, one gather with a small index
+array. Selectors gather rows by their integer indices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .backends import Backend, backend_for
+from .errors import ShapeError
+from .structured.operands import Selector, Structured
+from .structured.rewrite import Affine, Gather, Rewrite, output_mask
+
+__all__ = ["dense_operands", "structured_inputs", "embed_output"]
+
+
+def _strided(v: Affine | Gather) -> bool:
+    return isinstance(v, Affine) and v.divisor == 1 and min(v.coef) >= 0
+
+
+def _bounds(v: Affine) -> tuple[int, int]:
+    """Zeros needed before and after the source axis for every window to be in range."""
+    (n1, n2), (a1, a2) = v.sizes, v.coef
+    lo, hi = v.offset, a1 * (n1 - 1) + a2 * (n2 - 1) + v.offset
+    return max(0, -lo), max(0, hi - (v.length - 1))
+
+
+def _windows(be: Backend, x: Any, views: Sequence[Affine]) -> Any | None:
+    """Sliding-window views on distinct source axes, after one padding of ``x``; None
+    when the library has no strided views."""
+    orig: list[int | None] = list(range(len(x.shape)))
+    axes: list[int] = []
+    for v in views:
+        a = orig[v.axis]
+        assert a is not None, "windows are taken on source axes only"
+        axes.append(a)
+        orig[v.axis:v.axis + 1] = [None, None]
+    widths = {a: _bounds(v) for a, v in zip(axes, views, strict=True) if any(_bounds(v))}
+    if widths:
+        x = be.pad(x, widths)
+    for a, v in zip(axes, views, strict=True):
+        x = be.window(x, v.axis, v.sizes, v.coef, v.offset + widths.get(a, (0, 0))[0])
+        if x is None:
+            return None
+    return x
+
+
+def _gathered(be: Backend, x: Any, v: Affine) -> Any:
+    pos, _ = v.index()
+    return be.take(be.pad(x, {v.axis: (0, 1)}), pos, v.axis)
+
+
+def _indices(be: Backend, sel: Selector, k: int) -> Any:
+    idx = sel.indices
+    lo, hi = int(idx.min()), int(idx.max())
+    if lo < 0 or hi >= sel.num_classes:
+        raise ShapeError(f"one_hot operand {k} has index {lo if lo < 0 else hi} outside "
+                         f"[0, {sel.num_classes})")
+    if be.name == "numpy":
+        return np.asarray(idx)
+    return idx if backend_for([idx]).name == be.name else be.asarray(np.asarray(idx))
+
+
+def dense_operands(operands: Sequence[Any], dtype: Any = None,
+                   casting: str = "safe") -> tuple[Backend, list[Any]]:
+    """The backend of the call's arrays, and the arrays converted to one dtype (the
+    structured operands, which take no part in promotion, left as they are)."""
+    arrays = [x for x in operands if not isinstance(x, Structured)]
+    if not arrays:
+        arrays = [np.zeros((), dtype=np.float64 if dtype is None else dtype)]
+        be = backend_for(arrays)
+        dense: list[Any] = be.prepare(arrays, dtype, casting)
+        return be, [dense[0] if isinstance(x, Structured) else x for x in operands]
+    be = backend_for(arrays)
+    dense = be.prepare(arrays, dtype, casting)
+    it = iter(dense)
+    return be, [x if isinstance(x, Structured) else next(it) for x in operands]
+
+
+def structured_inputs(rw: Rewrite, be: Backend, operands: Sequence[Any],
+                      raw: frozenset[int] = frozenset()) -> list[Any]:
+    """The dense einsum's operands. ``operands`` are the call's, arrays already of one
+    library and dtype; a structured one stands where the call had it. Operands in
+    ``raw`` are passed unviewed (a native convolution reads them)."""
+    like = next((x for x in operands if not isinstance(x, Structured)), None)
+    if like is None:
+        like = be.constant(np.zeros(()), be.asarray(np.zeros(())))
+    out = []
+    for k, src in enumerate(rw.sources):
+        if k in raw:
+            out.append(operands[src.operand])
+            continue
+        if src.const is not None:
+            out.append(be.constant(src.const, like))
+            continue
+        x = operands[src.operand]
+        if isinstance(x, Structured):
+            assert src.dense, "a structured operand is either substituted or dense"
+            x = be.constant(x.dense(), like)
+        views = list(src.views)
+        run = 0  # leading sliding windows on source axes: one padding for all
+        orig: list[int | None] = list(range(len(x.shape)))
+        while run < len(views) and _strided(views[run]) and orig[views[run].axis] is not None:
+            a = views[run].axis
+            orig[a:a + 1] = [None, None]
+            run += 1
+        if run:
+            windowed = _windows(be, x, views[:run])  # type: ignore[arg-type]
+            if windowed is None:
+                run = 0
+            else:
+                x = windowed
+        for v in views[run:]:
+            if isinstance(v, Gather):
+                sel = operands[v.operand]
+                assert isinstance(sel, Selector)
+                x = be.take(x, _indices(be, sel, v.operand), v.axis)
+            else:
+                windowed = _windows(be, x, [v]) if _strided(v) else None
+                x = _gathered(be, x, v) if windowed is None else windowed
+        out.append(x)
+    return out
+
+
+def embed_output(rw: Rewrite, be: Backend, result: Any, sizes: dict[Any, int]) -> Any:
+    """The result placed on the diagonal its repeated output labels describe."""
+    src, mask = output_mask(rw, sizes)
+    shape = tuple(1 if s < 0 else sizes[lab] for s, lab in zip(src, rw.output, strict=True))
+    r = be.reshape(result, shape)
+    return be.multiply(r, be.constant(mask, result))
