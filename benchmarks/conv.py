@@ -20,6 +20,7 @@ fresh process by ``ru_maxrss``). Run ``python benchmarks/conv.py [--quick] [--me
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import subprocess
 import sys
@@ -186,12 +187,25 @@ def plan_flops() -> list[list[str]]:
             ["opt_einsum, dense patterns", f"{float(info.opt_cost):.3e}"]]
 
 
+#: glibc returns large freed blocks to the system and faults them in again on the next
+#: call, which adds up to 10 ms per call to whichever tool happens to trigger it; with
+#: these set every tool reuses its memory, and times measure the kernels.
+MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(1 << 34), "MALLOC_TRIM_THRESHOLD_": str(1 << 34)}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    if any(os.environ.get(k) != v for k, v in MALLOC_ENV.items()) and "--no-pin" not in \
+            (sys.argv if argv is None else argv):
+        os.execve(sys.executable, [sys.executable, __file__, *(sys.argv[1:] if argv is None
+                                                                 else argv)],
+                  {**os.environ, **MALLOC_ENV})
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="short measurements")
     parser.add_argument("--memory", action="store_true", help="also measure peak memory")
     parser.add_argument("--markdown", action="store_true", help="Markdown tables")
     parser.add_argument("--only", nargs="*", choices=sorted(WORKLOADS), help="workloads")
+    parser.add_argument("--no-pin", action="store_true",
+                        help="leave glibc's malloc thresholds as they are")
     parser.add_argument("--peak", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.peak:
@@ -200,6 +214,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     target, repeats = (0.1, 3) if args.quick else (0.5, 7)
     print("\n".join(machine_header()))
     print(f"torch      : {_torch().__version__} ({_torch().get_num_threads()} threads)")
+    pinned = all(os.environ.get(k) == v for k, v in MALLOC_ENV.items())
+    print(f"malloc     : {'thresholds pinned (MALLOC_*_THRESHOLD_=2**34)' if pinned else 'as is'}")
     print()
     print_table(["flops of the conv layer", "count"], plan_flops(), args.markdown,
                 [False, True])

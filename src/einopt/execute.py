@@ -169,7 +169,9 @@ def compile_program(plan: Plan, be: Backend) -> Program:
     fns = {} if native is None else native.fns
     final = _final(plan.output_perm, plan.output_reshape, be) if native is None else \
         _final(native.kernels.output_perm, native.kernels.output_reshape, be)
-    preps = [(s.out, _prep(s, be)) for s in steps if s.kind is StepKind.PREP]
+    raw = frozenset() if native is None else native.leaves
+    preps = [(s.out, _prep(s, be)) for s in steps
+             if s.kind is StepKind.PREP and s.out not in raw]
     pairs = [(s.args[0], s.args[1], fns[k] if k in fns else _pair(s, be))
              for k, s in enumerate(steps) if s.kind is not StepKind.PREP]
     if not preps and len(pairs) == 1:
@@ -318,7 +320,8 @@ def run_structured(plan: Plan, operands: Sequence[Any], dtype: Any = None,
                          f"{rw.specs[bad]}")
     be, ops = dense_operands(operands, dtype, casting)
     native = native_of(plan, be)
-    inputs = structured_inputs(rw, be, ops, frozenset() if native is None else native.leaves)
+    inputs = structured_inputs(rw, be, ops, frozenset() if native is None else native.leaves,
+                               dtype)
     result = evaluate(plan, be, inputs, executor)
     if rw.embeds:
         sizes = {lab: plan.network.sizes[i] for i, lab in enumerate(plan.network.labels)}

@@ -65,7 +65,8 @@ class NativeProgram:
         kernels: the plan's steps, re-laid out so that each convolution's result keeps
             the library's natural axis order (no permute after it).
         fns: per step position, the native kernel (its windowed leaf reads the input).
-        leaves: registers that receive their input unviewed.
+        leaves: registers that receive their input unviewed (their single-operand
+            steps, size-1 squeezes only, are skipped).
     """
 
     kernels: _Kernels
@@ -176,7 +177,10 @@ def conv_steps(plan: Plan, steps: tuple[Step, ...] | None = None) -> dict[int, C
         return {}
     steps = plan.steps if steps is None else steps
     n = plan.network.num_tensors
-    prepped = {s.out for s in steps if s.kind is StepKind.PREP}
+    # A leaf whose only single-operand work is dropping size-1 axes can still take the
+    # input unviewed (the convolution reshapes it anyway); that step is then skipped.
+    prepped = {s.out for s in steps if s.kind is StepKind.PREP
+               and (s.cast or s.diagonal or s.sum_axes)}
     orders = _orders(plan, steps)
     found: dict[int, ConvStep] = {}
     for pos, s in enumerate(steps):

@@ -74,25 +74,23 @@ def dense_operands(operands: Sequence[Any], dtype: Any = None,
     """The backend of the call's arrays, and the arrays converted to one dtype (the
     structured operands, which take no part in promotion, left as they are)."""
     arrays = [x for x in operands if not isinstance(x, Structured)]
-    if not arrays:
-        arrays = [np.zeros((), dtype=np.float64 if dtype is None else dtype)]
-        be = backend_for(arrays)
-        dense: list[Any] = be.prepare(arrays, dtype, casting)
-        return be, [dense[0] if isinstance(x, Structured) else x for x in operands]
+    if not arrays:  # structured operands only: numpy
+        return backend_for([np.zeros(())]), list(operands)
     be = backend_for(arrays)
-    dense = be.prepare(arrays, dtype, casting)
+    dense: list[Any] = be.prepare(arrays, dtype, casting)
     it = iter(dense)
     return be, [x if isinstance(x, Structured) else next(it) for x in operands]
 
 
 def structured_inputs(rw: Rewrite, be: Backend, operands: Sequence[Any],
-                      raw: frozenset[int] = frozenset()) -> list[Any]:
+                      raw: frozenset[int] = frozenset(), dtype: Any = None) -> list[Any]:
     """The dense einsum's operands. ``operands`` are the call's, arrays already of one
     library and dtype; a structured one stands where the call had it. Operands in
-    ``raw`` are passed unviewed (a native convolution reads them)."""
+    ``raw`` are passed unviewed (a native convolution reads them). ``dtype`` is the
+    result's when there are structured operands only (default float64)."""
     like = next((x for x in operands if not isinstance(x, Structured)), None)
     if like is None:
-        like = be.constant(np.zeros(()), be.asarray(np.zeros(())))
+        like = np.zeros((), dtype=np.float64 if dtype is None else dtype)
     out = []
     for k, src in enumerate(rw.sources):
         if k in raw:

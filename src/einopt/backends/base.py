@@ -197,7 +197,10 @@ class NumpyLike(Backend):
         return self.xp.pad(x, [widths.get(a, (0, 0)) for a in range(len(x.shape))])
 
     def take(self, x: Any, index: Any, axis: int) -> Any:
-        return self.xp.take(x, index, axis=axis)
+        shape = tuple(x.shape)
+        flat = self.xp.take(x, np.reshape(np.asarray(index), (-1,)) if isinstance(
+            index, np.ndarray) else self.xp.reshape(index, (-1,)), axis=axis)
+        return self.reshape(flat, shape[:axis] + tuple(index.shape) + shape[axis + 1:])
 
     def read(self, items: Sequence[Any]) -> list[Any]:
         """The operands as this library's arrays, each checked to hold numbers."""

@@ -31,6 +31,11 @@ class DaskBackend(NumpyLike):
         except NotImplementedError:  # chunks that do not split evenly: one chunk first
             return da.reshape(x.rechunk(-1), shape)
 
+    def diagonal(self, x: Any, groups: tuple[tuple[int, ...], ...]) -> Any:
+        # dask's einsum needs the axes of one diagonal chunked alike: one chunk each.
+        whole = {a: -1 for g in groups if len(g) > 1 for a in g}
+        return super().diagonal(x.rechunk(whole) if whole else x, groups)
+
     def dot(self, a: Any, b: Any) -> Any:
         return da.tensordot(a, b, axes=1)
 

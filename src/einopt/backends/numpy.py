@@ -29,12 +29,15 @@ def _parallel_copy(x: np.ndarray) -> np.ndarray:
     if workers == 1 or axis is None:
         return np.ascontiguousarray(x)
     if not _POOL:
-        _POOL.append(ThreadPoolExecutor(workers))
+        _POOL.append(ThreadPoolExecutor(workers - 1))
     out = np.empty(x.shape, x.dtype)
     cuts = np.linspace(0, x.shape[axis], workers + 1).astype(int)
     parts = [(slice(None),) * axis + (slice(a, b),)
              for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
-    list(_POOL[0].map(lambda s: np.copyto(out[s], x[s]), parts))
+    futures = [_POOL[0].submit(np.copyto, out[s], x[s]) for s in parts[1:]]
+    np.copyto(out[parts[0]], x[parts[0]])  # this thread takes the first part
+    for f in futures:
+        f.result()
     return out
 
 

@@ -1,1 +1,23 @@
+"""Convolutions as einsums for torch: functionals, layers and factored convolutions.
+
+Needs torch (the ``torch`` extra). ``einopt.nn.functional.conv2d`` and friends equal
+``torch.nn.functional``'s; ``einopt.nn.Conv2d`` is ``torch.nn.Conv2d`` run as an einsum;
+``einopt.nn.FactoredConv2d`` is a convolution whose kernel is a tensor network.
+"""
+
 from . import functional as functional
+from .modules import PRESETS as PRESETS
+from .modules import Conv1d as Conv1d
+from .modules import Conv2d as Conv2d
+from .modules import Conv3d as Conv3d
+from .modules import ConvTranspose1d as ConvTranspose1d
+from .modules import ConvTranspose2d as ConvTranspose2d
+from .modules import ConvTranspose3d as ConvTranspose3d
+from .modules import FactoredConv1d as FactoredConv1d
+from .modules import FactoredConv2d as FactoredConv2d
+from .modules import FactoredConv3d as FactoredConv3d
+from .modules import factored_spec as factored_spec
+
+__all__ = ["PRESETS", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d",
+           "ConvTranspose3d", "FactoredConv1d", "FactoredConv2d", "FactoredConv3d",
+           "factored_spec", "functional"]

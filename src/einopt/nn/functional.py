@@ -21,19 +21,19 @@ __all__ = ["conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
 
 # Labels of the sublist form: batch, group, in-channel, out-channel, then per spatial
 # dimension t its input position, tap and output position.
-_N, _G, _C, _K = 0, 1, 2, 3
+_N, _G, _C, _K = "batch", "group", "cin", "cout"
 
 
-def _inp(t: int) -> int:
-    return 10 + t
+def _inp(t: int) -> str:
+    return f"in{t + 1}"
 
 
-def _tap(t: int) -> int:
-    return 20 + t
+def _tap(t: int) -> str:
+    return f"tap{t + 1}"
 
 
-def _out(t: int) -> int:
-    return 30 + t
+def _out(t: int) -> str:
+    return f"out{t + 1}"
 
 
 def _tuple(value: Any, nd: int, name: str) -> tuple[Any, ...]:
