@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -14,31 +12,6 @@ from ..errors import OperandTypeError
 from .base import NumpyLike
 
 __all__ = ["NumpyBackend"]
-
-
-#: elements from which a layout-changing copy is split across threads (numpy copies run
-#: on one core and release the GIL; measured 2x on 2 cores for an im2col copy).
-_PARALLEL_COPY = 1 << 20
-_POOL: list[ThreadPoolExecutor] = []
-
-
-def _parallel_copy(x: np.ndarray) -> np.ndarray:
-    """A C-contiguous copy of ``x``, made by one thread per core along its first long axis."""
-    workers = os.cpu_count() or 1
-    axis = next((a for a, d in enumerate(x.shape) if d >= workers), None)
-    if workers == 1 or axis is None:
-        return np.ascontiguousarray(x)
-    if not _POOL:
-        _POOL.append(ThreadPoolExecutor(workers - 1))
-    out = np.empty(x.shape, x.dtype)
-    cuts = np.linspace(0, x.shape[axis], workers + 1).astype(int)
-    parts = [(slice(None),) * axis + (slice(a, b),)
-             for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
-    futures = [_POOL[0].submit(np.copyto, out[s], x[s]) for s in parts[1:]]
-    np.copyto(out[parts[0]], x[parts[0]])  # this thread takes the first part
-    for f in futures:
-        f.result()
-    return out
 
 
 class NumpyBackend(NumpyLike):
@@ -61,13 +34,6 @@ class NumpyBackend(NumpyLike):
 
     @staticmethod
     def reshape(x: Any, shape: tuple[int, ...]) -> Any:
-        if x.size >= _PARALLEL_COPY:
-            try:
-                return np.reshape(x, shape, copy=False)
-            except ValueError:  # needs a copy: a large one runs on every core
-                return np.reshape(_parallel_copy(x), shape)
-            except TypeError:  # numpy < 2.1 has no copy=
-                pass
         return np.reshape(x, shape)
 
     @staticmethod
@@ -94,8 +60,14 @@ class NumpyBackend(NumpyLike):
         for a, (lo, hi) in widths.items():
             shape[a] += lo + hi
             inner[a] = slice(lo, lo + x.shape[a])
-        out = np.zeros(shape, x.dtype)
+        out = np.empty(shape, x.dtype)  # zeros only where the padding goes
         out[tuple(inner)] = x
+        for a, (lo, hi) in widths.items():
+            edge = [slice(None)] * x.ndim
+            edge[a] = slice(0, lo)
+            out[tuple(edge)] = 0
+            edge[a] = slice(lo + x.shape[a], None)
+            out[tuple(edge)] = 0
         return out
 
     @staticmethod
