@@ -6,11 +6,12 @@ import pytest
 
 import einopt.api
 import einopt.compat
+import einopt.structured.operands
 
-MODULES = [einopt.api, einopt.compat]
+MODULES = [einopt.api, einopt.compat, einopt.structured.operands]
 
 
 @pytest.mark.parametrize("module", MODULES, ids=[m.__name__ for m in MODULES])
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert result.failed == 0
+    assert result.failed == 0 and result.attempted > 0

@@ -90,6 +90,9 @@ def plan_source(plan: Plan, backend: str = "numpy") -> str:
         "",
         f"def contraction({', '.join(f'op{k}' for k in range(n))}):",
         f'    """{plan.equation} -- {plan.flops:.4g} flops, '
-        f'{plan.speedup:.3g}x fewer than naive."""',
+        f'{plan.speedup:.3g}x fewer than naive.'
+        + ("\n\n    The operands are those of the einsum above: views of the call's "
+           "operands\n    with the structured ones substituted (see Plan.structure).\n    "
+           if plan.structure is not None else "") + '"""',
     ]
     return "\n".join(head + ["    " + line for line in body]) + "\n"

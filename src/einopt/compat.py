@@ -25,7 +25,14 @@ def _optimize(optimize: Any) -> Any:
 def contract(subscripts: Any, *operands: Any, out: Any = None, dtype: Any = None,
              order: str = "K", casting: str = "safe", use_blas: bool = True,
              optimize: Any = True, memory_limit: Any = None, backend: str = "auto") -> Any:
-    """Evaluate an einsum like ``opt_einsum.contract`` (an alias of :func:`einopt.einsum`)."""
+    """Evaluate an einsum like ``opt_einsum.contract`` (an alias of :func:`einopt.einsum`).
+
+    Example:
+        >>> import numpy as np, einopt
+        >>> einopt.contract("ij,jk->ik", np.eye(2), np.ones((2, 2)))
+        array([[1., 1.],
+               [1., 1.]])
+    """
     return einsum(subscripts, *operands, optimize=_optimize(optimize), out=out, dtype=dtype,
                   memory_limit=memory_limit, order=order, casting=casting)
 

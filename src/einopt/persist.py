@@ -42,6 +42,10 @@ def _label_in(label: Any) -> Any:
 
 def plan_to_json(plan: Plan) -> str:
     """The JSON text of ``plan`` (see :func:`plan_from_json`)."""
+    if plan.structure is not None:
+        raise EinsumError("a plan with structured operands is not stored as JSON: plan it "
+                          "again (its rewrite is cached), or store the plan of its dense "
+                          "einsum, einopt.plan(str(plan.equation), *plan.shapes)")
     eq = plan.equation
     data = {
         "format": FORMAT,

@@ -90,3 +90,11 @@ def test_plan_rejects_other_operands():
 def test_one_hot_index_out_of_range():
     with pytest.raises(einopt.ShapeError, match="outside"):
         einopt.einsum("nc,cd->nd", one_hot(np.array([3]), 3), np.zeros((3, 2)))
+
+
+def test_structured_plan_code_says_what_it_takes_and_json_refuses():
+    p = conv_pattern(6, 3)
+    plan = einopt.plan("i,koi->ko", np.zeros(6), p)
+    assert "Plan.structure" in plan.code()
+    with pytest.raises(einopt.EinsumError, match="structured"):
+        plan.to_json()
