@@ -13,15 +13,14 @@ Workloads (float32, the sizes of issue 5):
 
 Each row gives the median time, its ratio to the workload's first (reference) tool, and
 with ``--memory`` the peak memory a call adds above its inputs (each tool measured in a
-fresh process by ``ru_maxrss``). Run ``python benchmarks/conv.py [--quick] [--memory]
-[--markdown]``.
+fresh process, from Linux's resident high-water mark). Run
+``python benchmarks/conv.py [--quick] [--memory] [--markdown]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import resource
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -154,17 +153,31 @@ def _check(tools: Tools) -> None:
             raise AssertionError(f"{name} differs from {ref_name}: relative error {err:.2e}")
 
 
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
 def _peak(workload: str, tool: str) -> None:
-    """Child process: print the peak resident memory (bytes) one call adds."""
+    """Child process: print the peak resident memory (bytes) one call adds above what
+    the process holds before it (Linux: the high-water mark is reset first)."""
     fn = WORKLOADS[workload]()[tool]
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # reset VmHWM to the current resident size
+    base = _status_kib("VmRSS")
     fn()
-    print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) * 1024)
+    print((_status_kib("VmHWM") - base) * 1024)
 
 
 def peak_bytes(workload: str, tool: str) -> int | None:
+    """Peak memory of one call of ``tool``, measured in a fresh process with glibc's
+    default thresholds (large blocks mapped when allocated, so they count)."""
+    env = {k: v for k, v in os.environ.items() if k not in MALLOC_ENV}
     out = subprocess.run([sys.executable, __file__, "--peak", workload, tool],
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, env=env)
     return int(out.stdout.strip()) if out.returncode == 0 else None
 
 
@@ -194,8 +207,9 @@ MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(1 << 34), "MALLOC_TRIM_THRESHOLD_": 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args_in = sys.argv if argv is None else argv
     if any(os.environ.get(k) != v for k, v in MALLOC_ENV.items()) and "--no-pin" not in \
-            (sys.argv if argv is None else argv):
+            args_in and "--peak" not in args_in:
         os.execve(sys.executable, [sys.executable, __file__, *(sys.argv[1:] if argv is None
                                                                  else argv)],
                   {**os.environ, **MALLOC_ENV})

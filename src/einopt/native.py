@@ -1,12 +1,13 @@
 """Stage 6b: plan steps that are a library's native convolution.
 
 After the structured rewrite, a convolution is a pairwise step between a sliding-window
-view of an input and a kernel. When a step has exactly that form -- every window's tap
-index contracted with the kernel, every output position kept, the view's other indices
-batch (kept, view only), channels (contracted) or groups (kept, in both) -- and the
-library has a convolution (torch), the step runs as that call on the unviewed input:
-no im2col buffer is written, and the library's tuned kernel does the work. The step's
-flops are the same either way; the native call writes less, so it is preferred.
+view of an input (a transposed one: a zero-stuffed view) and a kernel. When a step has
+exactly that form -- every window's tap index contracted with the kernel, every output
+position kept, the view's other indices batch (kept, view only), channels (contracted)
+or groups (kept, in both) -- and the library has a convolution (torch), the step runs
+as that call on the unviewed input: no im2col buffer is written, and the library's
+tuned kernel does the work. The step's flops are the same either way; the native call
+writes less, so it is preferred.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ class ConvStep:
         y_shape, y_perm: the result as ``(batch, groups, out, positions)`` and the
             permutation to the step's result order.
         natural: the index ids of that ``(batch, groups, out, positions)`` order.
+        transposed: the view is zero-stuffed (``x[(i + p - d*k) / s]``): a transposed
+            convolution, the kernel laid out ``(G*C, K, *taps)``.
+        extra: transposed: the output padding per spatial dim.
     """
 
     leaf: int
@@ -55,6 +59,8 @@ class ConvStep:
     y_shape: tuple[int, ...]
     y_perm: tuple[int, ...]
     natural: tuple[int, ...] = ()
+    transposed: bool = False
+    extra: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +90,18 @@ def _orders(plan: Plan, steps: tuple[Step, ...]) -> list[tuple[int, ...]]:
     return orders
 
 
+def _kind(v: Any) -> bool | None:
+    """False for a sliding window (a convolution's view), True for a zero-stuffed one (a
+    transposed convolution's), None for anything else."""
+    if not isinstance(v, Affine):
+        return None
+    if v.divisor == 1 and min(v.coef) > 0:
+        return False
+    if v.coef[1] == 1 and v.coef[0] < 0 and v.offset >= 0:
+        return True
+    return None
+
+
 def _match(plan: Plan, step: Step, leaf: int, other: tuple[int, ...], first: bool
            ) -> ConvStep | None:
     rw, net = plan.structure, plan.network
@@ -91,8 +109,10 @@ def _match(plan: Plan, step: Step, leaf: int, other: tuple[int, ...], first: boo
     views = src.views
     if src.const is not None or src.dense or not views or not 1 <= len(views) <= 3:
         return None
-    if not all(isinstance(v, Affine) and v.divisor == 1 and min(v.coef) > 0 for v in views):
+    kinds = {_kind(v) for v in views}
+    if len(kinds) != 1 or None in kinds:
         return None
+    transposed = bool(kinds.pop())
     result = set(step.indices)
     held = set(other)
     ids = list(net.raw[leaf])
@@ -135,21 +155,30 @@ def _match(plan: Plan, step: Step, leaf: int, other: tuple[int, ...], first: boo
     c_ids = [axes[a] for a in chans]
     b_ids = [axes[a] for a in batch]
     w_pos = {i: k for k, i in enumerate(other)}
-    w_perm = (*(w_pos[i] for i in g_ids), *(w_pos[i] for i in outs),
-              *(w_pos[i] for i in c_ids), *(w_pos[tap] for _, _, tap, _ in spatial))
+    first_ids, second_ids = (c_ids, outs) if transposed else (outs, c_ids)
+    w_perm = (*(w_pos[i] for i in g_ids), *(w_pos[i] for i in first_ids),
+              *(w_pos[i] for i in second_ids), *(w_pos[tap] for _, _, tap, _ in spatial))
     if sorted(w_perm) != list(range(len(other))):
         return None
     prod = math.prod
     nb = prod(sizes[i] for i in b_ids)
     ng, nc = prod(sizes[i] for i in g_ids), prod(sizes[i] for i in c_ids)
     nk = prod(sizes[i] for i in outs)
-    pads, stride, dilation = [], [], []
+    pads, stride, dilation, extra = [], [], [], []
     for t, _, tap, out in spatial:
         v = views[t]
-        d, s = v.coef
-        left = -v.offset
-        need = (sizes[out] - 1) * s + (sizes[tap] - 1) * d + 1
-        pads.append((left, need - left - v.length))
+        if transposed:  # x[(i + p - d*k) / s]: torch's transposed convolution
+            d, s, p = -v.coef[0], v.divisor, v.offset
+            natural_size = (v.length - 1) * s - 2 * p + d * (sizes[tap] - 1) + 1
+            if not 0 <= sizes[out] - natural_size < max(s, d):
+                return None
+            pads.append((p, p))
+            extra.append(sizes[out] - natural_size)
+        else:
+            d, s = v.coef
+            left = -v.offset
+            need = (sizes[out] - 1) * s + (sizes[tap] - 1) * d + 1
+            pads.append((left, need - left - v.length))
         stride.append(s)
         dilation.append(d)
     x_perm = (*batch, *groups, *chans, *(a for _, a, _, _ in spatial))
@@ -162,8 +191,10 @@ def _match(plan: Plan, step: Step, leaf: int, other: tuple[int, ...], first: boo
     return ConvStep(
         leaf=leaf, first=first, x_perm=x_perm,
         x_shape=(nb, ng * nc, *(views[t].length for t, _, _, _ in spatial)),
-        w_perm=w_perm, w_shape=(ng * nk, nc, *(sizes[tap] for _, _, tap, _ in spatial)),
+        w_perm=w_perm, w_shape=((ng * nc, nk) if transposed else (ng * nk, nc))
+        + tuple(sizes[tap] for _, _, tap, _ in spatial),
         pads=tuple(pads), stride=tuple(stride), dilation=tuple(dilation), groups=ng,
+        transposed=transposed, extra=tuple(extra),
         y_shape=tuple(sizes[i] for i in y_ids),
         y_perm=tuple(ypos[i] for i in step.indices),
         natural=natural,
@@ -220,7 +251,8 @@ def _bind(c: ConvStep, be: Backend) -> Callable[[Any, Any], Any]:
         x, w = (a, b) if c.first else (b, a)
         x = be.reshape(be.transpose(x, c.x_perm), c.x_shape)
         w = be.reshape(be.transpose(w, c.w_perm), c.w_shape)
-        y = be.reshape(conv(x, w, c.pads, c.stride, c.dilation, c.groups), c.y_shape)
+        y = be.reshape(conv(x, w, c.pads, c.stride, c.dilation, c.groups, c.transposed,
+                            c.extra), c.y_shape)
         return y if c.y_perm == tuple(range(len(c.y_perm))) else be.transpose(y, c.y_perm)
 
     return run

@@ -125,3 +125,18 @@ def test_bad_shapes_name_the_problem():
         E.conv2d(torch.randn(3, 5, 5), torch.randn(2, 3, 3, 3))
     with pytest.raises(einopt.ShapeError, match="stride"):
         E.conv2d(torch.randn(1, 3, 5, 5), torch.randn(2, 3, 3, 3), stride=(1, 2, 3))
+
+
+def test_transposed_conv_runs_natively(monkeypatch):
+    from einopt.backends.torch import TorchBackend
+
+    calls = []
+    real = TorchBackend.conv
+    monkeypatch.setattr(TorchBackend, "conv", staticmethod(
+        lambda *a: calls.append(a[-2]) or real(*a)))
+    einopt.clear_caches()
+    x, w = torch.randn(2, 4, 5, 6), torch.randn(4, 3, 3, 2)
+    torch.testing.assert_close(E.conv_transpose2d(x, w, stride=2, padding=1, output_padding=1),
+                               F.conv_transpose2d(x, w, stride=2, padding=1, output_padding=1))
+    assert calls == [True]
+    einopt.clear_caches()

@@ -51,6 +51,17 @@ def test_pattern_only_indices_become_multiplicities():
     np.testing.assert_array_equal(consts[0], np.asarray(p).sum(axis=(0, 1)))
 
 
+def test_per_example_hessian_trace_becomes_the_multiplicity_form():
+    """sum over (k, o) of P[k,o,i] P[k,o,j] is a multiplicity on the diagonal i == j: the
+    Hessian trace's pair of patterns leaves one input index and one constant."""
+    p = conv_pattern(8, 3, padding=1)
+    x = np.zeros((2, 3, 8))
+    rw = _rewrite("nci,ncj,koi,koj->n", x, x, p, p)
+    assert len(rw.equation.inputs) == 3
+    assert rw.equation.inputs[0] == rw.equation.inputs[1]
+    np.testing.assert_array_equal(rw.sources[2].const, np.asarray(p).sum(axis=(0, 1)))
+
+
 def test_pattern_kept_whole_in_the_output_is_materialized():
     p = conv_pattern(6, 3)
     rw = _rewrite("koi->koi", p)

@@ -62,7 +62,7 @@ class NumpyBackend(NumpyLike):
             inner[a] = slice(lo, lo + x.shape[a])
         out = np.empty(shape, x.dtype)  # zeros only where the padding goes
         out[tuple(inner)] = x
-        for a, (lo, hi) in widths.items():
+        for a, (lo, _) in widths.items():
             edge = [slice(None)] * x.ndim
             edge[a] = slice(0, lo)
             out[tuple(edge)] = 0

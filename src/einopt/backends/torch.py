@@ -152,21 +152,32 @@ class TorchBackend(Backend):
 
     @staticmethod
     def conv(x: Any, w: Any, pads: tuple[tuple[int, int], ...], stride: tuple[int, ...],
-             dilation: tuple[int, ...], groups: int) -> Any:
-        """``conv{1,2,3}d`` of ``x`` ``(N, G*C, *spatial)`` with ``w`` ``(G*K, C, *taps)``;
-        unequal ``pads`` (negative ones crop) are applied first."""
+             dilation: tuple[int, ...], groups: int, transposed: bool = False,
+             extra: tuple[int, ...] = ()) -> Any:
+        """``conv{1,2,3}d`` of ``x`` ``(N, G*C, *spatial)`` with ``w`` ``(G*K, C, *taps)``
+        (unequal ``pads`` are applied first, negative ones crop); transposed:
+        ``conv_transpose{1,2,3}d`` with ``w`` ``(G*C, K, *taps)`` and output padding
+        ``extra``."""
         functional = torch.nn.functional
-        if all(lo == hi >= 0 for lo, hi in pads):
-            padding: Any = tuple(lo for lo, _ in pads)
+        nd = len(stride)
+        fn: Any
+        args: tuple[Any, ...]
+        if transposed:
+            fn = (functional.conv_transpose1d, functional.conv_transpose2d,
+                  functional.conv_transpose3d)[nd - 1]
+            args = (stride, tuple(lo for lo, _ in pads), extra, groups, dilation)
         else:
-            x = functional.pad(x, [p for lo, hi in reversed(pads) for p in (lo, hi)])
-            padding = 0
-        fn = (functional.conv1d, functional.conv2d, functional.conv3d)[len(stride) - 1]
+            if all(lo == hi >= 0 for lo, hi in pads):
+                padding: Any = tuple(lo for lo, _ in pads)
+            else:
+                x = functional.pad(x, [p for lo, hi in reversed(pads) for p in (lo, hi)])
+                padding = 0
+            fn = (functional.conv1d, functional.conv2d, functional.conv3d)[nd - 1]
+            args = (stride, padding, dilation, groups)
         if x.is_floating_point():
-            return fn(x, w, None, stride, padding, dilation, groups)
+            return fn(x, w, None, *args)
         # No integer convolution on CPU: float64 is exact for these sums (< 2**53).
-        y = fn(x.double(), w.double(), None, stride, padding, dilation, groups)
-        return y.round().to(x.dtype)
+        return fn(x.double(), w.double(), None, *args).round().to(x.dtype)
 
     @staticmethod
     def window(x: Any, axis: int, sizes: tuple[int, int], steps: tuple[int, int],

@@ -1,7 +1,8 @@
 """Structured operands out of an einsum, by index substitution (rules that are always
 right, applied before planning).
 
-- A delta merges its indices into one label: free.
+- A delta merges its indices into one label: free. Two equal patterns that share two
+  indices are one pattern and a delta (the shared two fix the third).
 - A convolution pattern ``P[k, o, i]`` (``i == d*k + s*o - p``) first has the indices
   only it holds summed (its multiplicities: ``sum_{k,o} P[k, o, i]`` is how many taps
   read input ``i``). Then one of its indices that the output lacks is solved for from
@@ -167,6 +168,32 @@ def _merge_deltas(terms: list[_Term], output: list[Label]) -> list[_Term]:
     return kept
 
 
+def _pattern_pairs(terms: list[_Term]) -> list[_Term]:
+    """Two equal patterns sharing two of their indices: the shared two fix the third, so
+    the second pattern is a delta between the third indices (``P[k,o,i] P[k,o,j] =
+    P[k,o,i] delta(i, j)``), or drops out when all three are shared (``P*P = P``)."""
+    out: list[_Term] = []
+    for t in terms:
+        if isinstance(t.kind, ConvPattern) and len(set(t.labels)) == 3:
+            for u in out:
+                if u.kind != t.kind:
+                    continue
+                same = [a for a in range(3) if u.labels[a] == t.labels[a]]
+                if len(same) == 3:
+                    break
+                if len(same) == 2:
+                    (a,) = {0, 1, 2} - set(same)
+                    d = t.sizes[a]
+                    out.append(_Term([u.labels[a], t.labels[a]], [d, d], t.source,
+                                     Delta(d, 2)))
+                    break
+            else:
+                out.append(t)
+            continue
+        out.append(t)
+    return out
+
+
 def _holders(terms: list[_Term], me: _Term, label: Label) -> list[_Term] | None:
     """Operands other than ``me`` holding ``label`` once at full size (None: some
     holder repeats it or broadcasts it)."""
@@ -296,7 +323,7 @@ def rewrite(eq: Equation, specs: tuple[Any, ...], kinds: tuple[Any, ...]) -> Rew
         if isinstance(t.kind, Delta) and len(set(t.sizes)) > 1:
             raise ShapeError(f"delta operand {t.source.operand} has unequal sizes {t.sizes}")
     final_output = list(output)
-    terms = _merge_deltas(terms, final_output)
+    terms = _merge_deltas(_pattern_pairs(terms), final_output)
     output = list(dict.fromkeys(final_output))
     for t in list(terms):
         if isinstance(t.kind, ConvPattern):
