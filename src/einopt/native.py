@@ -227,17 +227,22 @@ def conv_steps(plan: Plan, steps: tuple[Step, ...] | None = None) -> dict[int, C
     return found
 
 
+def _takes(be: Backend, c: ConvStep) -> bool:
+    return be.takes_conv(c.x_shape, c.w_shape, c.stride, c.groups, c.transposed)
+
+
 def native_program(plan: Plan, be: Backend) -> NativeProgram | None:
     """The plan's program with its convolution steps as ``be``'s native convolution
     (None when the library has none or no step is one)."""
-    if not hasattr(be, "conv"):
+    if not be.conv_kinds:
         return None
-    found = conv_steps(plan)
+    found = {pos: c for pos, c in conv_steps(plan).items() if _takes(be, c)}
     if not found:
         return None
     npreps = sum(1 for s in plan.steps if s.kind is StepKind.PREP)
     kernels = relayout(plan, {pos - npreps: c.natural for pos, c in found.items()})
-    again = conv_steps(plan, kernels.steps)  # kernels and layouts around them changed
+    again = {pos: c for pos, c in conv_steps(plan, kernels.steps).items()
+             if _takes(be, c)}  # layouts around the native steps changed
     if again.keys() != found.keys():
         return None
     return NativeProgram(kernels, {pos: _bind(c, be) for pos, c in again.items()},

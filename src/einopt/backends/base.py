@@ -52,6 +52,9 @@ class Backend:
     name = "base"
     #: whether steps that numpy runs fastest in its einsum loop use it here too
     einsum_loops = False
+    #: which convolution steps run as the library's ``conv`` (False: convolutions, True:
+    #: transposed convolutions); empty when it has none
+    conv_kinds: tuple[bool, ...] = ()
     #: whether every pairwise step runs as the library's two-operand einsum (where that
     #: compiles to one fused contraction, transposes included: XLA's dot_general)
     pair_einsum = False
@@ -114,6 +117,12 @@ class Backend:
     def diagonal(self, x: Any, groups: tuple[tuple[int, ...], ...]) -> Any:
         """A result whose axis ``k`` walks the diagonal of ``x``'s axes ``groups[k]``."""
         return self.einsum(diagonal_subscripts(len(x.shape), groups), x)
+
+    def takes_conv(self, x_shape: tuple[int, ...], w_shape: tuple[int, ...],
+                   stride: tuple[int, ...], groups: int, transposed: bool) -> bool:
+        """Whether a convolution step of these shapes runs as :meth:`conv` (else as the
+        plan's view and matrix product)."""
+        return transposed in self.conv_kinds
 
     # Structured operands (views of an operand along one axis).
     def asarray(self, x: Any) -> Any:

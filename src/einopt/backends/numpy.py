@@ -24,6 +24,24 @@ class NumpyBackend(NumpyLike):
     einsum = staticmethod(np.einsum)  # type: ignore[assignment]
     dot = staticmethod(np.dot)  # type: ignore[assignment]
 
+    #: steps that are convolutions run as :func:`numpy_conv.conv` (not transposed ones)
+    conv_kinds = (False,)
+
+    @staticmethod
+    def conv(*args: Any) -> Any:
+        from .numpy_conv import conv
+
+        return conv(*args)
+
+    def takes_conv(self, x_shape: tuple[int, ...], w_shape: tuple[int, ...],
+                   stride: tuple[int, ...], groups: int, transposed: bool) -> bool:
+        # Measured: the tap-offset products win when each has a long enough inner
+        # dimension (channels x inner taps >= 128), on ungrouped 2-d/3-d convolutions
+        # with stride 1 on the outer dim; otherwise the plan's im2col view is as fast.
+        inner = w_shape[1] * int(np.prod(w_shape[3:]))
+        return (not transposed and groups == 1 and len(stride) >= 2 and stride[0] == 1
+                and inner >= 128)
+
     @staticmethod
     def swap_last(x: Any) -> Any:
         return np.swapaxes(x, -1, -2)

@@ -28,6 +28,7 @@ class TorchBackend(Backend):
     """Kernel primitives on ``torch.Tensor``."""
 
     name = "torch"
+    conv_kinds = (False, True)
 
     def prepare(self, items: Sequence[Any], dtype: Any = None,
                 casting: str = "safe") -> list[Any]:
