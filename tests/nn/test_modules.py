@@ -84,6 +84,7 @@ def test_planner_runs_the_factors_rather_than_the_kernel(preset):
 def test_depthwise_separable_plan_is_depthwise_then_pointwise():
     layer = FactoredConv2d(128, 128, 3, padding=1, preset="depthwise_separable")
     plan = layer.plan((32, 128, 32, 32))
+    assert "5.75e+08 flops planned" in layer.summary((32, 128, 32, 32))
     # first the windowed input meets the depthwise factor, then the pointwise one
     assert plan.path == [(0, 1), (0, 1)]
     assert plan.flops == 32 * 128 * 9 * 32 * 32 + 32 * 128 * 128 * 32 * 32

@@ -268,6 +268,15 @@ class _FactoredConvNd(torch.nn.Module):
         ops = self._operands(x)
         return plan(*[tuple(o.shape) if isinstance(o, torch.Tensor) else o for o in ops])
 
+    def summary(self, input_shape: Sequence[int]) -> str:
+        """Parameters, and planned flops against the dense layer's, for ``input_shape``."""
+        p = self.plan(input_shape)
+        y = p.output_shape
+        dense = math.prod(y) * self.in_channels * math.prod(self.kernel_size)
+        return (f"{type(self).__name__}({self.spec}): {self.num_parameters} parameters, "
+                f"{p.flops:.3g} flops planned for input {tuple(input_shape)} "
+                f"(dense kernel: {dense:.3g}), path {p.path}")
+
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
                 f"spec={self.spec!r}, parameters={self.num_parameters}")
