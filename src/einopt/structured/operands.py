@@ -13,7 +13,6 @@ that meet it.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -237,8 +236,3 @@ def one_hot(indices: Any, num_classes: int) -> Selector:
     if kind is None and "int" not in str(getattr(indices, "dtype", "")):
         raise ShapeError(f"one_hot needs integer indices, got dtype {indices.dtype}")
     return Selector(indices, c)
-
-
-def numel(x: Structured) -> int:
-    """Number of entries of the dense form."""
-    return math.prod(x.shape)

@@ -22,8 +22,7 @@ cannot remove is materialized (small: a 1-d pattern is ``K*O*I`` entries).
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -161,10 +160,16 @@ def _merge_deltas(terms: list[_Term], output: list[Label]) -> list[_Term]:
     output[:] = [_find(parent, lab) for lab in output]
     kept = [t for t in terms if not isinstance(t.kind, Delta)]
     gone = {_find(parent, lab) for t in terms if isinstance(t.kind, Delta) for lab in t.labels}
-    held = {lab for t in kept for lab in t.labels}
-    size = {lab: d for t in terms for lab, d in zip(t.labels, t.sizes, strict=True)}
-    for lab in sorted(gone - held, key=repr):  # a delta's index held by nothing else
-        kept.append(_Term([lab], [size[lab]], Source(const=np.ones(size[lab]))))
+    full: dict[Label, int] = {}
+    held: dict[Label, int] = {}
+    for t in terms:
+        for lab, d in zip(t.labels, t.sizes, strict=True):
+            full[lab] = max(full.get(lab, 0), d)
+            if t in kept:
+                held[lab] = max(held.get(lab, 0), d)
+    for lab in sorted(gone, key=repr):
+        if held.get(lab, 0) < full[lab]:  # only deltas (or broadcast axes) hold it
+            kept.append(_Term([lab], [full[lab]], Source(const=np.ones(full[lab]))))
     return kept
 
 
@@ -243,18 +248,11 @@ def _substitute_pattern(t: _Term, terms: list[_Term], output: list[Label]) -> bo
     ]
     size = dict(zip(t.labels, t.sizes, strict=True))
     for gone, (u1, u2), coef, off, div in options:
-        if gone in output:
-            continue
-        holders = _holders(terms, t, gone)
-        if not holders or any(h.sizes[h.labels.index(gone)] != size[gone] for h in holders):
-            continue
-        for h in holders:
-            if h.kind is not None:
-                _materialize(h)
-            v = Affine(h.labels.index(gone), (size[u1], size[u2]), coef, off, div, size[gone])
-            h.view(v, (u1, u2), (size[u1], size[u2]))
-        terms.remove(t)
-        return True
+        new = (size[u1], size[u2])
+        if gone not in output and _substitute(
+                t, terms, gone, size[gone], (u1, u2), new,
+                lambda axis: Affine(axis, new, coef, off, div, size[gone])):  # noqa: B023
+            return True
     return False
 
 
@@ -262,35 +260,41 @@ def _substitute_selector(t: _Term, k: int, terms: list[_Term], output: list[Labe
     *batch, lc = t.labels
     if lc in output or lc in batch or len(set(batch)) != len(batch):
         return False
-    holders = _holders(terms, t, lc)
-    if not holders or any(h.sizes[h.labels.index(lc)] != t.sizes[-1] for h in holders):
+    return _substitute(t, terms, lc, t.sizes[-1], batch, t.sizes[:-1],
+                       lambda axis: Gather(axis, k))
+
+
+def _substitute(t: _Term, terms: list[_Term], gone: Label, size: int,
+                labels: Sequence[Label], sizes: Sequence[int],
+                view: Callable[[int], Affine | Gather]) -> bool:
+    """Replace index ``gone`` (of ``size``) by ``labels`` in every operand holding it,
+    through ``view(axis)``, and drop ``t``; False (nothing changed) when no operand
+    holds it once at full size."""
+    holders = _holders(terms, t, gone)
+    if not holders or any(h.sizes[h.labels.index(gone)] != size for h in holders):
         return False
     for h in holders:
         if h.kind is not None:
             _materialize(h)
-        h.view(Gather(h.labels.index(lc), k), batch, t.sizes[:-1])
+        h.view(view(h.labels.index(gone)), labels, sizes)
     terms.remove(t)
     return True
 
 
 def _check_sizes(terms: list[_Term]) -> None:
-    seen: dict[Label, tuple[int, int]] = {}
+    """A structured operand's sizes agree with every operand sharing its indices (an
+    array's size-1 axis broadcasts; arrays among themselves are checked later)."""
+    fixed: dict[Label, tuple[int, int]] = {}
+    for t in terms:
+        if t.kind is not None:
+            for lab, d in zip(t.labels, t.sizes, strict=True):
+                fixed.setdefault(lab, (d, t.source.operand))
     for t in terms:
         for lab, d in zip(t.labels, t.sizes, strict=True):
-            k = t.source.operand
-            if lab in seen and seen[lab][0] != d and t.kind is not None:
-                raise ShapeError(
-                    f"index {lab!r} has size {seen[lab][0]} in operand {seen[lab][1]} but "
-                    f"size {d} in structured operand {k}"
-                )
-            if lab in seen and t.kind is None and seen[lab][0] != d and \
-                    1 not in (d, seen[lab][0]):
-                raise ShapeError(
-                    f"index {lab!r} has size {seen[lab][0]} in operand {seen[lab][1]} but "
-                    f"size {d} in operand {k} (sizes must match or one must be 1)"
-                )
-            if lab not in seen or seen[lab][0] == 1:
-                seen[lab] = (d, k)
+            size, j = fixed.get(lab, (d, -1))
+            if d != size and (d != 1 or t.kind is not None):
+                raise ShapeError(f"index {lab!r} has size {d} in operand {t.source.operand} "
+                                 f"but size {size} in structured operand {j}")
 
 
 @lru_cache(maxsize=1024)
@@ -360,8 +364,3 @@ def output_mask(rw: Rewrite, sizes: dict[Label, int]) -> tuple[tuple[int, ...], 
         if b != a:
             mask = mask & (grids[a] == grids[b])
     return tuple(src), mask.astype(np.float64)
-
-
-def numel(shape: Sequence[int]) -> int:
-    """Product of a shape."""
-    return math.prod(shape)
