@@ -5,10 +5,11 @@ import doctest
 import pytest
 
 import einopt.api
+import einopt.autodiff
 import einopt.compat
 import einopt.structured.operands
 
-MODULES = [einopt.api, einopt.compat, einopt.structured.operands]
+MODULES = [einopt.api, einopt.autodiff, einopt.compat, einopt.structured.operands]
 
 
 @pytest.mark.parametrize("module", MODULES, ids=[m.__name__ for m in MODULES])

@@ -10,6 +10,13 @@ from __future__ import annotations
 from .api import clear_caches as clear_caches
 from .api import einsum as einsum
 from .api import plan as plan
+from .autodiff import Derivative as Derivative
+from .autodiff import jacobian as jacobian
+from .autodiff import jacobian_equation as jacobian_equation
+from .autodiff import jvp as jvp
+from .autodiff import jvp_equation as jvp_equation
+from .autodiff import vjp as vjp
+from .autodiff import vjp_equation as vjp_equation
 from .compat import ContractExpression as ContractExpression
 from .compat import PathInfo as PathInfo
 from .compat import contract as contract
@@ -37,6 +44,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ContractExpression",
+    "Derivative",
     "ContractionTree",
     "ConvPattern",
     "Delta",
@@ -59,6 +67,12 @@ __all__ = [
     "conv_pattern",
     "delta",
     "einsum",
+    "jacobian",
+    "jacobian_equation",
+    "jvp",
+    "jvp_equation",
     "one_hot",
     "plan",
+    "vjp",
+    "vjp_equation",
 ]

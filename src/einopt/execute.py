@@ -327,3 +327,63 @@ def run_structured(plan: Plan, operands: Sequence[Any], dtype: Any = None,
         sizes = {lab: plan.network.sizes[i] for i, lab in enumerate(plan.network.labels)}
         result = embed_output(rw, be, result, sizes)
     return result
+
+
+def dual_program(plan: Plan, operands: Sequence[Any], tangents: dict[int, Any]) -> tuple[Any, Any]:
+    """``(y, dy)`` for ``plan`` on ``operands`` and the directional derivative along
+    ``tangents`` (operand position -> tangent), on dual numbers: every step is linear
+    in each argument, so a merge of ``(P, D)`` pairs is ``(f(P, P'), f(D, P') +
+    f(P, D'))``, skipping absent ``D`` parts. No slicing, no native steps."""
+    if plan.tree.sliced:
+        raise ShapeError("dual evaluation runs unsliced plans only")
+    keys = sorted(tangents)
+    if plan.structure is not None:
+        from .views import dense_operands, structured_inputs
+
+        rw = plan.structure
+        be, ops = dense_operands([*operands, *(tangents[k] for k in keys)])
+        prim = structured_inputs(rw, be, ops[:len(operands)])
+        tans: list[Any] = [None] * len(prim)
+        for pos, src in enumerate(rw.sources):
+            if src.const is None and src.operand in tangents and not src.dense:
+                swapped = list(ops[:len(operands)])
+                swapped[src.operand] = ops[len(operands) + keys.index(src.operand)]
+                tans[pos] = structured_inputs(rw, be, swapped)[pos]
+        d_regs = tans
+    else:
+        be = backend_for([*operands, *(tangents[k] for k in keys)])
+        arrays = be.prepare([*operands, *(tangents[k] for k in keys)])
+        prim = arrays[:len(operands)]
+        d_regs = [None] * len(operands)
+        for j, k in enumerate(keys):
+            d_regs[k] = arrays[len(operands) + j]
+    p_regs = list(prim)
+    d_regs = list(d_regs)
+    for s in plan.steps:
+        if s.kind is StepKind.PREP:
+            f = _prep(s, be)
+            p_regs[s.out] = f(p_regs[s.out])
+            if d_regs[s.out] is not None:
+                d_regs[s.out] = f(d_regs[s.out])
+            continue
+        fn = _pair(s, be)
+        x, y = s.args
+        px, py, dx, dy = p_regs[x], p_regs[y], d_regs[x], d_regs[y]
+        p_regs.append(fn(px, py))
+        parts = ([fn(dx, py)] if dx is not None else []) + ([fn(px, dy)] if dy is not None else [])
+        d_regs.append(None if not parts else parts[0] if len(parts) == 1
+                      else be.add(parts[0], parts[1]))
+        p_regs[x] = p_regs[y] = d_regs[x] = d_regs[y] = None
+    final = _final(plan.output_perm, plan.output_reshape, be)
+    y_out, d_out = p_regs[-1], d_regs[-1]
+    if d_out is None:
+        d_out = be.multiply(y_out, be.constant(np.zeros(()), y_out))
+    if final is not None:
+        y_out, d_out = final(y_out), final(d_out)
+    if plan.structure is not None and plan.structure.embeds:
+        from .views import embed_output
+
+        sizes = {lab: plan.network.sizes[i] for i, lab in enumerate(plan.network.labels)}
+        y_out = embed_output(plan.structure, be, y_out, sizes)
+        d_out = embed_output(plan.structure, be, d_out, sizes)
+    return y_out, d_out

@@ -42,6 +42,8 @@ CASES = [
     ("delta-hyper", "ij,jk,ik->i", [(3, 3), delta(3), (3, 3)]),
     ("delta-output-twice", "ab,bc->abc", [(2, 3), delta(3)]),
     ("delta-broadcast", "i,ij->ij", [(1,), delta(3)]),
+    ("delta-order1", "ij,j->i", [(2, 3), delta(3, 1)]),
+    ("delta-order1-alone", "i->i", [delta(4, 1)]),
     ("one-hot-gather", "nc,cd->nd", [one_hot(IDX, 3), (3, 5)]),
     ("one-hot-batched", "bc,nbc->nb", [one_hot(IDX, 3), (2, 4, 3)]),
     ("one-hot-twice", "nc,nc,cd->nd", [one_hot(IDX, 3), one_hot(IDX[::-1].copy(), 3), (3, 2)]),

@@ -83,6 +83,10 @@ class Backend:
     def multiply(self, a: Any, b: Any) -> Any:
         raise NotImplementedError
 
+    def add(self, a: Any, b: Any) -> Any:
+        """Elementwise sum (dual-number derivatives add their parts)."""
+        return a + b
+
     def wide_matmul(self, a: Any, b: Any) -> Any:
         """``(K, C) @ (N, C, L)`` -> ``(N, K, L)``: a matrix times each slice of ``b``."""
         return self.matmul(a, b)

@@ -153,7 +153,7 @@ def _merge_deltas(terms: list[_Term], output: list[Label]) -> list[_Term]:
                 r = _find(parent, lab)
                 if r != root:
                     parent[r] = root
-    if not parent:
+    if not any(isinstance(t.kind, Delta) for t in terms):
         return terms
     for t in terms:
         t.labels = [_find(parent, lab) for lab in t.labels]
