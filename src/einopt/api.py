@@ -20,11 +20,12 @@ import numpy as np
 from .backends import NumpyBackend, backend_for
 from .errors import OperandTypeError, PathError, ShapeError
 from .execute import evaluate, program_for
-from .network import build_network
+from .network import EllipsisDim, _expand, build_network
 from .optimize import Budget, get_optimizer, parse_objective
+from .optimize.cse import find_twins
 from .optimize.slicing import slice_tree
 from .parse import Equation, parse, parse_sublist
-from .plan import Plan, build_plan
+from .plan import Plan, Shared, build_plan
 from .structured.operands import Structured
 from .structured.rewrite import kind_of, rewrite, spec_of
 from .tree import ContractionTree
@@ -85,8 +86,49 @@ def _optimize_key(optimize: Any) -> Any:
 @lru_cache(maxsize=CACHE_SIZE)
 def _plan_cached(eq: Equation, shapes: tuple[tuple[int, ...], ...],
                  dtypes: tuple[Any, ...] | None, dtype: Any, optimize: Any,
-                 budget: Budget) -> Plan:
-    return _make_plan(eq, shapes, dtypes, dtype, optimize, budget)
+                 budget: Budget, aliases: tuple[int, ...] | None = None) -> Plan:
+    plain = _make_plan(eq, shapes, dtypes, dtype, optimize, budget)
+    if aliases is None:
+        return plain
+    return _with_shared(eq, shapes, dtypes, optimize, budget, aliases, plain)
+
+
+def _aliases(items: Sequence[Any]) -> tuple[int, ...] | None:
+    """Per operand, the first position holding the same object (None when all differ)."""
+    if len(items) > 64:
+        first: dict[int, int] = {}
+        aliases = tuple(first.setdefault(id(x), k) for k, x in enumerate(items))
+    else:  # identity tests, which tracers (torch.compile) follow; ids they guard on
+        aliases = tuple(next(j for j in range(k + 1) if items[j] is x)
+                        for k, x in enumerate(items))
+    return aliases if any(a != k for k, a in enumerate(aliases)) else None
+
+
+def _with_shared(eq: Equation, shapes: tuple[tuple[int, ...], ...],
+                 dtypes: tuple[Any, ...] | None, optimize: Any, budget: Budget,
+                 aliases: tuple[int, ...], plain: Plan) -> Plan:
+    """``plain``, or a plan that computes a repeated subexpression once, if cheaper."""
+    if (plain.tree.sliced or budget.memory_limit is not None or isinstance(optimize, tuple)
+            or (dtypes is not None and len(set(dtypes)) > 1)):
+        return plain
+    expanded, ell = _expand(eq, shapes)
+    output: list[Any] = []
+    for lab in eq.output:
+        output.extend(EllipsisDim(j) for j in range(ell)) if lab is ... else output.append(lab)
+    best = plain
+    for tw in find_twins(expanded, output, aliases):
+        inner = _plan_cached(tw.inner, tuple(shapes[k] for k in tw.first), None, None,
+                             optimize, budget)
+        outer = _plan_cached(tw.outer, (inner.output_shape, inner.output_shape,
+                                        *(shapes[k] for k in tw.rest)), None, None,
+                             optimize, budget)
+        flops = inner.flops + outer.flops
+        if flops < best.flops:
+            best = dataclasses.replace(
+                outer, flops=flops, unsliced_flops=flops, naive_flops=plain.naive_flops,
+                max_size=max(inner.max_size, outer.max_size), _programs={},
+                shared=Shared(inner, tw.first, tw.rest, shapes))
+    return best
 
 
 def _make_plan(eq: Equation, shapes: tuple[tuple[int, ...], ...],
@@ -128,7 +170,8 @@ def _budget(minimize: Any, max_time: Any, seed: Any, memory_limit: Any,
 
 def _plan_for(eq: Equation, shapes: tuple[tuple[int, ...], ...],
               dtypes: tuple[Any, ...] | None, dtype: Any, optimize: Any,
-              budget: Budget, cache_dir: Any = None) -> Plan:
+              budget: Budget, cache_dir: Any = None,
+              aliases: tuple[int, ...] | None = None) -> Plan:
     if isinstance(optimize, Plan):
         same = (optimize.equation.inputs, optimize.equation.output) == (eq.inputs, eq.output)
         if optimize.shapes != shapes or not same:
@@ -141,7 +184,7 @@ def _plan_for(eq: Equation, shapes: tuple[tuple[int, ...], ...],
     if budget.progress or cache_dir is not None:  # side effects: do not memoize
         return _make_plan(eq, shapes, dtypes, dtype, opt, budget, cache_dir)
     try:
-        return _plan_cached(eq, shapes, dtypes, dtype, opt, budget)
+        return _plan_cached(eq, shapes, dtypes, dtype, opt, budget, aliases)
     except TypeError as e:  # unhashable option: plan without the cache
         if "unhashable" not in str(e):
             raise
@@ -206,6 +249,7 @@ def plan(subscripts: Any, *operands_or_shapes: Any, optimize: Any = "auto",
         [(0, 1), (0, 1), (0, 1)]
     """
     eq, items = _equation(subscripts, operands_or_shapes)
+    aliases = _aliases(items) if all(hasattr(x, "shape") for x in items) else None
     if any(isinstance(x, Structured) for x in items):
         budget = _budget(minimize, max_time, seed, memory_limit, progress)
         return _plan_structured(eq, [x if hasattr(x, "shape") else _shape_of(x, k)
@@ -221,7 +265,7 @@ def plan(subscripts: Any, *operands_or_shapes: Any, optimize: Any = "auto",
     budget = _budget(minimize, max_time, seed, memory_limit, progress)
     if cache_dir is None:
         cache_dir = os.environ.get("EINOPT_CACHE_DIR") or None
-    return _plan_for(eq, shapes, dtypes, dtype, optimize, budget, cache_dir)
+    return _plan_for(eq, shapes, dtypes, dtype, optimize, budget, cache_dir, aliases)
 
 
 def einsum(subscripts: Any, *operands: Any, optimize: Any = "auto", out: Any = None,
@@ -254,7 +298,8 @@ def einsum(subscripts: Any, *operands: Any, optimize: Any = "auto", out: Any = N
     """
     if out is None and dtype is None and memory_limit is None and executor is None:
         try:
-            key = (subscripts, optimize, *[(x.__class__, x.shape, x.dtype) for x in operands])
+            key = (subscripts, optimize, _aliases(operands),
+                   *[(x.__class__, x.shape, x.dtype) for x in operands])
             prog = _FRONT[key]
         except (KeyError, AttributeError, TypeError):
             pass
@@ -278,7 +323,10 @@ def _einsum(subscripts: Any, operands: Sequence[Any], optimize: Any, out: Any, d
         common = be.common_dtype(arrays, dtype, casting)
     shapes = tuple(tuple(int(d) for d in x.shape) for x in arrays)
     budget = _budget("flops", None, None, memory_limit)
-    p = _plan_for(eq, shapes, dtypes, common, optimize, budget)
+    aliases = _aliases(items)
+    if aliases is not None:  # the same array stays one object after conversion
+        arrays = [arrays[a] for a in aliases]
+    p = _plan_for(eq, shapes, dtypes, common, optimize, budget, aliases=aliases)
     if p.tree.sliced:
         if executor is None and isinstance(be, NumpyBackend):
             executor = "threads"  # BLAS releases the GIL: slices overlap
@@ -299,7 +347,8 @@ def _einsum(subscripts: Any, operands: Sequence[Any], optimize: Any, out: Any, d
                 all(type(x) is np.ndarray for x in items) if be.einsum_loops else
                 all(x is y for x, y in zip(items, arrays, strict=True))):
             try:
-                fkey = (subscripts, optimize, *[(x.__class__, x.shape, x.dtype) for x in items])
+                fkey = (subscripts, optimize, aliases,
+                        *[(x.__class__, x.shape, x.dtype) for x in items])
                 _FRONT[fkey] = prog
                 if len(_FRONT) > CACHE_SIZE:
                     _FRONT.popitem(last=False)

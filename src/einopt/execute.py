@@ -252,6 +252,8 @@ def slice_sum(plan: Plan, be: Backend) -> Callable[[Sequence[Any], Sequence[tupl
 def program_for(plan: Plan, be: Backend) -> Program:
     """The compiled program of ``plan`` for ``be`` (compiled once, then cached)."""
     prog = plan._programs.get(be.name)
+    if prog is None and plan.shared is not None:
+        prog = plan._programs[be.name] = _shared_program(plan, be)
     if prog is None:
         if plan.tree.sliced:
             run, slices = slice_sum(plan, be), slice_values(plan)
@@ -264,11 +266,26 @@ def program_for(plan: Plan, be: Backend) -> Program:
     return prog
 
 
+def _shared_program(plan: Plan, be: Backend) -> Program:
+    """Run the shared subexpression once and the plan on its result, twice."""
+    sh = plan.shared
+    assert sh is not None
+    inner, outer = program_for(sh.inner, be), compile_program(plan, be)
+    first, rest = sh.first, sh.rest
+
+    def prog(*operands: Any) -> Any:
+        r = inner(*[operands[k] for k in first])
+        return outer(r, r, *[operands[k] for k in rest])
+
+    return prog
+
+
 def check_operands(plan: Plan, operands: Sequence[Any]) -> tuple[Backend, list[Any]]:
     """The backend of ``operands`` and the operands checked against the planned shapes,
     converted to one library and dtype."""
-    if len(operands) != len(plan.shapes):
-        raise ShapeError(f"the plan takes {len(plan.shapes)} operands, got {len(operands)}")
+    shapes = plan.call_shapes
+    if len(operands) != len(shapes):
+        raise ShapeError(f"the plan takes {len(shapes)} operands, got {len(operands)}")
     be = backend_for(operands)
     if be.einsum_loops:  # numpy: numpy.einsum's casting
         ops = [x if isinstance(x, np.ndarray) else np.asarray(x) for x in operands]
@@ -280,7 +297,7 @@ def check_operands(plan: Plan, operands: Sequence[Any]) -> tuple[Backend, list[A
             ops = [x if x.dtype == plan.dtype else x.astype(plan.dtype) for x in ops]
     else:
         ops = be.prepare(operands)
-    for k, (x, shape) in enumerate(zip(ops, plan.shapes, strict=True)):
+    for k, (x, shape) in enumerate(zip(ops, shapes, strict=True)):
         if tuple(x.shape) != shape:
             raise ShapeError(f"operand {k} has shape {tuple(x.shape)}, but the plan was made "
                              f"for {shape}")

@@ -98,6 +98,24 @@ class _Kernels:
     output_reshape: tuple[int, ...] | None
 
 
+@dataclass(frozen=True, slots=True)
+class Shared:
+    """A common subexpression: ``inner`` runs once on operands ``first`` and its result
+    is both first operands of the plan holding this; ``rest`` are its other operands.
+
+    Attributes:
+        inner: the plan of the subexpression.
+        first: positions (in the call) of the subexpression's operands.
+        rest: positions of the operands outside both copies.
+        shapes: the call's operand shapes.
+    """
+
+    inner: Plan
+    first: tuple[int, ...]
+    rest: tuple[int, ...]
+    shapes: tuple[tuple[int, ...], ...]
+
+
 @dataclass(frozen=True, slots=True, eq=False, repr=False)
 class Plan:
     """A planned einsum: the tree, its steps and its costs. Call it on arrays.
@@ -113,6 +131,10 @@ class Plan:
         naive_flops: product of all index sizes times max(1, operands - 1).
         unsliced_flops: flops of the same tree without slicing.
         max_size: elements of the largest tensor any step writes (views excluded).
+        shared: when the same operands appear twice, the plan of the subexpression
+            computed once (:class:`Shared`); ``equation`` and the steps are then those of
+            the einsum over its result, twice, and the other operands, and ``flops``
+            counts both plans.
         structure: for an einsum with structured operands (deltas, convolution patterns,
             selectors), the :class:`~einopt.structured.rewrite.Rewrite` that turned it
             into the dense einsum planned here (``equation``, ``shapes``, ``path`` and the
@@ -132,6 +154,13 @@ class Plan:
     _kernels: Callable[[], _Kernels] = field(repr=False, compare=False)
     _programs: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
     structure: Any = field(default=None, repr=False, compare=False)
+    shared: Shared | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def call_shapes(self) -> tuple[tuple[int, ...], ...]:
+        """Shapes of the operands the plan is called on (of the dense einsum, before any
+        common subexpression is split off)."""
+        return self.shapes if self.shared is None else self.shared.shapes
 
     @property
     def steps(self) -> tuple[Step, ...]:

@@ -66,4 +66,9 @@ def plan_table(plan: Plan) -> str:
     if not rows:
         lines.append("(no kernel calls: the result is a view of the operand)")
     lines.append(f"log10(flops) = {math.log10(max(plan.flops, 1)):.2f}")
+    if plan.shared is not None:
+        sh = plan.shared
+        ops = ", ".join(f"op{k}" for k in sh.first)
+        lines += ["", f"op0 = op1: computed once from the call's {ops} "
+                      f"({_fmt(sh.inner.flops)} flops):", plan_table(sh.inner)]
     return "\n".join(lines)

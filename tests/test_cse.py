@@ -1,0 +1,65 @@
+"""Common subexpressions: the same arrays twice are contracted once."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import einopt
+from einopt.optimize.cse import find_twins
+
+
+def test_twins_of_the_per_example_gradient_norm():
+    inputs = [tuple("nmi"), tuple("nki"), tuple("nmj"), tuple("nkj")]
+    (tw,) = [t for t in find_twins(inputs, ("n",), (0, 1, 0, 1))
+             if set(t.inner.output) == set("nmk")]
+    assert tw.first == (0, 1) and tw.second == (2, 3) and tw.rest == ()
+    assert tw.outer.inputs[0] == tw.outer.inputs[1] == tw.inner.output
+
+
+def test_no_twins_without_repeated_arrays():
+    assert find_twins([tuple("ij"), tuple("jk")], ("i", "k"), (0, 1)) == []
+
+
+def test_shared_plan_is_cheaper_and_right(rng):
+    b, a = rng.standard_normal((8, 16, 50)), rng.standard_normal((8, 12, 50))
+    plan = einopt.plan("nmi,nki,nmj,nkj->n", b, a, b, a)
+    assert plan.shared is not None
+    assert plan.flops == 8 * 16 * 12 * 50 + 8 * 16 * 12
+    distinct = einopt.plan("nmi,nki,nmj,nkj->n", b, a, b.copy(), a.copy())
+    assert distinct.shared is None and distinct.flops > plan.flops
+    want = np.einsum("nmi,nki,nmj,nkj->n", b, a, b, a)
+    np.testing.assert_allclose(einopt.einsum("nmi,nki,nmj,nkj->n", b, a, b, a), want)
+    np.testing.assert_allclose(plan(b, a, b, a), want)
+    assert "computed once" in str(plan)
+
+
+def test_cached_program_is_not_reused_for_distinct_arrays(rng):
+    b, a = rng.standard_normal((4, 5, 6)), rng.standard_normal((4, 3, 6))
+    c, d = rng.standard_normal((4, 5, 6)), rng.standard_normal((4, 3, 6))
+    eq = "nmi,nki,nmj,nkj->n"
+    first = einopt.einsum(eq, b, a, b, a)
+    second = einopt.einsum(eq, b, a, c, d)
+    np.testing.assert_allclose(first, np.einsum(eq, b, a, b, a))
+    np.testing.assert_allclose(second, np.einsum(eq, b, a, c, d))
+
+
+def test_rest_operands_join_the_outer_einsum(rng):
+    x, w, u = rng.standard_normal((6, 20)), rng.standard_normal((20, 30)), rng.standard_normal(30)
+    eq = "ni,ij,mk,kj,j->"  # sum_j u_j (sum x w)_j^2: the halves share j, u joins them
+    plan = einopt.plan(eq, x, w, x, w, u)
+    assert plan.shared is not None and plan.shared.rest == (4,)
+    np.testing.assert_allclose(einopt.einsum(eq, x, w, x, w, u),
+                               np.einsum(eq, x, w, x, w, u))
+
+
+def test_torch_gradients_through_a_shared_plan():
+    torch = pytest.importorskip("torch")
+    b = torch.randn(8, 16, 40, dtype=torch.float64, requires_grad=True)
+    a = torch.randn(8, 12, 40, dtype=torch.float64, requires_grad=True)
+    einopt.einsum("nmi,nki,nmj,nkj->n", b, a, b, a).sum().backward()
+    gb, ga = b.grad.clone(), a.grad.clone()
+    b.grad = a.grad = None
+    torch.einsum("nmi,nki,nmj,nkj->n", b, a, b, a).sum().backward()
+    torch.testing.assert_close(gb, b.grad)
+    torch.testing.assert_close(ga, a.grad)
