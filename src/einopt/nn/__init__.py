@@ -13,11 +13,12 @@ from .modules import Conv3d as Conv3d
 from .modules import ConvTranspose1d as ConvTranspose1d
 from .modules import ConvTranspose2d as ConvTranspose2d
 from .modules import ConvTranspose3d as ConvTranspose3d
+from .modules import EinsumLayer as EinsumLayer
 from .modules import FactoredConv1d as FactoredConv1d
 from .modules import FactoredConv2d as FactoredConv2d
 from .modules import FactoredConv3d as FactoredConv3d
 from .modules import factored_spec as factored_spec
 
-__all__ = ["PRESETS", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d",
-           "ConvTranspose3d", "FactoredConv1d", "FactoredConv2d", "FactoredConv3d",
+__all__ = ["PRESETS", "EinsumLayer", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d",
+           "ConvTranspose2d", "ConvTranspose3d", "FactoredConv1d", "FactoredConv2d", "FactoredConv3d",
            "factored_spec", "functional"]

@@ -23,9 +23,53 @@ from ..plan import Plan
 from ..structured import conv_pattern
 from . import functional
 
-__all__ = ["Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d",
+__all__ = ["EinsumLayer", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d",
            "ConvTranspose3d", "FactoredConv1d", "FactoredConv2d", "FactoredConv3d",
            "factored_spec", "PRESETS"]
+
+
+class EinsumLayer(torch.nn.Module):
+    """``y = einsum(equation, x, weight) (+ bias over the output's last index)``: a layer
+    written as an einsum, which :func:`einopt.torch.track` follows.
+
+    Args:
+        equation: two operands, the input first (its first index the batch, kept in the
+            output) and the weight, e.g. ``"nti,oi->nto"``.
+        weight_shape: the weight's shape.
+        bias: add a bias over the output's last index.
+
+    The weight starts from ``N(0, 1 / fan_in)``, ``fan_in`` being the product of the sizes
+    of the weight's indices that it shares with the input.
+    """
+
+    def __init__(self, equation: str, weight_shape: Sequence[int], bias: bool = False,
+                 device: Any = None, dtype: Any = None) -> None:
+        super().__init__()
+        eq = parse(equation)
+        if eq.nops != 2:
+            raise EinsumError(f"an einsum layer takes the input and one weight: {equation!r}")
+        self.equation = equation
+        shared = [d for lab, d in zip(eq.inputs[1], weight_shape, strict=True)
+                  if lab in eq.inputs[0]]
+        fan_in = max(1, math.prod(shared))
+        self.weight = torch.nn.Parameter(
+            torch.randn(tuple(weight_shape), device=device, dtype=dtype) / math.sqrt(fan_in))
+        last = eq.output[-1] if eq.output else None
+        size = dict(zip(eq.inputs[1], weight_shape, strict=True)).get(last)
+        if bias and size is None:
+            raise EinsumError("a bias needs the output's last index to be the weight's")
+        self.bias = torch.nn.Parameter(torch.zeros(int(size or 0), device=device, dtype=dtype)) \
+            if bias else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = einsum(self.equation, x, self.weight)
+        return y if self.bias is None else y + self.bias
+
+    def einsum_layer(self, x: torch.Tensor) -> Any:
+        """The layer's einsum for :func:`einopt.torch.track`."""
+        from ..quantities import LayerEinsum
+
+        return LayerEinsum.of(self.equation), [x, self.weight], tuple(self.weight.shape)
 
 
 def _zeros_only(mode: str) -> None:

@@ -1,0 +1,185 @@
+"""Per-example and curvature quantities of a layer ``y = einsum(eq, ..., x, ..., W, ...)``,
+each written as the naive einsum and left to the planner.
+
+Given the layer's operands (the input ``x``, whose first index is the batch index, the
+parameter ``W``, and any constants such as convolution patterns), the output gradient
+``g = dL/dy``, and for second order a factor ``S`` of the loss Hessian with respect to
+``y`` (``d2L/dy2 = S S^T`` per example, ``S`` shaped ``y.shape + (C,)``):
+
+=====================  ==================================================================
+``grad``               ``sum_n dL/dW``: the VJP einsum of ``W``
+``grad_batch``         per-example gradients: the same einsum keeping ``n``
+``grad_norm2``         ``||dL_n/dW||^2``: the gradient einsum twice, sharing ``n`` and
+                       ``W``'s indices (the planner picks materialize-then-square or the
+                       Gram form, "ghost norms", by cost)
+``grad_sq_sum``        ``sum_n (dL_n/dW)^2`` (for the gradient variance)
+``ggn_diag``           ``diag(J^T S S^T J)``: the gradient einsum with ``S`` for ``g``,
+                       twice, sharing ``C`` too
+``ggn_trace``          its trace; ``ggn_trace_batch`` per example. For a layer linear in
+                       ``W`` (every einsum layer) these are the Hessian's diagonal and
+                       trace with respect to ``W``.
+``hvp``                ``J^T S S^T J v``: the JVP einsum of ``v``, then ``S S^T``, then the
+                       VJP einsum
+``kfac``               ``(A, G)``: the input-side and output-side Kronecker factors,
+                       summed over the batch (and positions): each the einsum of one side
+                       twice
+=====================  ==================================================================
+
+Every function takes ``layer`` (:class:`LayerEinsum`) and the operands in the layer's
+order; arrays may be numpy or torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .api import _parse
+from .api import einsum as _einsum
+from .errors import EinsumError
+from .parse import Label
+
+__all__ = ["LayerEinsum", "QUANTITIES", "quantity"]
+
+QUANTITIES = ("grad", "grad_batch", "grad_norm2", "grad_sq_sum", "ggn_diag", "ggn_trace",
+              "ggn_trace_batch", "hvp", "kfac")
+
+
+@dataclass(frozen=True)
+class Copy:
+    """A label of the second copy of an einsum (printed with a prime)."""
+
+    label: Hashable
+
+    def __str__(self) -> str:
+        return f"{self.label}'"
+
+
+@dataclass(frozen=True)
+class LayerEinsum:
+    """A layer ``y = einsum(equation, *operands)``: which operand is the input ``x``
+    (batch index first) and which the parameter ``W``.
+
+    Attributes:
+        inputs, output: the equation's labels (no ``...``).
+        x, w: positions of the input and of the parameter.
+    """
+
+    inputs: tuple[tuple[Label, ...], ...]
+    output: tuple[Label, ...]
+    x: int
+    w: int
+
+    @classmethod
+    def of(cls, equation: str, x: int = 0, w: int = 1) -> LayerEinsum:
+        """From text, e.g. ``LayerEinsum.of("ni,oi->no")`` for ``nn.Linear``."""
+        eq = _parse(equation)
+        if any(... in t for t in eq.inputs):
+            raise EinsumError("name the layer's indices (no '...')")
+        layer = cls(eq.inputs, eq.output, x, w)
+        if not layer.inputs[x] or layer.inputs[x][0] not in layer.output:
+            raise EinsumError("the input's first index (the batch) must be in the output")
+        if layer.batch in layer.inputs[w]:
+            raise EinsumError("the parameter must not hold the batch index")
+        return layer
+
+    @property
+    def batch(self) -> Label:
+        """The batch index: the input's first."""
+        return self.inputs[self.x][0]
+
+    def grad_terms(self) -> tuple[list[tuple[Label, ...]], list[int]]:
+        """The VJP einsum of ``W`` without the cotangent: terms and operand positions."""
+        pos = [k for k in range(len(self.inputs)) if k != self.w]
+        return [self.inputs[k] for k in pos], pos
+
+
+def _args(terms: Sequence[Sequence[Label]], arrays: Sequence[Any],
+          output: Sequence[Label]) -> list[Any]:
+    args: list[Any] = []
+    for a, t in zip(arrays, terms, strict=True):
+        args += [a, list(t)]
+    return args + [list(output)]
+
+
+def _copy(term: Sequence[Label], keep: set[Label]) -> tuple[Label, ...]:
+    return tuple(lab if lab in keep else Copy(lab) for lab in term)
+
+
+def _twice(terms: list[tuple[Label, ...]], arrays: list[Any], keep: set[Label],
+           output: Sequence[Label]) -> Any:
+    """``einsum(terms, terms') -> output`` where ``terms'`` renames all but ``keep``."""
+    second = [_copy(t, keep) for t in terms]
+    return _einsum(*_args(terms + second, arrays + arrays, output))
+
+
+def quantity(name: str, layer: LayerEinsum, operands: Sequence[Any], g: Any = None,
+             s: Any = None, v: Any = None) -> Any:
+    """Quantity ``name`` (one of :data:`QUANTITIES`) of ``layer`` on ``operands``.
+
+    Args:
+        g: ``dL/dy`` (first-order quantities).
+        s: ``S``, shaped ``y.shape + (C,)`` with ``d2L/dy2 = S S^T`` per example
+            (second-order quantities).
+        v: a direction shaped like ``W`` (``hvp``).
+    """
+    terms, pos = layer.grad_terms()
+    arrays = [operands[k] for k in pos]
+    w_labels = layer.inputs[layer.w]
+    n = layer.batch
+    y = tuple(layer.output)
+    if name in ("grad", "grad_batch", "grad_norm2", "grad_sq_sum"):
+        if g is None:
+            raise EinsumError(f"{name} needs the output gradient g")
+        t, a = terms + [y], arrays + [g]
+        if name == "grad":
+            return _einsum(*_args(t, a, w_labels))
+        if name == "grad_batch":
+            return _einsum(*_args(t, a, (n, *w_labels)))
+        keep = {n, *w_labels}
+        return _twice(t, a, keep, (n,) if name == "grad_norm2" else w_labels)
+    if name in ("ggn_diag", "ggn_trace", "ggn_trace_batch", "hvp"):
+        if s is None:
+            raise EinsumError(f"{name} needs the loss Hessian factor s")
+        c = _Column()
+        t, a = terms + [(*y, c)], arrays + [s]
+        keep = {n, c, *w_labels}
+        if name == "ggn_diag":
+            return _twice(t, a, keep, w_labels)
+        if name == "ggn_trace":
+            return _twice(t, a, keep, ())
+        if name == "ggn_trace_batch":
+            return _twice(t, a, keep, (n,))
+        if v is None:
+            raise EinsumError("hvp needs the direction v")
+        jv = _einsum(*_args(layer.inputs, [v if k == layer.w else x
+                                           for k, x in enumerate(operands)], y))
+        sjv = _einsum(s, [*y, c], jv, list(y), [n, c])  # S^T J v, per example and column
+        hs = _einsum(s, [*y, c], sjv, [n, c], list(y))  # S S^T J v
+        return _einsum(*_args(terms + [y], arrays + [hs], w_labels))
+    if name == "kfac":
+        if g is None:
+            raise EinsumError("kfac needs the output gradient g")
+        x_side = [k for k in pos]
+        shared = set(y)  # indices the two sides share: batch and positions
+        in_labels = [lab for lab in w_labels if any(lab in layer.inputs[k] for k in x_side)]
+        out_labels = [lab for lab in w_labels if lab in y]
+        keep_a = shared - set(w_labels)
+        a_out = (*in_labels, *(Copy(lab) for lab in in_labels))
+        factor_a = _twice([layer.inputs[k] for k in x_side], [operands[k] for k in x_side],
+                          keep_a, a_out)
+        g_out = (*out_labels, *(Copy(lab) for lab in out_labels))
+        keep_g = {lab for lab in y if lab not in w_labels and
+                  any(lab in layer.inputs[k] for k in x_side)}
+        factor_g = _twice([y], [g], keep_g, g_out)
+        return factor_a, factor_g
+    raise EinsumError(f"unknown quantity {name!r}; choose from {', '.join(QUANTITIES)}")
+
+
+@dataclass(frozen=True)
+class _Column:
+    """The label of ``S``'s column index."""
+
+    def __str__(self) -> str:
+        return "C"
