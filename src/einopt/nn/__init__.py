@@ -20,5 +20,5 @@ from .modules import FactoredConv3d as FactoredConv3d
 from .modules import factored_spec as factored_spec
 
 __all__ = ["PRESETS", "EinsumLayer", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d",
-           "ConvTranspose2d", "ConvTranspose3d", "FactoredConv1d", "FactoredConv2d", "FactoredConv3d",
-           "factored_spec", "functional"]
+           "ConvTranspose2d", "ConvTranspose3d", "FactoredConv1d", "FactoredConv2d",
+           "FactoredConv3d", "factored_spec", "functional"]
