@@ -8,8 +8,9 @@ import einopt.api
 import einopt.autodiff
 import einopt.compat
 import einopt.structured.operands
+import einopt.torch
 
-MODULES = [einopt.api, einopt.autodiff, einopt.compat, einopt.structured.operands]
+MODULES = [einopt.api, einopt.autodiff, einopt.compat, einopt.structured.operands, einopt.torch]
 
 
 @pytest.mark.parametrize("module", MODULES, ids=[m.__name__ for m in MODULES])

@@ -27,7 +27,7 @@ from .optimize.slicing import slice_tree
 from .parse import Equation, parse, parse_sublist
 from .plan import Plan, Shared, build_plan
 from .structured.operands import Structured
-from .structured.rewrite import kind_of, rewrite, spec_of
+from .structured.rewrite import Rewrite, kind_of, rewrite, spec_of
 from .tree import ContractionTree
 
 __all__ = ["einsum", "plan", "clear_caches", "CACHE_SIZE"]
@@ -193,29 +193,48 @@ def _plan_for(eq: Equation, shapes: tuple[tuple[int, ...], ...],
 
 @lru_cache(maxsize=CACHE_SIZE)
 def _structured_cached(eq: Equation, specs: tuple[Any, ...], kinds: tuple[Any, ...],
-                       optimize: Any, budget: Budget) -> Plan:
-    return _structured_plan(eq, specs, kinds, optimize, budget)
+                       optimize: Any, budget: Budget,
+                       aliases: tuple[int, ...] | None = None) -> Plan:
+    return _structured_plan(eq, specs, kinds, optimize, budget, None, aliases)
 
 
 def _structured_plan(eq: Equation, specs: tuple[Any, ...], kinds: tuple[Any, ...],
-                     optimize: Any, budget: Budget, cache_dir: Any = None) -> Plan:
-    """The plan of an einsum with structured operands: its rewrite, planned as usual."""
+                     optimize: Any, budget: Budget, cache_dir: Any = None,
+                     aliases: tuple[int, ...] | None = None) -> Plan:
+    """The plan of an einsum with structured operands: its rewrite, planned as usual
+    (views of the same operand alike are the same array to the planner)."""
     rw = rewrite(eq, specs, kinds)
     if isinstance(optimize, Plan):
         if optimize.structure is None or optimize.structure.specs != specs:
             raise PathError("the Plan passed as optimize was made for other operands")
         return optimize
-    p = _plan_for(rw.equation, rw.shapes, None, None, optimize, budget, cache_dir)
+    dense = _view_aliases(rw, aliases)
+    p = _plan_for(rw.equation, rw.shapes, None, None, optimize, budget, cache_dir, dense)
     return dataclasses.replace(p, structure=rw, _programs={})
+
+
+def _view_aliases(rw: Rewrite, aliases: tuple[int, ...] | None) -> tuple[int, ...] | None:
+    """Aliases among a rewrite's operands: alike views of one array, equal constants."""
+    first: dict[Any, int] = {}
+    out = []
+    for k, src in enumerate(rw.sources):
+        if src.const is not None:
+            key: Any = ("const", src.const.shape, src.const.tobytes())
+        else:
+            origin = src.operand if aliases is None else aliases[src.operand]
+            key = (origin, src.views, src.dense)
+        out.append(first.setdefault(key, k))
+    return tuple(out) if len(first) < len(out) else None
 
 
 def _plan_structured(eq: Equation, items: Sequence[Any], optimize: Any, budget: Budget,
                      cache_dir: Any = None) -> Plan:
     specs = tuple(spec_of(x) for x in items)
     kinds = tuple(kind_of(x) for x in items)
+    aliases = _aliases(items)
     if budget.progress or cache_dir is not None or isinstance(optimize, Plan):
-        return _structured_plan(eq, specs, kinds, optimize, budget, cache_dir)
-    return _structured_cached(eq, specs, kinds, _optimize_key(optimize), budget)
+        return _structured_plan(eq, specs, kinds, optimize, budget, cache_dir, aliases)
+    return _structured_cached(eq, specs, kinds, _optimize_key(optimize), budget, aliases)
 
 
 def plan(subscripts: Any, *operands_or_shapes: Any, optimize: Any = "auto",

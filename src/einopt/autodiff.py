@@ -270,9 +270,11 @@ def jvp(eq: Any, operands: Sequence[Any], tangents: dict[int, Any],
         if not 0 <= k < len(operands):
             raise SubscriptError(f"tangent for operand {k}, but the einsum has "
                                  f"{len(operands)}")
+    # Planned from shapes: the dual pass walks one plan's own steps (no shared parts).
+    shapes = [x if getattr(x, "key", None) else tuple(x.shape) for x in operands]
     if isinstance(eq, str):
-        p = _plan(eq, *operands, optimize=optimize)
+        p = _plan(eq, *shapes, optimize=optimize)
     else:
-        p = _plan(*itertools.chain.from_iterable(zip(operands, eq.inputs, strict=True)),
+        p = _plan(*itertools.chain.from_iterable(zip(shapes, eq.inputs, strict=True)),
                   list(eq.output), optimize=optimize)
     return dual_program(p, operands, tangents)

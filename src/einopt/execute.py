@@ -351,8 +351,8 @@ def dual_program(plan: Plan, operands: Sequence[Any], tangents: dict[int, Any]) 
     ``tangents`` (operand position -> tangent), on dual numbers: every step is linear
     in each argument, so a merge of ``(P, D)`` pairs is ``(f(P, P'), f(D, P') +
     f(P, D'))``, skipping absent ``D`` parts. No slicing, no native steps."""
-    if plan.tree.sliced:
-        raise ShapeError("dual evaluation runs unsliced plans only")
+    if plan.tree.sliced or plan.shared is not None:
+        raise ShapeError("dual evaluation runs unsliced plans without shared parts only")
     keys = sorted(tangents)
     if plan.structure is not None:
         from .views import dense_operands, structured_inputs

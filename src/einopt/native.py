@@ -204,7 +204,7 @@ def _match(plan: Plan, step: Step, leaf: int, other: tuple[int, ...], first: boo
 def conv_steps(plan: Plan, steps: tuple[Step, ...] | None = None) -> dict[int, ConvStep]:
     """Steps of a structured, unsliced plan that are convolutions, by step position
     (in ``steps``, by default the plan's own)."""
-    if plan.structure is None or plan.tree.sliced:
+    if plan.structure is None or plan.tree.sliced or plan.shared is not None:
         return {}
     steps = plan.steps if steps is None else steps
     n = plan.network.num_tensors

@@ -1,0 +1,160 @@
+"""einopt.torch.track: every quantity equals torch autograd / torch.func on small
+networks of every supported layer type."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+from torch.func import functional_call, grad, vmap  # noqa: E402
+
+import einopt  # noqa: E402
+import einopt.torch as et  # noqa: E402
+from einopt.nn import EinsumLayer  # noqa: E402
+
+N = 5
+
+
+def _models():
+    """Fresh models (parameters and gradients are per test) with their input shapes."""
+    return {
+        "linear": (torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Tanh(),
+                                       torch.nn.Linear(3, 2)), (N, 4)),
+        "linear-seq": (torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Flatten(),
+                                           torch.nn.Linear(6, 2)), (N, 2, 4)),
+        "conv1d": (torch.nn.Sequential(torch.nn.Conv1d(2, 3, 3, stride=2, padding=1),
+                                       torch.nn.ReLU(), torch.nn.Flatten(),
+                                       torch.nn.Linear(3 * 4, 2)), (N, 2, 7)),
+        "conv2d": (torch.nn.Sequential(torch.nn.Conv2d(4, 4, 3, padding=2, dilation=2,
+                                                       groups=2),
+                                       torch.nn.Flatten(), torch.nn.Linear(4 * 5 * 5, 2)),
+                   (N, 4, 5, 5)),
+        "conv3d": (torch.nn.Sequential(torch.nn.Conv3d(2, 2, 2, padding="same"),
+                                       torch.nn.Flatten(), torch.nn.Linear(2 * 27, 2)),
+                   (N, 2, 3, 3, 3)),
+        "einsum": (torch.nn.Sequential(EinsumLayer("nti,oi->nto", (3, 4), bias=True),
+                                       torch.nn.Flatten(), torch.nn.Linear(6, 2)), (N, 2, 4)),
+    }
+
+
+NAMES = sorted(_models())
+pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same'")
+
+
+def _setup(name, loss):
+    torch.manual_seed(0)
+    model, shape = _models()[name]
+    model = model.double()
+    x = torch.randn(shape, dtype=torch.float64)
+    if loss == "mse":
+        y = torch.randn(N, 2, dtype=torch.float64)
+        fn = F.mse_loss
+    else:
+        y = torch.randint(0, 2, (N,))
+        fn = F.cross_entropy
+    return model, x, y, fn
+
+
+@pytest.mark.parametrize("loss", ["mse", "cross_entropy"])
+@pytest.mark.parametrize("name", NAMES)
+def test_first_order_quantities(name, loss):
+    model, x, y, fn = _setup(name, loss)
+    names = ["grad", "grad_batch", "grad_norm2", "variance"]
+    with et.track(model, names) as t:
+        fn(model(x), y).backward()
+    params = {k: v.detach() for k, v in model.named_parameters()}
+
+    def loss_n(p, xn, yn):  # the n-th example's share of the mean loss
+        return fn(functional_call(model, p, (xn[None],)), yn[None]) / N
+
+    per = vmap(grad(loss_n), in_dims=(None, 0, 0))(params, x, y)
+    for key, p in model.named_parameters():
+        got, want = t[p], per[key]
+        torch.testing.assert_close(got["grad_batch"], want)
+        torch.testing.assert_close(got["grad"], p.grad)
+        torch.testing.assert_close(got["grad_norm2"], want.flatten(1).square().sum(1))
+        torch.testing.assert_close(got["variance"], want.square().sum(0))
+
+
+def _ggn(model, x, y, loss, key):
+    """The GGN block of parameter ``key``: J^T H J, and its per-example traces."""
+    params = {k: v.detach() for k, v in model.named_parameters()}
+    p0 = params[key]
+
+    def out(w):
+        q = dict(params)
+        q[key] = w
+        return functional_call(model, q, (x,))
+
+    o = out(p0)
+    jac = torch.autograd.functional.jacobian(out, p0).reshape(N, o.shape[1], -1)
+    if loss == "mse":
+        h = torch.eye(o.shape[1], dtype=o.dtype).expand(N, -1, -1) * 2 / o.numel()
+    else:
+        pr = torch.softmax(o, 1)
+        h = (torch.diag_embed(pr) - pr[:, :, None] * pr[:, None, :]) / N
+    per = torch.einsum("nop,noq,nqr->npr", jac, h, jac)
+    return per.sum(0), torch.diagonal(per, dim1=1, dim2=2).sum(1)
+
+
+@pytest.mark.parametrize("loss", ["mse", "cross_entropy"])
+@pytest.mark.parametrize("name", NAMES)
+def test_second_order_quantities(name, loss):
+    model, x, y, fn = _setup(name, loss)
+    names = ["hessian_diag", "hessian_trace", "hessian_trace_batch"]
+    with et.track(model, names, loss=loss) as t:
+        fn(model(x), y).backward()
+    for key, p in model.named_parameters():
+        ggn, per = _ggn(model, x, y, loss, key)
+        got = t[p]
+        torch.testing.assert_close(got["hessian_diag"].reshape(-1), ggn.diagonal())
+        torch.testing.assert_close(got["hessian_trace"], ggn.trace())
+        torch.testing.assert_close(got["hessian_trace_batch"], per)
+
+
+def test_last_layer_hessian_is_exact():
+    """For the last layer (linear in its weight, MSE) the GGN is the Hessian."""
+    model, x, y, fn = _setup("linear", "mse")
+    with et.track(model, ["hessian_diag", "hessian_trace"], loss="mse") as t:
+        fn(model(x), y).backward()
+    w = model[2].weight
+    params = {k: v.detach() for k, v in model.named_parameters()}
+
+    def loss_of(wl):
+        q = dict(params)
+        q["2.weight"] = wl
+        return fn(functional_call(model, q, (x,)), y)
+
+    hess = torch.autograd.functional.hessian(loss_of, w.detach()).reshape(w.numel(), -1)
+    torch.testing.assert_close(t[w]["hessian_diag"].reshape(-1), hess.diagonal())
+    torch.testing.assert_close(t[w]["hessian_trace"], hess.trace())
+
+
+def test_kfac_factors_of_a_linear_layer():
+    model, x, y, fn = _setup("linear", "mse")
+    grads = {}
+    def keep(module, grad_in, grad_out):
+        grads["g"] = grad_out[0]
+
+    model[2].register_full_backward_hook(keep)
+    with et.track(model, ["kfac"]) as t:
+        fn(model(x), y).backward()
+    a, g = t[model[2].weight]["kfac"]
+    h = torch.tanh(model[0](x))
+    torch.testing.assert_close(a, h.T @ h)
+    torch.testing.assert_close(g, grads["g"].T @ grads["g"])
+
+
+def test_errors():
+    model = torch.nn.Linear(2, 2)
+    with pytest.raises(einopt.EinsumError, match="unknown quantity"):
+        with et.track(model, ["nope"]):
+            pass
+    with pytest.raises(einopt.EinsumError, match="loss"):
+        with et.track(model, ["hessian_trace"]):
+            pass
+    with et.track(model, ["grad_norm2"]) as t:
+        model(torch.randn(3, 2)).sum().backward()
+    with pytest.raises(einopt.EinsumError, match="no tracked layer"):
+        t[torch.nn.Parameter(torch.zeros(1))]
