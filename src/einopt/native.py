@@ -151,6 +151,13 @@ def _match(plan: Plan, step: Step, leaf: int, other: tuple[int, ...], first: boo
     if len(set(ids)) != len(ids):
         return None
     spatial.sort(key=lambda e: e[1])
+    # A kernel is smaller than the data it slides over; a "kernel" that is itself a
+    # windowed input (a Gram matrix of patches) runs faster as a batched product.
+    source = math.prod(sizes[i] for i in ids if not any(i == s[2] for s in spatial)) // \
+        max(1, math.prod(sizes[s[3]] for s in spatial)) * \
+        math.prod(views[t].length for t, _, _, _ in spatial)
+    if math.prod(sizes[i] for i in other) > source:
+        return None
     g_ids = [axes[a] for a in groups]
     c_ids = [axes[a] for a in chans]
     b_ids = [axes[a] for a in batch]

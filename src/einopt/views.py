@@ -92,12 +92,17 @@ def structured_inputs(rw: Rewrite, be: Backend, operands: Sequence[Any],
     if like is None:
         like = np.zeros((), dtype=np.float64 if dtype is None else dtype)
     out = []
+    made: dict[Any, Any] = {}  # alike views of one array are one object (read once)
     for k, src in enumerate(rw.sources):
         if k in raw:
             out.append(operands[src.operand])
             continue
         if src.const is not None:
             out.append(be.constant(src.const, like))
+            continue
+        key = (id(operands[src.operand]), src.views, src.dense)
+        if key in made:
+            out.append(made[key])
             continue
         x = operands[src.operand]
         if isinstance(x, Structured):
@@ -124,6 +129,7 @@ def structured_inputs(rw: Rewrite, be: Backend, operands: Sequence[Any],
             else:
                 windowed = _windows(be, x, [v]) if _strided(v) else None
                 x = _gathered(be, x, v) if windowed is None else windowed
+        made[key] = x
         out.append(x)
     return out
 
