@@ -11,6 +11,7 @@ from .api import clear_caches as clear_caches
 from .api import einsum as einsum
 from .api import plan as plan
 from .autodiff import Derivative as Derivative
+from .autodiff import hessian_trace_einsum as hessian_trace_einsum
 from .autodiff import jacobian as jacobian
 from .autodiff import jacobian_equation as jacobian_equation
 from .autodiff import jvp as jvp
@@ -38,6 +39,8 @@ from .structured import Selector as Selector
 from .structured import conv_pattern as conv_pattern
 from .structured import delta as delta
 from .structured import one_hot as one_hot
+from .structured.switch import Switch as Switch
+from .structured.switch import switch as switch
 from .tree import ContractionTree as ContractionTree
 
 __version__ = "0.1.0"
@@ -56,6 +59,7 @@ __all__ = [
     "PathInfo",
     "Plan",
     "Selector",
+    "Switch",
     "ShapeError",
     "Step",
     "StepKind",
@@ -67,12 +71,14 @@ __all__ = [
     "conv_pattern",
     "delta",
     "einsum",
+    "hessian_trace_einsum",
     "jacobian",
     "jacobian_equation",
     "jvp",
     "jvp_equation",
     "one_hot",
     "plan",
+    "switch",
     "vjp",
     "vjp_equation",
 ]

@@ -9,6 +9,7 @@ program, so a warm call costs one dict lookup and the kernel.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -26,8 +27,9 @@ from .optimize.cse import find_twins
 from .optimize.slicing import slice_tree
 from .parse import Equation, parse, parse_sublist
 from .plan import Plan, Shared, build_plan
-from .structured.operands import Structured
+from .structured.operands import ConvPattern, Structured
 from .structured.rewrite import Rewrite, kind_of, rewrite, spec_of
+from .structured.switch import Switch, expansion, pick, signature
 from .tree import ContractionTree
 
 __all__ = ["einsum", "plan", "clear_caches", "CACHE_SIZE"]
@@ -98,10 +100,18 @@ def _aliases(items: Sequence[Any]) -> tuple[int, ...] | None:
     if len(items) > 64:
         first: dict[int, int] = {}
         aliases = tuple(first.setdefault(id(x), k) for k, x in enumerate(items))
-    else:  # identity tests, which tracers (torch.compile) follow; ids they guard on
-        aliases = tuple(next(j for j in range(k + 1) if items[j] is x)
-                        for k, x in enumerate(items))
-    return aliases if any(a != k for k, a in enumerate(aliases)) else None
+        return aliases if len(first) < len(aliases) else None
+    # Identity tests, which tracers (torch.compile) follow; ids they would guard on.
+    found = None
+    for k in range(1, len(items)):
+        x = items[k]
+        for j in range(k):
+            if items[j] is x:
+                if found is None:
+                    found = list(range(len(items)))
+                found[k] = found[j]
+                break
+    return None if found is None else tuple(found)
 
 
 def _with_shared(eq: Equation, shapes: tuple[tuple[int, ...], ...],
@@ -208,9 +218,22 @@ def _structured_plan(eq: Equation, specs: tuple[Any, ...], kinds: tuple[Any, ...
         if optimize.structure is None or optimize.structure.specs != specs:
             raise PathError("the Plan passed as optimize was made for other operands")
         return optimize
-    dense = _view_aliases(rw, aliases)
-    p = _plan_for(rw.equation, rw.shapes, None, None, optimize, budget, cache_dir, dense)
+    p = _plan_for(rw.equation, rw.shapes, None, None, optimize, budget, cache_dir,
+                  _view_aliases(rw, aliases))
+    if any(isinstance(k, ConvPattern) for k in kinds) and not isinstance(optimize, tuple):
+        # Patterns kept dense: the data may meet each other first (small grids).
+        alt = rewrite(eq, specs, kinds, substitute=False)
+        if all(math.prod(s) <= _DENSE_PATTERN for s, src in zip(alt.shapes, alt.sources,
+                                                                  strict=True) if src.dense):
+            q = _plan_for(alt.equation, alt.shapes, None, None, optimize, budget, cache_dir,
+                          _view_aliases(alt, aliases))
+            if q.flops < p.flops:
+                p, rw = q, alt
     return dataclasses.replace(p, structure=rw, _programs={})
+
+
+#: most entries of a pattern kept dense as the alternative to substituting it
+_DENSE_PATTERN = 1 << 16
 
 
 def _view_aliases(rw: Rewrite, aliases: tuple[int, ...] | None) -> tuple[int, ...] | None:
@@ -330,6 +353,8 @@ def einsum(subscripts: Any, *operands: Any, optimize: Any = "auto", out: Any = N
 def _einsum(subscripts: Any, operands: Sequence[Any], optimize: Any, out: Any, dtype: Any,
             memory_limit: Any, casting: Any, executor: Any) -> Any:
     eq, items = _equation(subscripts, operands)
+    if any(isinstance(x, Switch) for x in items):
+        return _einsum_switches(eq, items, optimize, out, dtype, memory_limit)
     if any(isinstance(x, Structured) for x in items):
         return _einsum_structured(eq, items, optimize, out, dtype, memory_limit, casting,
                                   executor)
@@ -394,3 +419,43 @@ def _einsum_structured(eq: Equation, items: Sequence[Any], optimize: Any, out: A
     if not result.shape and isinstance(result, np.ndarray):
         return result[()]
     return result
+
+
+def _einsum_switches(eq: Equation, items: Sequence[Any], optimize: Any, out: Any, dtype: Any,
+                     memory_limit: Any) -> Any:
+    """An einsum with product-rule switches: the sum of its expansion's einsums."""
+    total = None
+    sig = tuple(signature(x) if isinstance(x, Switch) else None for x in items)
+    for term_eq, picks, factor in expansion(eq, sig):
+        ops = [pick(items, p) for p in picks]
+        text = _letters(term_eq)
+        if text is not None:  # the cached text path
+            part = einsum(text, *ops, optimize=optimize, dtype=dtype,
+                          memory_limit=memory_limit)
+        else:
+            args: list[Any] = []
+            for op, labels in zip(ops, term_eq.inputs, strict=True):
+                args += [op, list(labels)]
+            part = einsum(*args, list(term_eq.output), optimize=optimize, dtype=dtype,
+                          memory_limit=memory_limit)
+        if factor != 1:
+            part = part * factor
+        total = part if total is None else total + part
+    if out is not None:
+        out[...] = total
+        return out
+    return total
+
+
+_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def _letters(eq: Equation) -> str | None:
+    """``eq`` as numpy text with one letter per label (None past 52 labels)."""
+    labels = list(dict.fromkeys(lab for t in (*eq.inputs, eq.output) for lab in t))
+    if len(labels) > len(_LETTERS):
+        return None
+    name = dict(zip(labels, _LETTERS, strict=False))
+    return ",".join("".join(name[lab] for lab in t) for t in eq.inputs) + "->" + \
+        "".join(name[lab] for lab in eq.output)

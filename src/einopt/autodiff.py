@@ -35,7 +35,7 @@ from .parse import Equation, Label, format_equation
 from .structured import delta
 
 __all__ = ["Derivative", "vjp_equation", "jvp_equation", "jacobian_equation", "vjp", "jvp",
-           "jacobian", "COTANGENT", "TANGENT"]
+           "jacobian", "hessian_trace_einsum", "COTANGENT", "TANGENT"]
 
 #: operand reference: the output cotangent (in a VJP)
 COTANGENT = "cotangent"
@@ -278,3 +278,39 @@ def jvp(eq: Any, operands: Sequence[Any], tangents: dict[int, Any],
         p = _plan(*itertools.chain.from_iterable(zip(shapes, eq.inputs, strict=True)),
                   list(eq.output), optimize=optimize)
     return dual_program(p, operands, tangents)
+
+
+def hessian_trace_einsum(x: Any, weights: Sequence[Any]) -> Any:
+    """``sum_k ||d f / d W_k||^2`` summed over the batch, for the deep linear network
+    ``f = x W_1 ... W_m``: the trace of the Gauss-Newton matrix of the squared loss
+    (its Hessian, for a network linear in each weight) up to the loss's scale.
+
+    Written as the talk's one einsum with an extra index ``i`` over the layers: the
+    network times its copy, ``x[n,p0] x[n,p0'] prod_k h_k(i)``, where layer ``k``'s
+    switch ``h_k`` is ``W_k[p,q] W_k[p',q']`` away from ``i == k`` and ``delta(p,p')
+    delta(q,q')`` (the parameter's own entry, in both copies) at it. The planner sees
+    each copy's products as the same arrays twice and forms each once.
+    """
+    eq, ops = _trace_arguments(x, weights)
+    return _einsum(*itertools.chain.from_iterable(
+        (op, list(t)) for op, t in zip(ops, eq.inputs, strict=True)), [])
+
+
+def _trace_arguments(x: Any, weights: Sequence[Any]) -> tuple[Equation, list[Any]]:
+    """The equation and operands of :func:`hessian_trace_einsum`'s einsum."""
+    from .structured.switch import switch
+
+    m = len(weights)
+    inputs: list[tuple[Label, ...]] = [("n", "p0"), ("n", "p0'")]
+    ops: list[Any] = [x, x]
+    for k, w in enumerate(weights):
+        a, b = f"p{k}", f"p{k + 1}"
+        a2 = f"{a}'"
+        b2 = f"{b}'" if k < m - 1 else b  # the outputs are shared by the two copies
+        rows, cols = int(w.shape[0]), int(w.shape[1])
+        own = [a, b, a2] + ([b2] if b2 != b else [])
+        ops.append(switch(own, primal=[(w, [a, b]), (w, [a2, b2])],
+                          derivative=[(delta(rows, 2), [a, a2]), (delta(cols, 2), [b, b2])],
+                          at=k, size=m))
+        inputs.append((*own, "i"))
+    return Equation(tuple(inputs), ()), ops

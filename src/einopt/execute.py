@@ -110,6 +110,10 @@ def _pair(step: Step, be: Backend) -> Callable[[Any, Any], Any]:
         assert shapes[0] is not None and shapes[1] is not None
         shapes = (shapes[0][::2], shapes[1][:2])
         kernel = be.batched_dot(*shapes[0])
+        if (step.subscripts is not None and step.perms == (None, None)
+                and len(step.indices) == 1
+                and all(len(t) == 2 for t in step.subscripts.split("->")[0].split(","))):
+            return kernel  # already (B, C) each, and the result is (B,): no reshapes
     elif step.wide:
         kernel = be.wide_matmul
     else:

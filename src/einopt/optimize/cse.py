@@ -19,8 +19,8 @@ from ..parse import Equation, Label
 
 __all__ = ["Twins", "find_twins", "MAX_PAIRS"]
 
-#: at most this many operand pairs are oriented exhaustively (2**(pairs-1) splits)
-MAX_PAIRS = 10
+#: at most this many operand pairs are tried exhaustively (3**pairs splits)
+MAX_PAIRS = 7
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,13 +66,20 @@ def find_twins(inputs: Sequence[Sequence[Label]], output: Sequence[Label],
     pairs = [tuple(v) for v in classes.values() if len(v) == 2]
     if not pairs or len(pairs) > MAX_PAIRS:
         return []
-    rest = tuple(sorted(k for v in classes.values() if len(v) != 2 for k in v))
+    single = tuple(k for v in classes.values() if len(v) != 2 for k in v)
     found = []
-    for flips in itertools.product((False, True), repeat=len(pairs) - 1):
-        oriented = [pairs[0]] + [(b, a) if f else (a, b)
-                                 for (a, b), f in zip(pairs[1:], flips, strict=True)]
-        first = tuple(a for a, _ in oriented)
-        second = tuple(b for _, b in oriented)
+    # Each pair is split one way or the other between the copies, or left whole to the
+    # outer einsum (an operand that is the same in both copies, such as a shared input).
+    for choice in itertools.product((0, 1, 2), repeat=len(pairs)):
+        kept = [c for c in choice if c != 2]
+        if not kept or kept[0] == 1:
+            continue  # the first split pair keeps its order: each split is seen once
+        split = [(a, b) if c == 0 else (b, a) for (a, b), c in zip(pairs, choice, strict=True)
+                 if c != 2]
+        rest = tuple(sorted(single + tuple(k for p, c in zip(pairs, choice, strict=True)
+                                           if c == 2 for k in p)))
+        first = tuple(a for a, _ in split)
+        second = tuple(b for _, b in split)
         phi = _rename([inputs[k] for k in first], [inputs[k] for k in second])
         if phi is None:
             continue

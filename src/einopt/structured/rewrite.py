@@ -94,6 +94,7 @@ class Rewrite:
             may repeat: that output is the result embedded on its diagonal).
         nops: number of operands of the original call.
         specs: per call operand, its shape or structured key (what the rewrite is for).
+        substituted: whether patterns were substituted (else kept dense).
     """
 
     equation: Equation
@@ -102,6 +103,7 @@ class Rewrite:
     output: tuple[Label, ...]
     nops: int
     specs: tuple[Any, ...] = ()
+    substituted: bool = True
 
     @property
     def embeds(self) -> bool:
@@ -298,8 +300,14 @@ def _check_sizes(terms: list[_Term]) -> None:
 
 
 @lru_cache(maxsize=1024)
-def rewrite(eq: Equation, specs: tuple[Any, ...], kinds: tuple[Any, ...]) -> Rewrite:
+def rewrite(eq: Equation, specs: tuple[Any, ...], kinds: tuple[Any, ...],
+            substitute: bool = True) -> Rewrite:
     """Rewrite ``eq`` so that no structured operand is left.
+
+    With ``substitute=False`` convolution patterns are kept as small dense operands
+    instead (deltas still merge, a pattern's own indices are still summed): the
+    planner prices both forms and keeps the cheaper, since on small grids contracting
+    the data first and the dense pattern after can win (Gram matrices of inputs).
 
     Args:
         eq: the parsed einsum.
@@ -333,7 +341,7 @@ def rewrite(eq: Equation, specs: tuple[Any, ...], kinds: tuple[Any, ...]) -> Rew
         if isinstance(t.kind, ConvPattern):
             if _reduce_own(t, terms, output):
                 continue
-            if not _substitute_pattern(t, terms, output):
+            if not substitute or not _substitute_pattern(t, terms, output):
                 _materialize(t)
         elif t.kind is not None:  # a selector
             if not _substitute_selector(t, t.source.operand, terms, output):
@@ -345,6 +353,7 @@ def rewrite(eq: Equation, specs: tuple[Any, ...], kinds: tuple[Any, ...]) -> Rew
         output=tuple(final_output),
         nops=eq.nops,
         specs=tuple(specs),
+        substituted=substitute,
     )
 
 
