@@ -77,13 +77,15 @@ def layer_einsum(module: torch.nn.Module, x: torch.Tensor
     return None
 
 
-def _bias_layer(y: torch.Tensor, channel_axis: int) -> tuple[LayerEinsum, list[Any]]:
-    """``y[n, ..., o, ...] = 1[n, ...] b[o]``: the bias as an einsum layer."""
-    labels = [f"d{k}" for k in range(y.dim())]
+def _bias_layer(like: torch.Tensor, shape: tuple[int, ...], channel_axis: int
+                ) -> tuple[LayerEinsum, list[Any]]:
+    """``y[n, ..., o, ...] = 1[n, ...] b[o]``: the bias as an einsum layer (``y`` of
+    ``shape``; ``like`` gives dtype and device)."""
+    labels = [f"d{k}" for k in range(len(shape))]
     labels[0] = "n"
     others = [lab for k, lab in enumerate(labels) if k != channel_axis]
-    ones = torch.ones([y.shape[k] for k in range(y.dim()) if k != channel_axis],
-                      dtype=y.dtype, device=y.device)
+    ones = torch.ones([shape[k] for k in range(len(shape)) if k != channel_axis],
+                      dtype=like.dtype, device=like.device)
     layer = LayerEinsum((tuple(others), (labels[channel_axis],)), tuple(labels), 0, 1)
     return layer, [ones, None]
 
@@ -94,7 +96,8 @@ class _Record:
     def __init__(self, module: torch.nn.Module, layer: LayerEinsum, operands: list[Any],
                  w_shape: tuple[int, ...], y: torch.Tensor) -> None:
         self.module, self.layer, self.operands, self.w_shape = module, layer, operands, w_shape
-        self.y = y
+        self.y: torch.Tensor | None = y  # dropped when the block ends (it holds the graph)
+        self.y_shape = tuple(y.shape)
         self.g: torch.Tensor | None = None
         self.s: torch.Tensor | None = None
 
@@ -128,9 +131,13 @@ class Tracker:
             self._handles.append(self.model.register_forward_hook(self._model_output))
 
     def _detach(self) -> None:
+        """Remove every hook and let go of the outputs (and so of the graph)."""
         for h in self._handles:
             h.remove()
         self._handles.clear()
+        self._output = None
+        for r in self.records:
+            r.y = None
 
     def _forward(self, module: torch.nn.Module, inputs: tuple[Any, ...], y: Any) -> None:
         x = inputs[0]
@@ -145,12 +152,12 @@ class Tracker:
             if not self._propagating:  # not the batched pass of the Hessian factor
                 rec.g = g.detach()
 
-        y.register_hook(keep)
+        self._handles.append(y.register_hook(keep))
 
     def _model_output(self, module: torch.nn.Module, inputs: Any, out: Any) -> None:
         if isinstance(out, torch.Tensor) and out.requires_grad:
             self._output = out
-            out.register_hook(self._second_order)
+            self._handles.append(out.register_hook(self._second_order))
 
     def _second_order(self, grad: torch.Tensor) -> None:
         """While backward runs: backpropagate the loss Hessian factor to every layer."""
@@ -159,14 +166,15 @@ class Tracker:
         out = self._output
         assert out is not None
         s_out = _loss_factor(out.detach(), self.loss, self.reduction)  # (C, *out.shape)
-        ys = [r.y for r in self.records]
+        live = [r for r in self.records if r.y is not None]
+        ys = [r.y for r in live if r.y is not None]
         self._propagating = True
         try:
             cols = torch.autograd.grad(out, ys, grad_outputs=s_out, is_grads_batched=True,
                                        retain_graph=True, allow_unused=True)
         finally:
             self._propagating = False
-        for r, c in zip(self.records, cols, strict=True):
+        for r, c in zip(live, cols, strict=True):
             r.s = None if c is None else c.movedim(0, -1).detach()
 
     # Results.
@@ -190,8 +198,8 @@ class Tracker:
         bias = getattr(module, "bias", None)
         if isinstance(bias, torch.nn.Parameter):
             # Convolutions: channels second; Linear and einsum layers: last.
-            axis = 1 if isinstance(module, _CONVS) else rec.y.dim() - 1
-            layer, ops = _bias_layer(rec.y, axis)
+            axis = 1 if isinstance(module, _CONVS) else len(rec.y_shape) - 1
+            layer, ops = _bias_layer(bias, rec.y_shape, axis)
             ops[1] = bias
             params.append((bias, layer, ops, tuple(bias.shape)))
         for p, layer, ops, shape in params:
