@@ -291,6 +291,10 @@ def plan(subscripts: Any, *operands_or_shapes: Any, optimize: Any = "auto",
         [(0, 1), (0, 1), (0, 1)]
     """
     eq, items = _equation(subscripts, operands_or_shapes)
+    if any(isinstance(x, Switch) for x in items):
+        raise PathError("an einsum with switches is a sum of einsums (one per value of the "
+                        "extra index): evaluate it with einopt.einsum, or plan the terms of "
+                        "einopt.structured.switch.expand")
     aliases = _aliases(items) if all(hasattr(x, "shape") for x in items) else None
     if any(isinstance(x, Structured) for x in items):
         budget = _budget(minimize, max_time, seed, memory_limit, progress)

@@ -161,7 +161,7 @@ def quantity(name: str, layer: LayerEinsum, operands: Sequence[Any], g: Any = No
     if name == "kfac":
         if g is None:
             raise EinsumError("kfac needs the output gradient g")
-        x_side = [k for k in pos]
+        x_side = pos  # every operand but W and the cotangent
         shared = set(y)  # indices the two sides share: batch and positions
         in_labels = [lab for lab in w_labels if any(lab in layer.inputs[k] for k in x_side)]
         out_labels = [lab for lab in w_labels if lab in y]

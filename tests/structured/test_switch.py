@@ -61,6 +61,8 @@ def test_switch_checks():
                at=0, size=2)
     with pytest.raises(einopt.SubscriptError, match="summed"):
         einopt.einsum(h, ["a", "b", "i"], ["i"])
+    with pytest.raises(einopt.PathError, match="sum of einsums"):
+        einopt.plan(h, ["a", "b", "i"], [])
 
 
 def test_dense_patterns_when_cheaper():
