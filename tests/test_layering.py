@@ -29,7 +29,7 @@ def test_stage_imports_nothing_downstream(k):
     stage = STAGES[k]
     later = STAGES[k + 1 :] + ["einopt.compat", "einopt.codegen", "einopt.report", "einopt.persist",
                                "einopt.nn", "einopt.autodiff", "einopt.quantities",
-                               "einopt.torch"]
+                               "einopt.torch", "einopt.graphs", "einopt.viz", "einopt.cli"]
     code = (
         # Import the stage without running the package's __init__ (which loads them all).
         "import importlib.util, sys, types\n"

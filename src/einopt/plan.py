@@ -235,11 +235,29 @@ class Plan:
 
         return plan_from_json(text)
 
-    def code(self, backend: str = "numpy") -> str:
-        """Python source of a function that evaluates this plan with plain ``backend`` calls."""
+    def _repr_svg_(self) -> str | None:
+        """The contraction tree, for Jupyter (None without matplotlib and networkx)."""
+        try:
+            from .viz import draw_tree, svg
+
+            return svg(draw_tree(self))
+        except ImportError:
+            return None
+
+    def explain(self, names: Sequence[str] | None = None, backend: str = "numpy") -> str:
+        """The plan in words: its formula in index notation (``Σ_i B[n,i]² · Σ_j
+        A[n,j]²``), each step's share of the flops, the speedup over the naive loop,
+        and the code."""
+        from .report import plan_explain
+
+        return plan_explain(self, names, backend)
+
+    def code(self, backend: str = "numpy", names: Sequence[str] | None = None) -> str:
+        """Python source of a function that evaluates this plan with plain ``backend``
+        calls (``"numpy"`` or ``"torch"``); ``names`` name its arguments."""
         from .codegen import plan_source
 
-        return plan_source(self, backend)
+        return plan_source(self, backend, names)
 
 
 def _sizes_of(ids: Sequence[int], sizes: Sequence[int]) -> tuple[int, ...]:

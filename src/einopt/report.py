@@ -1,16 +1,19 @@
-"""Readable text of a Plan: the step table that ``str(plan)`` prints."""
+"""Readable text of a Plan: the step table that ``str(plan)`` prints, the plan as a
+formula in index notation, and ``Plan.explain()``."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from .network import label_text
+from .network import bits, label_text
+from .tree import tree_cost
 
 if TYPE_CHECKING:
     from .plan import Plan, Step
 
-__all__ = ["plan_table"]
+__all__ = ["plan_table", "plan_formula", "plan_explain"]
 
 
 def _indices(ids: tuple[int, ...], plan: Plan) -> str:
@@ -71,4 +74,50 @@ def plan_table(plan: Plan) -> str:
         ops = ", ".join(f"op{k}" for k in sh.first)
         lines += ["", f"op0 = op1: computed once from the call's {ops} "
                       f"({_fmt(sh.inner.flops)} flops):", plan_table(sh.inner)]
+    return "\n".join(lines)
+
+
+def _label(i: int, plan: Plan) -> str:
+    return label_text(plan.network.labels[i])
+
+
+def plan_formula(plan: Plan, names: Sequence[str] | None = None) -> str:
+    """The plan as a formula in index notation: each step a product, with a sum over the
+    indices it contracts (``Σ_i B[n,i]² · Σ_j A[n,j]²``)."""
+    n = plan.network.num_tensors
+    args = list(names) if names is not None else [f"op{k}" for k in range(n)]
+    text: dict[int, str] = {}
+    atoms: dict[int, str] = {}
+    for k in range(n):
+        labels = ",".join(_label(i, plan) for i in plan.network.raw[k])
+        text[k] = atoms[k] = f"{args[k]}[{labels}]" if labels else args[k]
+    masks = tree_cost(plan.network, plan.tree).node_masks
+    for k, (x, y) in enumerate(plan.tree.merges):
+        z = n + k
+        summed = bits((masks[x] | masks[y]) & ~masks[z])
+        if x in atoms and y in atoms and atoms[x] == atoms[y]:
+            body = f"{atoms[x]}²"
+        else:
+            body = f"{_wrap(text[x])} · {_wrap(text[y])}"
+        sigma = "Σ_" + ",".join(_label(i, plan) for i in summed) + " " if summed else ""
+        text[z] = f"{sigma}{body}"
+    return text[n + len(plan.tree.merges) - 1] if plan.tree.merges else text[0]
+
+
+def _wrap(s: str) -> str:
+    return f"({s})" if s.startswith("Σ") and " · " in s else s
+
+
+def plan_explain(plan: Plan, names: Sequence[str] | None = None,
+                 backend: str = "numpy") -> str:
+    """What the plan does: the formula, each step's cost, the speedup, and the code."""
+    from .codegen import plan_source
+
+    lines = [f"{plan.equation}", f"  = {plan_formula(plan, names)}", ""]
+    total = max(plan.flops, 1)
+    for k, step in enumerate(s for s in plan.steps if s.kind.value != "prep"):
+        lines.append(f"  step {k}: {step.kind.value:<8} {_fmt(step.flops):>9} flops "
+                     f"({100 * step.flops / total:.0f}%)")
+    lines += ["", f"flops: {_fmt(plan.flops)}, naive loop: {_fmt(plan.naive_flops)}, "
+                  f"speedup: {plan.speedup:.0f}x", "", plan_source(plan, backend, names)]
     return "\n".join(lines)

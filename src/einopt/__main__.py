@@ -1,0 +1,7 @@
+"""``python -m einopt``: the same as the ``einopt`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
