@@ -1,6 +1,10 @@
 """Docstring examples run as doctests."""
 
 import doctest
+import os
+import pathlib
+import subprocess
+import sys
 
 import pytest
 
@@ -17,3 +21,16 @@ MODULES = [einopt.api, einopt.autodiff, einopt.compat, einopt.structured.operand
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0 and result.attempted > 0
+
+
+def test_docs_site_builds(tmp_path):
+    """The mkdocs site (tutorial, optimizer pages, API reference from docstrings) builds
+    with no warnings."""
+    pytest.importorskip("mkdocs")
+    pytest.importorskip("mkdocstrings")
+    root = pathlib.Path(__file__).parent.parent
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d",
+                    str(tmp_path / "site")], cwd=root, check=True, capture_output=True,
+                   env=env)
+    assert (tmp_path / "site" / "index.html").exists()

@@ -12,6 +12,7 @@ import math
 from typing import Any
 
 from .graphs import factor_graph, index_graph
+from .network import label_text
 
 __all__ = ["draw_factor_graph", "draw_index_graph", "draw_tree", "save", "svg"]
 
@@ -128,10 +129,11 @@ def draw_tree(plan: Any) -> Any:
     ax.scatter([x_of[v] for v in order], [0] * len(order), marker="s", color=_TENSOR, zorder=2)
     if n <= 40:
         for v in order:
-            ax.annotate(f"op{v}", (x_of[v], 0), textcoords="offset points", xytext=(0, -14),
-                        ha="center", fontsize=8)
+            labels = "".join(label_text(net.labels[i]) for i in net.raw[v])
+            ax.annotate(f"op{v}[{labels}]", (x_of[v], 0), textcoords="offset points",
+                        xytext=(0, -14), ha="center", fontsize=8)
     ax.set_title(f"contraction tree: {plan.flops:.3g} flops, {plan.speedup:.3g}x fewer "
-                 "than naive (node size: share of flops)")
+                 "than naive\n(merge size and colour: its share of the flops)")
     return fig
 
 

@@ -183,9 +183,10 @@ def conv_pattern(input_size: int, kernel_size: int, stride: int = 1,
     Args:
         input_size: input positions ``I``.
         kernel_size: kernel taps ``K``.
-        stride, dilation: as in ``torch.nn.functional.conv1d``.
+        stride: step between outputs, as in ``torch.nn.functional.conv1d``.
         padding: zeros on each side (an int), ``(left, right)``, ``"valid"`` (0) or
             ``"same"`` (output size ``ceil(I / stride)``, the extra zero on the right).
+        dilation: step between taps.
         output_size: output positions; by default as many as fit.
 
     Example:
