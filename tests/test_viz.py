@@ -60,3 +60,10 @@ def test_drawings_of_a_100_tensor_network(tmp_path):
 def test_svg_text():
     fig = viz.draw_tree(einopt.plan("ij,jk->ik", (2, 3), (3, 4)))
     assert viz.svg(fig).lstrip().startswith("<?xml")
+
+
+def test_jupyter_reprs():
+    g = graphs.factor_graph("ij,jk->ik", (2, 3), (3, 4))
+    assert g._repr_svg_().lstrip().startswith("<?xml")
+    assert graphs.index_graph("ij,jk->ik", (2, 3), (3, 4))._repr_svg_().lstrip().startswith("<?xml")
+    assert einopt.plan("ij,jk->ik", (2, 3), (3, 4))._repr_svg_().lstrip().startswith("<?xml")

@@ -19,6 +19,23 @@ from .network import build_network, label_text
 __all__ = ["factor_graph", "index_graph"]
 
 
+def _graph() -> Any:
+    """An empty ``networkx.Graph`` that Jupyter shows as its drawing."""
+    import networkx as nx
+
+    class EinsumGraph(nx.Graph):  # type: ignore[misc]
+        """A networkx graph of an einsum; Jupyter displays its drawing."""
+
+        def _repr_svg_(self) -> str | None:
+            try:
+                from .viz import draw_graph, svg
+            except ImportError:
+                return None
+            return svg(draw_graph(self))
+
+    return EinsumGraph()
+
+
 def _network(subscripts: Any, operands_or_shapes: tuple[Any, ...]) -> Any:
     eq, items = _equation(subscripts, operands_or_shapes)
     shapes = [_shape_of(x, k) for k, x in enumerate(items)]
@@ -32,10 +49,9 @@ def factor_graph(subscripts: str, *operands_or_shapes: Any) -> Any:
     ``indices``) and ``("index", name)`` (``kind="index"``, ``size``, ``output``).
     Edges join each tensor to its indices (``count``: how often it holds the index).
     """
-    import networkx as nx
-
     net = _network(subscripts, operands_or_shapes)
-    g = nx.Graph()
+    g = _graph()
+    g.graph["kind"] = "factor"
     out = set(net.output)
     for i, lab in enumerate(net.labels):
         g.add_node(("index", label_text(lab)), kind="index", size=net.sizes[i], output=i in out)
@@ -56,10 +72,9 @@ def index_graph(subscripts: str, *operands_or_shapes: Any) -> Any:
     """The index graph of an einsum (a ``networkx.Graph``): a node per index (``size``,
     ``output``), an edge between two indices some tensor holds together (``weight``:
     how many tensors do)."""
-    import networkx as nx
-
     net = _network(subscripts, operands_or_shapes)
-    g = nx.Graph()
+    g = _graph()
+    g.graph["kind"] = "index"
     out = set(net.output)
     for i, lab in enumerate(net.labels):
         g.add_node(label_text(lab), size=net.sizes[i], output=i in out)

@@ -14,7 +14,8 @@ from typing import Any
 from .graphs import factor_graph, index_graph
 from .network import label_text
 
-__all__ = ["draw_factor_graph", "draw_index_graph", "draw_tree", "save", "svg"]
+__all__ = ["draw_factor_graph", "draw_index_graph", "draw_graph", "draw_tree", "save",
+           "svg"]
 
 _TENSOR, _INDEX, _OUTPUT = "#4c72b0", "#dd8452", "#c44e52"
 
@@ -43,9 +44,12 @@ def draw_factor_graph(subscripts: str, *operands_or_shapes: Any) -> Any:
     """The factor graph: tensors as squares, indices as circles (output indices red,
     area growing with the log of the size); an index joining 3+ tensors is a
     hyperedge."""
+    return _draw_factor(factor_graph(subscripts, *operands_or_shapes))
+
+
+def _draw_factor(g: Any) -> Any:
     import networkx as nx
 
-    g = factor_graph(subscripts, *operands_or_shapes)
     fig, ax = _figure(g.number_of_nodes())
     pos = _layout(g)
     scale = max(0.25, min(1.0, 40 / max(1, g.number_of_nodes())))
@@ -67,9 +71,12 @@ def draw_factor_graph(subscripts: str, *operands_or_shapes: Any) -> Any:
 def draw_index_graph(subscripts: str, *operands_or_shapes: Any) -> Any:
     """The index graph: indices adjacent when a tensor holds both (edge width grows
     with the number of such tensors); output indices red."""
+    return _draw_index(index_graph(subscripts, *operands_or_shapes))
+
+
+def _draw_index(g: Any) -> Any:
     import networkx as nx
 
-    g = index_graph(subscripts, *operands_or_shapes)
     fig, ax = _figure(g.number_of_nodes())
     pos = _layout(g)
     widths = [1 + g.edges[e]["weight"] for e in g.edges]
@@ -80,6 +87,11 @@ def draw_index_graph(subscripts: str, *operands_or_shapes: Any) -> Any:
         nx.draw_networkx_labels(g, pos, font_size=9, ax=ax)
     ax.set_title(f"index graph: {g.number_of_nodes()} indices")
     return fig
+
+
+def draw_graph(g: Any) -> Any:
+    """The drawing of a graph from :mod:`einopt.graphs` (factor or index graph)."""
+    return _draw_factor(g) if g.graph.get("kind") == "factor" else _draw_index(g)
 
 
 def draw_tree(plan: Any) -> Any:
