@@ -9,6 +9,7 @@ program, so a warm call costs one dict lookup and the kernel.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import os
 from collections import OrderedDict
@@ -29,7 +30,7 @@ from .parse import Equation, parse, parse_sublist
 from .plan import Plan, Shared, build_plan
 from .structured.operands import ConvPattern, Structured
 from .structured.rewrite import Rewrite, kind_of, rewrite, spec_of
-from .structured.switch import Switch, expansion, pick, signature
+from .structured.switch import Memo, Switch, expansion, pick, reuse, signature
 from .tree import ContractionTree
 
 __all__ = ["einsum", "plan", "clear_caches", "CACHE_SIZE"]
@@ -425,33 +426,123 @@ def _einsum_structured(eq: Equation, items: Sequence[Any], optimize: Any, out: A
     return result
 
 
+def _leaves(items: Sequence[Any]) -> list[Any]:
+    """The arrays an einsum with switches reads: its plain operands, then each switch's
+    primal and derivative factors."""
+    out: list[Any] = []
+    for x in items:
+        if isinstance(x, Switch):
+            out += [f for f, _ in x.primal] + [f for f, _ in x.derivative]
+        else:
+            out.append(x)
+    return out
+
+
 def _einsum_switches(eq: Equation, items: Sequence[Any], optimize: Any, out: Any, dtype: Any,
                      memory_limit: Any) -> Any:
-    """An einsum with product-rule switches: the sum of its expansion's einsums."""
-    total = None
+    """An einsum with product-rule switches: the sum of its expansion's einsums. Each
+    term's repeated half (CSE) is remembered, and later terms that repeat it reuse it,
+    so a chain's prefix products are formed once across the terms. The schedule this
+    makes is recorded and replayed on later calls of the same structure."""
     sig = tuple(signature(x) if isinstance(x, Switch) else None for x in items)
-    for term_eq, picks, factor in expansion(eq, sig):
-        ops = [pick(items, p) for p in picks]
-        text = _letters(term_eq)
-        if text is not None:  # the cached text path
-            part = einsum(text, *ops, optimize=optimize, dtype=dtype,
-                          memory_limit=memory_limit)
-        else:
-            args: list[Any] = []
-            for op, labels in zip(ops, term_eq.inputs, strict=True):
-                args += [op, list(labels)]
-            part = einsum(*args, list(term_eq.output), optimize=optimize, dtype=dtype,
-                          memory_limit=memory_limit)
-        if factor != 1:
-            part = part * factor
-        total = part if total is None else total + part
+    leaves = _leaves(items)
+    key = None
+    if dtype is None and memory_limit is None and not isinstance(optimize, Plan):
+        try:
+            key = (eq, sig, optimize, _aliases(leaves),
+                   *[(x.__class__, tuple(x.shape), x.dtype) for x in leaves])
+            hash(key)
+        except (AttributeError, TypeError):
+            key = None
+    if key is not None and key in _SWITCH_RUNS:
+        total = _SWITCH_RUNS[key](leaves)
+    else:
+        total, schedule = _switch_terms(eq, items, sig, leaves, optimize, dtype, memory_limit)
+        if key is not None and schedule is not None:
+            _SWITCH_RUNS[key] = schedule
+            if len(_SWITCH_RUNS) > CACHE_SIZE:
+                _SWITCH_RUNS.popitem(last=False)
     if out is not None:
         out[...] = total
         return out
     return total
 
 
+_SWITCH_RUNS: OrderedDict[Any, Any] = OrderedDict()
+
+
+def _switch_terms(eq: Equation, items: Sequence[Any], sig: tuple[Any, ...],
+                  leaves: list[Any], optimize: Any, dtype: Any, memory_limit: Any
+                  ) -> tuple[Any, Any]:
+    """Sum the expansion's terms, and a replayable schedule of what ran (None when a
+    term took the general path)."""
+    from .execute import compile_program
+
+    total = None
+    memo: list[Memo] = []
+    steps: list[Any] = []
+    where = {id(x): k for k, x in reversed(list(enumerate(leaves)))}
+    for term_eq, picks, factor in expansion(eq, sig):
+        inputs, ops = reuse(term_eq.inputs, term_eq.output, [pick(items, p) for p in picks],
+                            memo)
+        sub = Equation(tuple(inputs), term_eq.output)
+        text = _letters(sub)
+        args: list[Any] = [text, *ops] if text is not None else [
+            *itertools.chain.from_iterable((op, list(t)) for op, t in zip(ops, inputs,
+                                                                           strict=True)),
+            list(sub.output)]
+        p = plan(*args, optimize=optimize, memory_limit=memory_limit)
+        sh = p.shared
+        if sh is None or p.structure is not None or dtype is not None:
+            part = einsum(*args, optimize=optimize, dtype=dtype, memory_limit=memory_limit)
+            steps = None  # type: ignore[assignment]
+        else:  # run the repeated half once, remember it, and finish with the outer plan
+            be = backend_for(ops)
+            inner = program_for(sh.inner, be)
+            r = inner(*be.prepare([ops[k] for k in sh.first]))
+            back = _unletters(sub)  # the plan speaks letters; the memo, the labels
+            memo.append(Memo(tuple(ops[k] for k in sh.first),
+                             tuple(inputs[k] for k in sh.first),
+                             tuple(back.get(lab, lab) for lab in sh.inner.equation.output), r))
+            outer = p._programs.get(("outer", be.name))
+            if outer is None:
+                outer = p._programs[("outer", be.name)] = compile_program(p, be)
+            part = outer(r, r, *be.prepare([ops[k] for k in sh.rest]))
+            if steps is not None:
+                results = {id(m.result): j for j, m in enumerate(memo)}
+                src = [("memo", results[id(x)]) if id(x) in results else ("leaf", where[id(x)])
+                       for x in ops]
+                steps.append((src, sh.first, sh.rest, inner, outer, factor))
+        if factor != 1:
+            part = part * factor
+        total = part if total is None else total + part
+    if not steps:
+        return total, None
+
+    def replay(values: list[Any]) -> Any:
+        done: list[Any] = []
+        acc = None
+        for src, first, rest, inner, outer, factor in steps:
+            ops = [values[k] if kind == "leaf" else done[k] for kind, k in src]
+            r = inner(*[ops[k] for k in first])
+            done.append(r)
+            part = outer(r, r, *[ops[k] for k in rest])
+            if factor != 1:
+                part = part * factor
+            acc = part if acc is None else acc + part
+        return acc
+
+    return total, replay
+
+
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def _unletters(eq: Equation) -> dict[Any, Any]:
+    """The labels behind :func:`_letters`' letters."""
+    labels = list(dict.fromkeys(lab for t in (*eq.inputs, eq.output) for lab in t))
+    return dict(zip(_LETTERS, labels, strict=False)) if len(labels) <= len(_LETTERS) else {}
 
 
 @lru_cache(maxsize=CACHE_SIZE)

@@ -77,3 +77,22 @@ def test_dense_patterns_when_cheaper():
     big = np.zeros((32, 64, 32, 32), np.float32)
     q = einopt.conv_pattern(32, 3, padding=1)
     assert einopt.plan(eq, big, q, q, big, big, q, q, big).structure.substituted
+
+
+def test_expansion_reuses_products_across_terms(monkeypatch):
+    """The three terms of a 3-layer trace share their products: W2 W3, x W1 and
+    (x W1) W2 are each formed once (the closed form's own count), on later calls too."""
+    torch = pytest.importorskip("torch")
+    from einopt.backends.torch import TorchBackend
+
+    torch.manual_seed(0)
+    x = torch.randn(16, 32, dtype=torch.float64)
+    ws = [torch.randn(32, 32, dtype=torch.float64) / 6 for _ in range(3)]
+    first = einopt.hessian_trace_einsum(x, ws)
+    calls = []
+    real = torch.matmul
+    monkeypatch.setattr(TorchBackend, "matmul",
+                        staticmethod(lambda a, b: calls.append(1) or real(a, b)))
+    again = einopt.hessian_trace_einsum(x, ws)
+    assert len(calls) == 3
+    torch.testing.assert_close(again, first)

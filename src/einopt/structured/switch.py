@@ -162,3 +162,68 @@ def _merge_deltas(inputs: list[tuple[Label, ...]], picks: list[tuple[int, str, i
         if root not in held:
             factor *= size[root]  # summed over an index nothing else holds
     return Equation(tuple(t for t, _ in kept), tuple(merged_out)), [p for _, p in kept], factor
+
+
+@dataclass(frozen=True, eq=False)
+class Memo:
+    """A sub-einsum already computed while summing an expansion: ``operands`` (the
+    arrays) with ``terms`` contracted to ``output`` gave ``result``."""
+
+    operands: tuple[Any, ...]
+    terms: tuple[tuple[Label, ...], ...]
+    output: tuple[Label, ...]
+    result: Any
+
+
+def reuse(inputs: Sequence[tuple[Label, ...]], output: tuple[Label, ...],
+          operands: Sequence[Any], memo: Sequence[Memo]
+          ) -> tuple[list[tuple[Label, ...]], list[Any]]:
+    """``inputs``/``operands`` with every group that repeats a memo entry (the same
+    arrays, indices renamed consistently, the entry's summed indices held by nothing
+    else) replaced by the entry's result: products shared by the expansion's terms
+    are formed once (a chain's prefixes, for instance)."""
+    terms, ops = list(inputs), list(operands)
+    for entry in sorted(memo, key=lambda m: -len(m.operands)):
+        while True:
+            found = _match(entry, terms, ops, output)
+            if found is None:
+                break
+            chosen, phi = found
+            terms = [t for k, t in enumerate(terms) if k not in chosen] + \
+                [tuple(phi[lab] for lab in entry.output)]
+            ops = [x for k, x in enumerate(ops) if k not in chosen] + [entry.result]
+    return terms, ops
+
+
+def _match(entry: Memo, terms: list[tuple[Label, ...]], ops: list[Any],
+           output: tuple[Label, ...]) -> tuple[set[int], dict[Label, Label]] | None:
+    """Positions of operands repeating ``entry`` and the renaming, or None."""
+    return _extend(entry, terms, ops, output, 0, set(), {})
+
+
+def _extend(entry: Memo, terms: list[tuple[Label, ...]], ops: list[Any],
+            output: tuple[Label, ...], j: int, used: set[int], phi: dict[Label, Label]
+            ) -> tuple[set[int], dict[Label, Label]] | None:
+    """Match entry operands ``j..`` given the positions ``used`` and renaming ``phi``
+    of the earlier ones (a depth-first search; no closures, so no garbage cycles)."""
+    if j == len(entry.operands):
+        return (used, phi) if _closed(entry, used, phi, terms, output) else None
+    for c, x in enumerate(ops):
+        if c in used or x is not entry.operands[j] or len(terms[c]) != len(entry.terms[j]):
+            continue
+        new = dict(phi)
+        if all(new.setdefault(a, b) == b for a, b in zip(entry.terms[j], terms[c],
+                                                          strict=True)) \
+                and len(set(new.values())) == len(new):
+            got = _extend(entry, terms, ops, output, j + 1, used | {c}, new)
+            if got is not None:
+                return got
+    return None
+
+
+def _closed(entry: Memo, chosen: set[int], phi: dict[Label, Label],
+            terms: list[tuple[Label, ...]], output: tuple[Label, ...]) -> bool:
+    """Whether the entry's summed indices, renamed, occur only in the chosen operands."""
+    outside = {lab for k, t in enumerate(terms) if k not in chosen for lab in t} | set(output)
+    kept = set(entry.output)
+    return all(phi[lab] not in outside for t in entry.terms for lab in t if lab not in kept)
