@@ -50,6 +50,7 @@ def clear_caches() -> None:
     _plan_cached.cache_clear()
     _structured_cached.cache_clear()
     _FRONT.clear()
+    _SWITCH_RUNS.clear()
 
 
 def _shape_of(x: Any, k: int) -> tuple[int, ...]:
