@@ -346,7 +346,10 @@ def einsum(subscripts: Any, *operands: Any, optimize: Any = "auto", out: Any = N
     """
     if out is None and dtype is None and memory_limit is None and executor is None:
         try:
-            key = (subscripts, optimize, _aliases(operands),
+            n = len(operands)
+            same = (None if n < 2 else ((0, 0) if operands[0] is operands[1] else None)
+                    if n == 2 else _aliases(operands))
+            key = (subscripts, optimize, same,
                    *[(x.__class__, x.shape, x.dtype) for x in operands])
             prog = _FRONT[key]
         except (KeyError, AttributeError, TypeError):
