@@ -421,10 +421,7 @@ def _einsum_structured(eq: Equation, items: Sequence[Any], optimize: Any, out: A
     p = _plan_structured(eq, items, optimize, _budget("flops", None, None, memory_limit))
     result = run_structured(p, items, dtype, casting, executor)
     if out is not None:
-        from .views import dense_operands
-
-        be, _ = dense_operands(items, dtype, casting)
-        return be.write_out(result, out, casting)
+        return backend_for([result]).write_out(result, out, casting)
     if not result.shape and isinstance(result, np.ndarray):
         return result[()]
     return result

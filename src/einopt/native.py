@@ -144,20 +144,11 @@ def _match(plan: Plan, step: Step, leaf: int, other: tuple[int, ...], first: boo
         else:
             return None
     taps = {tap for _, _, tap, _ in spatial}
-    leaf_ids = {i for i in ids}
-    outs = [i for i in other if i not in leaf_ids]
-    if any(i not in result for i in outs) or len(taps) != len(spatial):
-        return None
-    if len(set(ids)) != len(ids):
+    outs = [i for i in other if i not in set(ids)]
+    if any(i not in result for i in outs) or len(taps) != len(spatial) or \
+            len(set(ids)) != len(ids):
         return None
     spatial.sort(key=lambda e: e[1])
-    # A kernel is smaller than the data it slides over; a "kernel" that is itself a
-    # windowed input (a Gram matrix of patches) runs faster as a batched product.
-    source = math.prod(sizes[i] for i in ids if not any(i == s[2] for s in spatial)) // \
-        max(1, math.prod(sizes[s[3]] for s in spatial)) * \
-        math.prod(views[t].length for t, _, _, _ in spatial)
-    if math.prod(sizes[i] for i in other) > source:
-        return None
     g_ids = [axes[a] for a in groups]
     c_ids = [axes[a] for a in chans]
     b_ids = [axes[a] for a in batch]
@@ -171,6 +162,11 @@ def _match(plan: Plan, step: Step, leaf: int, other: tuple[int, ...], first: boo
     nb = prod(sizes[i] for i in b_ids)
     ng, nc = prod(sizes[i] for i in g_ids), prod(sizes[i] for i in c_ids)
     nk = prod(sizes[i] for i in outs)
+    lengths = tuple(views[t].length for t, _, _, _ in spatial)
+    # A kernel is smaller than the data it slides over; a "kernel" that is itself a
+    # windowed input (a Gram matrix of patches) runs faster as a batched product.
+    if prod(sizes[i] for i in other) > nb * ng * nc * prod(lengths):
+        return None
     pads, stride, dilation, extra = [], [], [], []
     for t, _, tap, out in spatial:
         v = views[t]
@@ -194,17 +190,15 @@ def _match(plan: Plan, step: Step, leaf: int, other: tuple[int, ...], first: boo
     if sorted(y_ids) != sorted(step.indices):
         return None
     ypos = {i: k for k, i in enumerate(y_ids)}
-    natural = tuple(y_ids)
     return ConvStep(
-        leaf=leaf, first=first, x_perm=x_perm,
-        x_shape=(nb, ng * nc, *(views[t].length for t, _, _, _ in spatial)),
+        leaf=leaf, first=first, x_perm=x_perm, x_shape=(nb, ng * nc, *lengths),
         w_perm=w_perm, w_shape=((ng * nc, nk) if transposed else (ng * nk, nc))
         + tuple(sizes[tap] for _, _, tap, _ in spatial),
         pads=tuple(pads), stride=tuple(stride), dilation=tuple(dilation), groups=ng,
         transposed=transposed, extra=tuple(extra),
         y_shape=tuple(sizes[i] for i in y_ids),
         y_perm=tuple(ypos[i] for i in step.indices),
-        natural=natural,
+        natural=tuple(y_ids),
     )
 
 

@@ -33,16 +33,9 @@ def _bounds(v: Affine) -> tuple[int, int]:
     return max(0, -lo), max(0, hi - (v.length - 1))
 
 
-def _windows(be: Backend, x: Any, views: Sequence[Affine]) -> Any | None:
-    """Sliding-window views on distinct source axes, after one padding of ``x``; None
-    when the library has no strided views."""
-    orig: list[int | None] = list(range(len(x.shape)))
-    axes: list[int] = []
-    for v in views:
-        a = orig[v.axis]
-        assert a is not None, "windows are taken on source axes only"
-        axes.append(a)
-        orig[v.axis:v.axis + 1] = [None, None]
+def _windows(be: Backend, x: Any, views: Sequence[Affine], axes: Sequence[int]) -> Any | None:
+    """Sliding-window views (``views[k]`` on axis ``axes[k]`` of ``x`` as it is now),
+    after one padding of ``x``; None when the library has no strided views."""
     widths = {a: _bounds(v) for a, v in zip(axes, views, strict=True) if any(_bounds(v))}
     if widths:
         x = be.pad(x, widths)
@@ -50,6 +43,31 @@ def _windows(be: Backend, x: Any, views: Sequence[Affine]) -> Any | None:
         x = be.window(x, v.axis, v.sizes, v.coef, v.offset + widths.get(a, (0, 0))[0])
         if x is None:
             return None
+    return x
+
+
+def _viewed(be: Backend, x: Any, views: Sequence[Affine | Gather],
+            operands: Sequence[Any]) -> Any:
+    """``x`` with ``views`` applied in order. The leading sliding windows on the source's
+    own axes share one padding; the others are taken one by one."""
+    run, axes = 0, []
+    orig: list[int | None] = list(range(len(x.shape)))
+    while run < len(views) and _strided(views[run]) and orig[views[run].axis] is not None:
+        a = views[run].axis
+        axes.append(orig[a])
+        orig[a:a + 1] = [None, None]
+        run += 1
+    windowed = _windows(be, x, views[:run], axes) if run else None  # type: ignore[arg-type]
+    if windowed is not None:
+        x, views = windowed, views[run:]
+    for v in views:
+        if isinstance(v, Gather):
+            sel = operands[v.operand]
+            assert isinstance(sel, Selector)
+            x = be.take(x, _indices(be, sel, v.operand), v.axis)
+        else:
+            one = _windows(be, x, [v], [v.axis]) if _strided(v) else None
+            x = _gathered(be, x, v) if one is None else one
     return x
 
 
@@ -108,27 +126,7 @@ def structured_inputs(rw: Rewrite, be: Backend, operands: Sequence[Any],
         if isinstance(x, Structured):
             assert src.dense, "a structured operand is either substituted or dense"
             x = be.constant(x.dense(), like)
-        views = list(src.views)
-        run = 0  # leading sliding windows on source axes: one padding for all
-        orig: list[int | None] = list(range(len(x.shape)))
-        while run < len(views) and _strided(views[run]) and orig[views[run].axis] is not None:
-            a = views[run].axis
-            orig[a:a + 1] = [None, None]
-            run += 1
-        if run:
-            windowed = _windows(be, x, views[:run])  # type: ignore[arg-type]
-            if windowed is None:
-                run = 0
-            else:
-                x = windowed
-        for v in views[run:]:
-            if isinstance(v, Gather):
-                sel = operands[v.operand]
-                assert isinstance(sel, Selector)
-                x = be.take(x, _indices(be, sel, v.operand), v.axis)
-            else:
-                windowed = _windows(be, x, [v]) if _strided(v) else None
-                x = _gathered(be, x, v) if windowed is None else windowed
+        x = _viewed(be, x, src.views, operands)
         made[key] = x
         out.append(x)
     return out

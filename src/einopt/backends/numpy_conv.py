@@ -14,37 +14,20 @@ import math
 from typing import Any
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
+
+from .numpy import NumpyBackend
 
 __all__ = ["conv"]
 
 
 def _pad(x: np.ndarray, pads: tuple[tuple[int, int], ...]) -> np.ndarray:
-    """Zero-pad (negative crops) the trailing ``len(pads)`` axes."""
+    """Zero-pad the trailing ``len(pads)`` axes (negative widths crop)."""
     lead = x.ndim - len(pads)
-    crop = tuple([slice(None)] * lead + [slice(max(-lo, 0), x.shape[lead + t] - max(-hi, 0))
-                                         for t, (lo, hi) in enumerate(pads)])
-    x = x[crop]
-    if not any(lo > 0 or hi > 0 for lo, hi in pads):
-        return x
-    shape = list(x.shape)
-    inner = [slice(None)] * x.ndim
-    for t, (lo, hi) in enumerate(pads):
-        lo, hi = max(lo, 0), max(hi, 0)
-        shape[lead + t] += lo + hi
-        inner[lead + t] = slice(lo, lo + x.shape[lead + t])
-    out = np.zeros(shape, x.dtype)
-    out[tuple(inner)] = x
-    return out
-
-
-def _windows(x: np.ndarray, axis: int, taps: int, outs: int, dilation: int,
-             stride: int) -> np.ndarray:
-    """View with ``axis`` replaced by ``(taps, outs)``: ``x[o*stride + k*dilation]``."""
-    st = x.strides
-    shape = x.shape[:axis] + (taps, outs) + x.shape[axis + 1:]
-    strides = st[:axis] + (dilation * st[axis], stride * st[axis]) + st[axis + 1:]
-    return as_strided(x, shape, strides, writeable=False)
+    x = x[(slice(None),) * lead + tuple(slice(max(-lo, 0), x.shape[lead + t] - max(-hi, 0))
+                                        for t, (lo, hi) in enumerate(pads))]
+    widths = {lead + t: (max(lo, 0), max(hi, 0)) for t, (lo, hi) in enumerate(pads)
+              if lo > 0 or hi > 0}
+    return NumpyBackend.pad(x, widths) if widths else x
 
 
 def conv(x: Any, w: Any, pads: tuple[tuple[int, int], ...], stride: tuple[int, ...],
@@ -67,7 +50,7 @@ def conv(x: Any, w: Any, pads: tuple[tuple[int, int], ...], stride: tuple[int, .
     first = 0 if stride[0] == 1 else -1
     v = xg
     for t in range(nd - 1, first, -1):
-        v = _windows(v, 3 + t, taps[t], outs[t], dilation[t], stride[t])
+        v = NumpyBackend.window(v, 3 + t, (taps[t], outs[t]), (dilation[t], stride[t]), 0)
     # v: (n, g, c, S0 | (T0, O0), T1, O1, ...) -> (g, c, T.., [S0,] n, O..)
     inner = list(range(1, nd)) if first == 0 else list(range(nd))
     tap_axes = [3 + 2 * t - (1 if first == 0 else 0) for t in inner]
