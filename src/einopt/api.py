@@ -22,7 +22,7 @@ import numpy as np
 from .backends import NumpyBackend, backend_for
 from .errors import OperandTypeError, PathError, ShapeError
 from .execute import evaluate, program_for
-from .network import EllipsisDim, _expand, build_network
+from .network import build_network
 from .optimize import Budget, get_optimizer, parse_objective
 from .optimize.cse import find_twins
 from .optimize.slicing import slice_tree
@@ -123,10 +123,9 @@ def _with_shared(eq: Equation, shapes: tuple[tuple[int, ...], ...],
     if (plain.tree.sliced or budget.memory_limit is not None or isinstance(optimize, tuple)
             or (dtypes is not None and len(set(dtypes)) > 1)):
         return plain
-    expanded, ell = _expand(eq, shapes)
-    output: list[Any] = []
-    for lab in eq.output:
-        output.extend(EllipsisDim(j) for j in range(ell)) if lab is ... else output.append(lab)
+    net = plain.network  # its labels are the equation's, ellipses expanded
+    expanded = [[net.labels[i] for i in raw] for raw in net.raw]
+    output = [net.labels[i] for i in net.output]
     best = plain
     for tw in find_twins(expanded, output, aliases):
         inner = _plan_cached(tw.inner, tuple(shapes[k] for k in tw.first), None, None,

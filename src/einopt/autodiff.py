@@ -30,7 +30,7 @@ from .api import _parse
 from .api import einsum as _einsum
 from .api import plan as _plan
 from .errors import EinsumError, SubscriptError
-from .network import EllipsisDim, _expand
+from .network import expand_labels
 from .parse import Equation, Label, format_equation
 from .structured import delta
 
@@ -113,10 +113,7 @@ def _terms(eq: Any, shapes: Sequence[Sequence[int]] | None
             raise SubscriptError("an equation with '...' needs the operand shapes")
         return [list(t) for t in equation.inputs], list(equation.output), {}
     dims = [tuple(int(d) for d in s) for s in shapes]
-    expanded, ell = _expand(equation, dims)
-    output: list[Label] = []
-    for lab in equation.output:
-        output.extend(EllipsisDim(j) for j in range(ell)) if lab is ... else output.append(lab)
+    expanded, output = expand_labels(equation, dims)
     sizes: dict[Label, int] = {}
     for labs, shape in zip(expanded, dims, strict=True):
         for lab, d in zip(labs, shape, strict=True):

@@ -137,6 +137,21 @@ def _expand(eq: Equation, shapes: Sequence[tuple[int, ...]]) -> tuple[list[list[
     return expanded, ell
 
 
+def expand_labels(eq: Equation, shapes: Sequence[tuple[int, ...]]
+                  ) -> tuple[list[list[Label]], list[Label]]:
+    """Per operand and for the output, the labels with each ``...`` replaced by its
+    broadcast dims (``EllipsisDim``), checking ranks."""
+    expanded, ell = _expand(eq, shapes)
+    return expanded, _expand_output(eq, ell)
+
+
+def _expand_output(eq: Equation, ell: int) -> list[Label]:
+    out: list[Label] = []
+    for lab in eq.output:
+        out.extend(EllipsisDim(j) for j in range(ell)) if lab is ... else out.append(lab)
+    return out
+
+
 def _term_text(term: Sequence[Label]) -> str:
     return repr("".join("..." if t is ... else str(t) for t in term))
 
@@ -192,12 +207,7 @@ def build_network(eq: Equation, shapes: Sequence[Sequence[int]]) -> Network:
             axes.append(i)
         raw.append(tuple(axes))
 
-    out_labels: list[Label] = []
-    for lab in eq.output:
-        if lab is ...:
-            out_labels.extend(EllipsisDim(j) for j in range(ell))
-        else:
-            out_labels.append(lab)
+    out_labels = _expand_output(eq, ell)
     if ell and ... not in eq.output:
         raise SubscriptError(
             f"the inputs' '...' stands for {ell} dimension(s) but the output has no '...'"

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ShapeError, SubscriptError
-from ..network import EllipsisDim, _expand
+from ..network import expand_labels
 from ..parse import Equation, Label
 from .operands import ConvPattern, Delta, Selector, Structured
 
@@ -324,10 +324,7 @@ def rewrite(eq: Equation, specs: tuple[Any, ...], kinds: tuple[Any, ...],
     for k, (term, kind) in enumerate(zip(eq.inputs, kinds, strict=True)):
         if kind is not None and ... in term:
             raise SubscriptError(f"operand {k} is structured; name its indices, not '...'")
-    expanded, ell = _expand(eq, shapes)
-    output: list[Label] = []
-    for lab in eq.output:
-        output.extend(EllipsisDim(j) for j in range(ell)) if lab is ... else output.append(lab)
+    expanded, output = expand_labels(eq, shapes)
     terms = [_Term(list(labs), list(shape), Source(operand=k), kind)
              for k, (labs, shape, kind) in enumerate(zip(expanded, shapes, kinds, strict=True))]
     _check_sizes(terms)
