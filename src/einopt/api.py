@@ -9,7 +9,6 @@ program, so a warm call costs one dict lookup and the kernel.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import math
 import os
 from collections import OrderedDict
@@ -21,16 +20,16 @@ import numpy as np
 
 from .backends import NumpyBackend, backend_for
 from .errors import OperandTypeError, PathError, ShapeError
-from .execute import evaluate, program_for
+from .execute import evaluate, program_for, shared_parts
 from .network import build_network
 from .optimize import Budget, get_optimizer, parse_objective
 from .optimize.cse import find_twins
 from .optimize.slicing import slice_tree
-from .parse import Equation, parse, parse_sublist
+from .parse import Equation, parse, parse_sublist, sublist_args
 from .plan import Plan, Shared, build_plan
 from .structured.operands import ConvPattern, Structured
 from .structured.rewrite import Rewrite, kind_of, rewrite, spec_of
-from .structured.switch import Memo, Switch, expansion, pick, reuse, signature
+from .structured.switch import Memo, Switch, expansion, pick, reuse, signatures
 from .tree import ContractionTree
 
 __all__ = ["einsum", "plan", "clear_caches", "CACHE_SIZE"]
@@ -91,9 +90,9 @@ def _optimize_key(optimize: Any) -> Any:
 def _plan_cached(eq: Equation, shapes: tuple[tuple[int, ...], ...],
                  dtypes: tuple[Any, ...] | None, dtype: Any, optimize: Any,
                  budget: Budget, aliases: tuple[int, ...] | None = None) -> Plan:
-    plain = _make_plan(eq, shapes, dtypes, dtype, optimize, budget)
     if aliases is None:
-        return plain
+        return _make_plan(eq, shapes, dtypes, dtype, optimize, budget)
+    plain = _plan_cached(eq, shapes, dtypes, dtype, optimize, budget)
     return _with_shared(eq, shapes, dtypes, optimize, budget, aliases, plain)
 
 
@@ -444,7 +443,7 @@ def _einsum_switches(eq: Equation, items: Sequence[Any], optimize: Any, out: Any
     term's repeated half (CSE) is remembered, and later terms that repeat it reuse it,
     so a chain's prefix products are formed once across the terms. The schedule this
     makes is recorded and replayed on later calls of the same structure."""
-    sig = tuple(signature(x) if isinstance(x, Switch) else None for x in items)
+    sig = signatures(items)
     leaves = _leaves(items)
     key = None
     if dtype is None and memory_limit is None and not isinstance(optimize, Plan):
@@ -476,8 +475,6 @@ def _switch_terms(eq: Equation, items: Sequence[Any], sig: tuple[Any, ...],
                   ) -> tuple[Any, Any]:
     """Sum the expansion's terms, and a replayable schedule of what ran (None when a
     term took the general path)."""
-    from .execute import compile_program
-
     total = None
     memo: list[Memo] = []
     steps: list[Any] = []
@@ -486,11 +483,8 @@ def _switch_terms(eq: Equation, items: Sequence[Any], sig: tuple[Any, ...],
         inputs, ops = reuse(term_eq.inputs, term_eq.output, [pick(items, p) for p in picks],
                             memo)
         sub = Equation(tuple(inputs), term_eq.output)
-        text = _letters(sub)
-        args: list[Any] = [text, *ops] if text is not None else [
-            *itertools.chain.from_iterable((op, list(t)) for op, t in zip(ops, inputs,
-                                                                           strict=True)),
-            list(sub.output)]
+        text, back = _lettered(sub)
+        args = [text, *ops] if text is not None else sublist_args(ops, inputs, sub.output)
         p = plan(*args, optimize=optimize, memory_limit=memory_limit)
         sh = p.shared
         if sh is None or p.structure is not None or dtype is not None:
@@ -498,15 +492,11 @@ def _switch_terms(eq: Equation, items: Sequence[Any], sig: tuple[Any, ...],
             steps = None  # type: ignore[assignment]
         else:  # run the repeated half once, remember it, and finish with the outer plan
             be = backend_for(ops)
-            inner = program_for(sh.inner, be)
+            inner, outer = shared_parts(p, be)
             r = inner(*be.prepare([ops[k] for k in sh.first]))
-            back = _unletters(sub)  # the plan speaks letters; the memo, the labels
             memo.append(Memo(tuple(ops[k] for k in sh.first),
                              tuple(inputs[k] for k in sh.first),
                              tuple(back.get(lab, lab) for lab in sh.inner.equation.output), r))
-            outer = p._programs.get(("outer", be.name))
-            if outer is None:
-                outer = p._programs[("outer", be.name)] = compile_program(p, be)
             part = outer(r, r, *be.prepare([ops[k] for k in sh.rest]))
             if steps is not None:
                 results = {id(m.result): j for j, m in enumerate(memo)}
@@ -539,18 +529,13 @@ _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 @lru_cache(maxsize=CACHE_SIZE)
-def _unletters(eq: Equation) -> dict[Any, Any]:
-    """The labels behind :func:`_letters`' letters."""
-    labels = list(dict.fromkeys(lab for t in (*eq.inputs, eq.output) for lab in t))
-    return dict(zip(_LETTERS, labels, strict=False)) if len(labels) <= len(_LETTERS) else {}
-
-
-@lru_cache(maxsize=CACHE_SIZE)
-def _letters(eq: Equation) -> str | None:
-    """``eq`` as numpy text with one letter per label (None past 52 labels)."""
+def _lettered(eq: Equation) -> tuple[str | None, dict[Any, Any]]:
+    """``eq`` as numpy text with one letter per label, and the labels behind the letters
+    (``(None, {})`` past 52 labels)."""
     labels = list(dict.fromkeys(lab for t in (*eq.inputs, eq.output) for lab in t))
     if len(labels) > len(_LETTERS):
-        return None
+        return None, {}
     name = dict(zip(labels, _LETTERS, strict=False))
-    return ",".join("".join(name[lab] for lab in t) for t in eq.inputs) + "->" + \
+    text = ",".join("".join(name[lab] for lab in t) for t in eq.inputs) + "->" + \
         "".join(name[lab] for lab in eq.output)
+    return text, dict(zip(_LETTERS, labels, strict=False))

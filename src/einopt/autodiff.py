@@ -21,7 +21,6 @@ second derivatives.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,7 +30,7 @@ from .api import einsum as _einsum
 from .api import plan as _plan
 from .errors import EinsumError, SubscriptError
 from .network import expand_labels
-from .parse import Equation, Label, format_equation
+from .parse import Equation, Label, format_equation, sublist_args
 from .structured import delta
 
 __all__ = ["Derivative", "vjp_equation", "jvp_equation", "jacobian_equation", "vjp", "jvp",
@@ -81,19 +80,17 @@ class Derivative:
     def arguments(self, operands: Sequence[Any], extra: Any = None) -> list[Any]:
         """The sublist-form arguments of ``einsum`` for the original ``operands`` and the
         cotangent or tangent ``extra``."""
-        args: list[Any] = []
-        for ref, labels in zip(self.operands, self.inputs, strict=True):
+        arrays: list[Any] = []
+        for ref in self.operands:
             if isinstance(ref, int):
-                args.append(operands[ref])
+                arrays.append(operands[ref])
             elif ref in (COTANGENT, TANGENT):
                 if extra is None:
                     raise EinsumError(f"this derivative needs the {ref}")
-                args.append(extra)
+                arrays.append(extra)
             else:
-                args.append(ref)
-            args.append(list(labels))
-        args.append(list(self.output))
-        return args
+                arrays.append(ref)
+        return sublist_args(arrays, self.inputs, self.output)
 
     def __call__(self, operands: Sequence[Any], extra: Any = None, **kwargs: Any) -> Any:
         """Evaluate with :func:`einopt.einsum` (keyword arguments pass through)."""
@@ -272,8 +269,7 @@ def jvp(eq: Any, operands: Sequence[Any], tangents: dict[int, Any],
     if isinstance(eq, str):
         p = _plan(eq, *shapes, optimize=optimize)
     else:
-        p = _plan(*itertools.chain.from_iterable(zip(shapes, eq.inputs, strict=True)),
-                  list(eq.output), optimize=optimize)
+        p = _plan(*sublist_args(shapes, eq.inputs, eq.output), optimize=optimize)
     return dual_program(p, operands, tangents)
 
 
@@ -289,8 +285,7 @@ def hessian_trace_einsum(x: Any, weights: Sequence[Any]) -> Any:
     each copy's products as the same arrays twice and forms each once.
     """
     eq, ops = _trace_arguments(x, weights)
-    return _einsum(*itertools.chain.from_iterable(
-        (op, list(t)) for op, t in zip(ops, eq.inputs, strict=True)), [])
+    return _einsum(*sublist_args(ops, eq.inputs, ()))
 
 
 def _trace_arguments(x: Any, weights: Sequence[Any]) -> tuple[Equation, list[Any]]:

@@ -13,6 +13,7 @@ from typing import Any
 
 from .api import einsum, plan
 from .errors import EinsumError, OperandTypeError
+from .parse import sublist_args
 from .plan import Plan
 
 __all__ = ["contract", "contract_path", "contract_expression", "PathInfo", "ContractExpression"]
@@ -114,11 +115,7 @@ def _with_subscripts(p: Plan, ops: list[Any]) -> list[Any]:
     if all(isinstance(lab, str) and len(lab) == 1 or lab is ... for t in eq.inputs for lab in t) \
             and all(isinstance(lab, str) and len(lab) == 1 or lab is ... for lab in eq.output):
         return [str(eq), *ops]
-    args: list[Any] = []
-    for op, term in zip(ops, eq.inputs, strict=True):
-        args += [op, list(term)]
-    args.append(list(eq.output))
-    return args
+    return sublist_args(ops, eq.inputs, eq.output)
 
 
 def contract_expression(subscripts: str, *shapes: Any, constants: Sequence[int] | None = None,

@@ -270,11 +270,21 @@ def program_for(plan: Plan, be: Backend) -> Program:
     return prog
 
 
+def shared_parts(plan: Plan, be: Backend) -> tuple[Program, Program]:
+    """The programs of a shared plan's subexpression and of the plan over its result
+    (compiled once per backend, then kept)."""
+    assert plan.shared is not None
+    key = ("outer", be.name)
+    if key not in plan._programs:
+        plan._programs[key] = compile_program(plan, be)
+    return program_for(plan.shared.inner, be), plan._programs[key]
+
+
 def _shared_program(plan: Plan, be: Backend) -> Program:
     """Run the shared subexpression once and the plan on its result, twice."""
     sh = plan.shared
     assert sh is not None
-    inner, outer = program_for(sh.inner, be), compile_program(plan, be)
+    inner, outer = shared_parts(plan, be)
     first, rest = sh.first, sh.rest
 
     def prog(*operands: Any) -> Any:

@@ -17,7 +17,7 @@ from typing import Any
 
 from .errors import SubscriptError
 
-__all__ = ["Equation", "Label", "parse", "parse_sublist", "sort_labels"]
+__all__ = ["Equation", "Label", "parse", "parse_sublist", "sort_labels", "sublist_args"]
 
 Label = Hashable
 
@@ -164,6 +164,17 @@ def parse(subscripts: str) -> Equation:
     else:
         output = _implicit_output(inputs)
     return Equation(inputs, output, explicit)
+
+
+def sublist_args(operands: Sequence[Any], inputs: Sequence[Sequence[Label]],
+                 output: Sequence[Label]) -> list[Any]:
+    """The sublist-form arguments ``(op0, sub0, op1, sub1, ..., out)`` of an einsum: the
+    inverse of :func:`parse_sublist`."""
+    args: list[Any] = []
+    for op, term in zip(operands, inputs, strict=True):
+        args += [op, list(term)]
+    args.append(list(output))
+    return args
 
 
 def parse_sublist(args: Sequence[Any]) -> tuple[Equation, list[Any]]:

@@ -38,7 +38,7 @@ from typing import Any
 from .api import _parse
 from .api import einsum as _einsum
 from .errors import EinsumError
-from .parse import Label
+from .parse import Label, sublist_args
 
 __all__ = ["LayerEinsum", "QUANTITIES", "quantity"]
 
@@ -95,14 +95,6 @@ class LayerEinsum:
         return [self.inputs[k] for k in pos], pos
 
 
-def _args(terms: Sequence[Sequence[Label]], arrays: Sequence[Any],
-          output: Sequence[Label]) -> list[Any]:
-    args: list[Any] = []
-    for a, t in zip(arrays, terms, strict=True):
-        args += [a, list(t)]
-    return args + [list(output)]
-
-
 def _copy(term: Sequence[Label], keep: set[Label]) -> tuple[Label, ...]:
     return tuple(lab if lab in keep else Copy(lab) for lab in term)
 
@@ -111,7 +103,7 @@ def _twice(terms: list[tuple[Label, ...]], arrays: list[Any], keep: set[Label],
            output: Sequence[Label]) -> Any:
     """``einsum(terms, terms') -> output`` where ``terms'`` renames all but ``keep``."""
     second = [_copy(t, keep) for t in terms]
-    return _einsum(*_args(terms + second, arrays + arrays, output))
+    return _einsum(*sublist_args(arrays + arrays, terms + second, output))
 
 
 def quantity(name: str, layer: LayerEinsum, operands: Sequence[Any], g: Any = None,
@@ -134,9 +126,9 @@ def quantity(name: str, layer: LayerEinsum, operands: Sequence[Any], g: Any = No
             raise EinsumError(f"{name} needs the output gradient g")
         t, a = terms + [y], arrays + [g]
         if name == "grad":
-            return _einsum(*_args(t, a, w_labels))
+            return _einsum(*sublist_args(a, t, w_labels))
         if name == "grad_batch":
-            return _einsum(*_args(t, a, (n, *w_labels)))
+            return _einsum(*sublist_args(a, t, (n, *w_labels)))
         keep = {n, *w_labels}
         return _twice(t, a, keep, (n,) if name == "grad_norm2" else w_labels)
     if name in ("ggn_diag", "ggn_trace", "ggn_trace_batch", "hvp"):
@@ -153,11 +145,11 @@ def quantity(name: str, layer: LayerEinsum, operands: Sequence[Any], g: Any = No
             return _twice(t, a, keep, (n,))
         if v is None:
             raise EinsumError("hvp needs the direction v")
-        jv = _einsum(*_args(layer.inputs, [v if k == layer.w else x
-                                           for k, x in enumerate(operands)], y))
+        jv = _einsum(*sublist_args([v if k == layer.w else x for k, x in enumerate(operands)],
+                                   layer.inputs, y))
         sjv = _einsum(s, [*y, c], jv, list(y), [n, c])  # S^T J v, per example and column
         hs = _einsum(s, [*y, c], sjv, [n, c], list(y))  # S S^T J v
-        return _einsum(*_args(terms + [y], arrays + [hs], w_labels))
+        return _einsum(*sublist_args(arrays + [hs], terms + [y], w_labels))
     if name == "kfac":
         if g is None:
             raise EinsumError("kfac needs the output gradient g")

@@ -23,8 +23,9 @@ from typing import Any
 from ..errors import SubscriptError
 from ..parse import Equation, Label
 from .operands import Structured
+from .rewrite import _find
 
-__all__ = ["Switch", "switch", "expand", "expansion", "pick", "signature"]
+__all__ = ["Switch", "switch", "expand", "expansion", "pick", "signature", "signatures"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -70,12 +71,17 @@ def signature(x: Switch) -> tuple[Any, ...]:
     return (x.labels, factors(x.primal), factors(x.derivative), x.at, x.size)
 
 
+def signatures(operands: Sequence[Any]) -> tuple[Any, ...]:
+    """Per operand, its switch :func:`signature` (None for others)."""
+    return tuple(signature(x) if isinstance(x, Switch) else None for x in operands)
+
+
 def expand(eq: Equation, operands: Sequence[Any]
            ) -> list[tuple[Equation, list[Any], int]]:
     """The einsums whose sum is ``eq`` on ``operands`` (switches among them): one per
     value of the extra index, each with its deltas merged away and the constant factor
     that leaves."""
-    sig = tuple(signature(x) if isinstance(x, Switch) else None for x in operands)
+    sig = signatures(operands)
     out = []
     for term_eq, picks, factor in expansion(eq, sig):
         out.append((term_eq, [pick(operands, p) for p in picks], factor))
@@ -136,28 +142,22 @@ def _merge_deltas(inputs: list[tuple[Label, ...]], picks: list[tuple[int, str, i
     of the indices only deltas held (their sizes). ``deltas[k]`` is the shape of a delta
     operand, None for others."""
     parent: dict[Label, Label] = {}
-
-    def find(x: Label) -> Label:
-        while parent.get(x, x) != x:
-            x = parent[x]
-        return x
-
     size: dict[Label, int] = {}
     for term, shape in zip(inputs, deltas, strict=True):
         if shape is not None:
-            root = find(term[0])
+            root = _find(parent, term[0])
             for lab, d in zip(term, shape, strict=True):
                 size[lab] = d
-                if find(lab) != root:
-                    parent[find(lab)] = root
-    merged_out = [find(lab) for lab in output]
+                if _find(parent, lab) != root:
+                    parent[_find(parent, lab)] = root
+    merged_out = [_find(parent, lab) for lab in output]
     if len(set(merged_out)) != len(merged_out):  # a diagonal output: keep the deltas
         raise SubscriptError("a switch's deltas may not tie two output indices")
-    kept = [(tuple(find(lab) for lab in t), p) for t, p, d in zip(inputs, picks, deltas,
+    kept = [(tuple(_find(parent, lab) for lab in t), p) for t, p, d in zip(inputs, picks, deltas,
                                                                   strict=True) if d is None]
     held = {lab for t, _ in kept for lab in t} | set(merged_out)
     factor = 1
-    for root in {find(lab) for t, d in zip(inputs, deltas, strict=True) if d is not None
+    for root in {_find(parent, lab) for t, d in zip(inputs, deltas, strict=True) if d is not None
                  for lab in t}:
         if root not in held:
             factor *= size[root]  # summed over an index nothing else holds
