@@ -28,8 +28,17 @@ def size_of(mask: int, sizes: Sequence[int]) -> int:
     return n
 
 
-def pair_flops(a: int, b: int, sizes: Sequence[int]) -> int:
-    """Flops of merging tensors with index masks ``a`` and ``b``: size of ``a | b``."""
+def pair_flops(a: int, b: int, sizes: Sequence[int], size_a: int | None = None,
+               size_b: int | None = None) -> int:
+    """Flops of merging tensors with index masks ``a`` and ``b``: the size of ``a | b``.
+
+    Given the two tensors' sizes it is their product over the size of the (few) shared
+    indices, which avoids walking every index of ``a | b``.
+    """
+    if size_a is not None and size_b is not None:
+        shared = size_of(a & b, sizes)
+        if shared:
+            return size_a * size_b // shared
     return size_of(a | b, sizes)
 
 
@@ -65,10 +74,15 @@ class HolderCounts:
 
     def merge(self, a: int, b: int) -> int:
         """Record the merge of current tensors ``a`` and ``b``; return the result mask."""
-        r = self.result(a, b)
-        counts = self.counts
-        for i in bits(a & b):
+        counts, output = self.counts, self.output
+        drop = 0
+        shared = a & b
+        while shared:
+            low = shared & -shared
+            i = low.bit_length() - 1
             counts[i] -= 1  # two holders become one
-        for i in bits((a | b) & ~r):
-            counts[i] = 0  # summed away: no tensor holds it any more
-        return r
+            if counts[i] == 1 and not output & low:
+                drop |= low
+                counts[i] = 0  # summed away: no tensor holds it any more
+            shared ^= low
+        return (a | b) & ~drop

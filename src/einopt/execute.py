@@ -52,15 +52,13 @@ def _prep(step: Step, be: Backend) -> Callable[[Any], Any]:
         groups = step.diagonal or tuple((a,) for a in range(ndim))
         subs = diagonal_subscripts(ndim, groups, step.sum_axes or ())
         ops.append(lambda x: be.einsum(subs, x))
-        fused = _chain(ops)
-        assert fused is not None
-        return fused
-    if step.diagonal is not None:
-        groups = step.diagonal
-        ops.append(lambda x: be.diagonal(x, groups))
-    if step.sum_axes is not None:
-        axes = step.sum_axes
-        ops.append(lambda x: be.sum(x, axes))
+    else:
+        if step.diagonal is not None:
+            diag = step.diagonal
+            ops.append(lambda x: be.diagonal(x, diag))
+        if step.sum_axes is not None:
+            axes = step.sum_axes
+            ops.append(lambda x: be.sum(x, axes))
     fn = _chain(ops)
     assert fn is not None  # a PREP step always does something
     return fn

@@ -69,12 +69,13 @@ def run_slices(plan: Plan, be: Backend, operands: Sequence[Any], executor: Any) 
     local = isinstance(executor, ThreadPoolExecutor)
     task_plan: Plan | str = plan if local else plan.to_json()
     ops: Any = list(operands)
-    if hasattr(executor, "scatter"):  # a dask client: ship the operands once, under
-        ops = executor.scatter(ops, hash=False)  # keys of this call's own
+    dask = hasattr(executor, "scatter")
+    if dask:  # a dask client: ship the operands once, under keys of this call's own
+        ops = executor.scatter(ops, hash=False)
     try:
         # A dask client would key equal calls alike and share (or lose) their results
         # between calls: each call's tasks are its own.
-        kw = {"pure": False} if hasattr(executor, "scatter") else {}
+        kw = {"pure": False} if dask else {}
         futures = [executor.submit(_run_chunk, task_plan, be.name, ops, chunk, **kw)
                    for chunk in chunks]
         result = None

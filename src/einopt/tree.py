@@ -13,7 +13,7 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .cost import HolderCounts, size_of
+from .cost import HolderCounts, pair_flops, size_of
 from .errors import PathError
 from .network import Network
 
@@ -199,8 +199,7 @@ def tree_cost(network: Network, tree: ContractionTree,
         a, b = masks[x], masks[y]
         r = holders.merge(a, b)
         masks.append(r)
-        shared = size_of(a & b, sizes)
-        joint = node_sizes[x] * node_sizes[y] // shared if shared else size_of(a | b, sizes)
+        joint = pair_flops(a, b, sizes, node_sizes[x], node_sizes[y])
         flops += joint
         summed = size_of((a | b) & ~r, sizes)
         s = joint // summed if summed else size_of(r, sizes)

@@ -14,7 +14,8 @@ import numpy as np
 
 from ..errors import OperandTypeError, ShapeError
 
-__all__ = ["Backend", "NumpyLike", "diagonal_subscripts", "check_kind", "check_not_array"]
+__all__ = ["Backend", "NumpyLike", "diagonal_subscripts", "check_kind", "check_not_array",
+           "dtype_result_type", "strided_diagonal"]
 
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 #: dtype kinds einsum cannot multiply: strings, bytes, void, datetimes, timedeltas,
@@ -32,6 +33,19 @@ def diagonal_subscripts(ndim: int, groups: tuple[tuple[int, ...], ...],
             letter[a] = _LETTERS[k]
     kept = "".join(_LETTERS[k] for k in range(len(groups)) if k not in summed)
     return "".join(letter) + "->" + kept
+
+
+def dtype_result_type(arrays: Sequence[Any]) -> Any:
+    """numpy's promotion of the arrays' dtypes (float64 when there are none)."""
+    return np.result_type(*[a.dtype for a in arrays]) if arrays else np.dtype(float)
+
+
+def strided_diagonal(x: Any, groups: tuple[tuple[int, ...], ...], as_strided: Any) -> Any:
+    """A view of ``x`` whose axis ``k`` walks the diagonal of its axes ``groups[k]``,
+    made by the library's ``as_strided``."""
+    shape = tuple(x.shape[g[0]] for g in groups)
+    strides = tuple(sum(x.strides[a] for a in g) for g in groups)
+    return as_strided(x, shape, strides)
 
 
 def check_not_array(k: int, x: Any) -> None:

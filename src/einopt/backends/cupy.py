@@ -6,7 +6,7 @@ from typing import Any
 
 import cupy
 
-from .base import NumpyLike
+from .base import NumpyLike, strided_diagonal
 
 __all__ = ["CupyBackend"]
 
@@ -20,6 +20,4 @@ class CupyBackend(NumpyLike):
 
     def diagonal(self, x: Any, groups: tuple[tuple[int, ...], ...]) -> Any:
         """A strided view whose axis ``k`` walks the diagonal of ``x``'s axes ``groups[k]``."""
-        shape = tuple(x.shape[g[0]] for g in groups)
-        strides = tuple(sum(x.strides[a] for a in g) for g in groups)
-        return cupy.lib.stride_tricks.as_strided(x, shape, strides)
+        return strided_diagonal(x, groups, cupy.lib.stride_tricks.as_strided)

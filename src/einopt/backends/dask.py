@@ -11,7 +11,8 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
-from .base import NumpyLike
+from ..errors import OperandTypeError
+from .base import NumpyLike, dtype_result_type
 
 __all__ = ["DaskBackend"]
 
@@ -40,10 +41,7 @@ class DaskBackend(NumpyLike):
         return da.tensordot(a, b, axes=1)
 
     def result_type(self, arrays: Any) -> Any:
-        return np.result_type(*[a.dtype for a in arrays]) if arrays else np.dtype(float)
-
-    def zeros(self, shape: tuple[int, ...], like: Any) -> Any:
-        return da.zeros(shape, dtype=like.dtype)
+        return dtype_result_type(arrays)
 
     def add_at(self, result: Any, index: tuple[Any, ...], part: Any) -> Any:
         # dask arrays support item assignment; a lazy graph either way.
@@ -51,8 +49,6 @@ class DaskBackend(NumpyLike):
         return result
 
     def write_out(self, result: Any, out: Any, casting: str) -> Any:
-        from ..errors import OperandTypeError
-
         if isinstance(out, np.ndarray):
             out[...] = np.asarray(result)
             return out

@@ -8,6 +8,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from ..errors import OperandTypeError
 from .base import NumpyLike
 
 __all__ = ["JaxBackend"]
@@ -21,13 +22,8 @@ class JaxBackend(NumpyLike):
     xp = jnp
     array_types = (jax.Array,)
 
-    def sum(self, x: Any, axes: tuple[int, ...]) -> Any:
-        return jnp.sum(x, axis=axes, dtype=x.dtype)
-
     def add_at(self, result: Any, index: tuple[Any, ...], part: Any) -> Any:
         return result.at[index].add(part)  # jax arrays are immutable
 
     def write_out(self, result: Any, out: Any, casting: str) -> Any:
-        from ..errors import OperandTypeError
-
         raise OperandTypeError("jax arrays are immutable: out= is not supported for them")

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from ..errors import OperandTypeError
-from .base import NumpyLike
+from ..errors import OperandTypeError, ShapeError
+from .base import NumpyLike, dtype_result_type, strided_diagonal
 
 __all__ = ["NumpyBackend"]
 
@@ -66,10 +66,7 @@ class NumpyBackend(NumpyLike):
     @staticmethod
     def diagonal(x: Any, groups: tuple[tuple[int, ...], ...]) -> Any:
         """A view whose axis ``k`` walks the diagonal of ``x``'s axes ``groups[k]``."""
-        x = np.asarray(x)
-        shape = tuple(x.shape[g[0]] for g in groups)
-        strides = tuple(sum(x.strides[a] for a in g) for g in groups)
-        return as_strided(x, shape, strides)
+        return strided_diagonal(np.asarray(x), groups, as_strided)
 
     @staticmethod
     def pad(x: Any, widths: dict[int, tuple[int, int]]) -> Any:
@@ -103,8 +100,6 @@ class NumpyBackend(NumpyLike):
         return x[()]
 
     def write_out(self, result: Any, out: Any, casting: str) -> Any:
-        from ..errors import ShapeError
-
         if not isinstance(out, np.ndarray):
             raise OperandTypeError(f"out must be a numpy array, got {type(out).__name__}")
         res = np.asarray(result)
@@ -124,4 +119,4 @@ class NumpyBackend(NumpyLike):
         return self.read(items)
 
     def result_type(self, arrays: Sequence[Any]) -> Any:
-        return np.result_type(*[a.dtype for a in arrays]) if arrays else np.dtype(float)
+        return dtype_result_type(arrays)

@@ -135,7 +135,11 @@ def _greedy_params(rng: random.Random, near: dict[str, float] | None) -> dict[st
 
 
 def _regime(params: dict[str, float], n: int) -> str:
-    regime = REGIMES[int(params["regime"])]
+    return _fit(REGIMES[int(params["regime"])], n)
+
+
+def _fit(regime: str, n: int) -> str:
+    """``regime``, with "sweep" (quadratic per step) replaced by "hybrid" above its limit."""
     return "hybrid" if regime == "sweep" and n > SWEEP_LIMIT else regime
 
 
@@ -174,7 +178,7 @@ def hyper(network: Network, budget: Budget) -> ContractionTree:
     for seed in range(4):  # the randomized greedy trees ``auto`` also tries
         if search.time_left() < 0.6 * total + one:
             break
-        regime = ("sweep" if n <= SWEEP_LIMIT else "hybrid") if seed % 2 else "global"
+        regime = _fit("sweep", n) if seed % 2 else "global"
         search.offer(greedy_tree(network, temperature=0.1, seed=seed, regime=regime))
     search.offer(reconfigure(network, search.best, 6, obj, search.deadline,
                              search.sizes(search.best), max_passes=1, top=24))

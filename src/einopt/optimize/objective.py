@@ -37,8 +37,7 @@ class Objective:
             return size
         if self.name == "size":
             return size
-        factor = self.factor
-        return flops + (int(factor) if factor.is_integer() else factor) * size
+        return flops + self._weight() * size
 
     def combine(self, a: float, b: float, step: float) -> float:
         """Cost of a subtree from its two children's costs and its own merge's."""
@@ -56,9 +55,11 @@ class Objective:
         if self.name == "size":
             # max size dominates; flops break ties (scaled far below one size unit)
             return _log10(cost.max_size) + 1e-6 * _log10(flops)
-        factor = self.factor
-        return _log10(flops + (int(factor) if factor.is_integer() else factor)
-                      * cost.write * num_slices)
+        return _log10(flops + self._weight() * cost.write * num_slices)
+
+    def _weight(self) -> float:
+        """The write weight, an int when whole (exact integer arithmetic on big costs)."""
+        return int(self.factor) if self.factor.is_integer() else self.factor
 
 
 def _log10(x: int | float) -> float:

@@ -10,10 +10,11 @@ independent of the network's size: the pieces' indices are renumbered locally.
 
 from __future__ import annotations
 
+import heapq
 import time
 from collections.abc import Sequence
 
-from ..cost import size_of
+from ..cost import pair_flops, size_of
 from ..network import Network, bits
 from ..tree import ContractionTree, append_merges, tree_cost
 from .objective import FLOPS, Objective
@@ -45,11 +46,7 @@ class _Tree:
 
 def _step_cost(t: _Tree, v: int, objective: Objective) -> float:
     a, b = t.kids[v]
-    shared = size_of(t.mask[a] & t.mask[b], t.sizes)
-    if shared:
-        flops = t.size[a] * t.size[b] // shared
-    else:
-        flops = size_of(t.mask[a] | t.mask[b], t.sizes)
+    flops = pair_flops(t.mask[a], t.mask[b], t.sizes, t.size[a], t.size[b])
     return objective.step(flops, t.size[v])
 
 
@@ -119,9 +116,11 @@ def reconfigure(network: Network, tree: ContractionTree, k: int = 8,
         return tree
     t = _Tree(network, tree, network.sizes if sizes is None else sizes)
     for _ in range(max_passes):
-        order = sorted(t.kids, key=lambda u: _step_cost(t, u, objective), reverse=True)
-        if top is not None:
-            order = order[:top]
+        def cost(u: int) -> float:
+            return _step_cost(t, u, objective)
+
+        order = sorted(t.kids, key=cost, reverse=True) if top is None else \
+            heapq.nlargest(top, t.kids, key=cost)
         changed = False
         for v in order:
             if deadline is not None and time.perf_counter() > deadline:

@@ -30,8 +30,8 @@ def slice_tree(network: Network, tree: ContractionTree, memory_limit: int) -> Co
     while cost.max_size > memory_limit:
         n = network.num_tensors
         big = 0  # candidates: the indices of the largest intermediates
-        for m in cost.node_masks[n:]:
-            if math.prod(sizes[i] for i in bits(m)) == cost.max_size:
+        for m, s in zip(cost.node_masks[n:], cost.node_sizes[n:], strict=True):
+            if s == cost.max_size:
                 big |= m
         best = None
         for i in bits(big):
