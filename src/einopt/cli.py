@@ -81,13 +81,12 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 def _cmd_draw(args: argparse.Namespace) -> int:
     from . import viz
 
-    p, shapes = _plan(args)
-    if args.kind == "factor":
-        fig = viz.draw_factor_graph(args.equation, *shapes)
-    elif args.kind == "index":
-        fig = viz.draw_index_graph(args.equation, *shapes)
+    if args.kind == "tree":  # only the tree needs a plan (maybe a long search)
+        fig = viz.draw_tree(_plan(args)[0])
     else:
-        fig = viz.draw_tree(p)
+        shapes = _shapes(args.equation, _sizes(args.sizes))
+        draw = viz.draw_factor_graph if args.kind == "factor" else viz.draw_index_graph
+        fig = draw(args.equation, *shapes)
     viz.save(fig, args.output)
     print(f"wrote {args.output}")
     return 0
@@ -121,9 +120,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         pass
     else:
         tools["opt_einsum.contract"] = lambda: opt_einsum.contract(args.equation, *ops)
-    if "torch" in sys.modules or _importable("torch"):
+    try:
         import torch
-
+    except ImportError:
+        pass
+    else:
         tops = [torch.from_numpy(x) for x in ops]
         tools["einopt (torch)"] = lambda: einsum(args.equation, *tops)
         tools["torch.einsum"] = lambda: torch.einsum(args.equation, *tops)
@@ -133,12 +134,6 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     for name, t in times.items():
         print(f"{name:<{width}}  {t * 1e3:10.3f} ms  {t / ref:6.2f}x einopt")
     return 0
-
-
-def _importable(name: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(name) is not None
 
 
 def _parser() -> argparse.ArgumentParser:

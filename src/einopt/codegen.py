@@ -163,7 +163,7 @@ def plan_source(plan: Plan, backend: str = "numpy", names: Sequence[str] | None 
     for step in plan.steps:
         if step.out < n:  # single-operand work on an operand
             x = reg[step.out]
-            if x in args[:step.out] or args.count(x) > 1:
+            if args.count(x) > 1:  # one name for several operands: work on a copy
                 fresh = f"{x}_{step.out}"
                 body.append(f"{fresh} = {x}")
                 x = reg[step.out] = fresh
@@ -174,7 +174,7 @@ def plan_source(plan: Plan, backend: str = "numpy", names: Sequence[str] | None 
         a, b = reg[step.args[0]], reg[step.args[1]]
         oa, ob = orders[step.args[0]], orders[step.args[1]]
         z = f"t{step.out - n}"
-        expr = None if step.perms is None else _pair(step, a, b, oa, ob, w)
+        expr = _pair(step, a, b, oa, ob, w)
         body.append(f"{z} = {expr if expr is not None else _general(step, a, b, w)}")
         reg[step.out], orders[step.out] = z, step.indices
     result = reg[plan.steps[-1].out] if plan.steps else args[0]

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from .cost import size_of
 from .network import Network, bits, build_network
 from .parse import Equation
 from .tree import ContractionTree, tree_cost
@@ -151,7 +152,7 @@ class Plan:
     naive_flops: int
     max_size: int
     unsliced_flops: int
-    _kernels: Callable[[], _Kernels] = field(repr=False, compare=False)
+    _kernels: Callable[..., _Kernels] = field(repr=False, compare=False)
     _programs: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
     structure: Any = field(default=None, repr=False, compare=False)
     shared: Shared | None = field(default=None, repr=False, compare=False)
@@ -368,11 +369,16 @@ def _pair_step(x: int, y: int, z: int, a: tuple[int, ...], b: tuple[int, ...],
     res_sizes = _sizes_of(result, sizes)
     head = ((x, y), z, result, flops, math.prod(res_sizes))
     ids = sorted(in_a | in_b)
-    subs = None
-    if len(ids) <= len(_LETTERS):
-        letter = {i: _LETTERS[k] for k, i in enumerate(ids)}
-        subs = ("".join(letter[i] for i in a) + "," + "".join(letter[i] for i in b) + "->"
-                + "".join(letter[i] for i in result))
+    letter = {i: _LETTERS[k] for k, i in enumerate(ids)} if len(ids) <= len(_LETTERS) else None
+
+    def subscripts(out: Sequence[int]) -> str | None:
+        """The step as a two-operand einsum with result ``out`` (None past 52 indices)."""
+        if letter is None:
+            return None
+        return ("".join(letter[i] for i in a) + "," + "".join(letter[i] for i in b) + "->"
+                + "".join(letter[i] for i in out))
+
+    subs = subscripts(result)
 
     # numpy's einsum loop is the fastest form of a few small kernels there; the layout of
     # the general form is kept beside it for the other backends.
@@ -401,8 +407,6 @@ def _pair_step(x: int, y: int, z: int, a: tuple[int, ...], b: tuple[int, ...],
         lead, tail, order = wide
         result = tuple(lead + left + tail)
         res_sizes = _sizes_of(result, sizes)
-        if subs is not None:
-            subs = subs[:subs.index(">") + 1] + "".join(letter[i] for i in result)
         ls = math.prod(_sizes_of(left, sizes))
         shape_b = (math.prod(_sizes_of(lead, sizes)), cs, math.prod(_sizes_of(tail, sizes)))
         kernel_shape = (shape_b[0], ls, shape_b[2])
@@ -410,7 +414,7 @@ def _pair_step(x: int, y: int, z: int, a: tuple[int, ...], b: tuple[int, ...],
                     perms=(_perm(a, left + order), None),
                     shapes=((ls, cs), None if shape_b == _sizes_of(b, sizes) else shape_b),
                     out_shape=res_sizes if res_sizes != kernel_shape else None,
-                    subscripts=subs, wide=True)
+                    subscripts=subscripts(result), wide=True)
     pa, ga, wa = _layout(a, batch, left, contr, sizes)
     pb, gb, wb = _layout(b, batch, contr, right, sizes)
     kernel_out = ((bs,) if batch else ()) + (math.prod(_sizes_of(left, sizes)), rs)
@@ -421,7 +425,7 @@ def _pair_step(x: int, y: int, z: int, a: tuple[int, ...], b: tuple[int, ...],
 
 def _rows(net: Network, masks: Sequence[int], x: int, y: int, z: int) -> int:
     """Rows of the matrix product merging ``x`` (first) and ``y`` into ``z``."""
-    return math.prod(net.sizes[i] for i in bits(masks[x] & ~masks[y] & masks[z]))
+    return size_of(masks[x] & ~masks[y] & masks[z], net.sizes)
 
 
 def _fits(order: Sequence[int], batch: set[int], contr: set[int]) -> bool:
@@ -468,7 +472,9 @@ def build_plan(equation: Equation, network: Network, tree: ContractionTree,
     # networks: it is done on first use (evaluation, printing, code), once.
     cache: list[_Kernels] = []
 
-    def kernels() -> _Kernels:
+    def kernels(forced: dict[int, tuple[int, ...]] | None = None) -> _Kernels:
+        if forced:  # another layout (see :func:`relayout`): not the plan's own, not kept
+            return _resolve(net, tree, cost.node_masks, tuple(steps), orders, forced)
         if not cache:
             cache.append(_resolve(net, tree, cost.node_masks, tuple(steps), orders))
         return cache[0]
@@ -496,13 +502,7 @@ def relayout(plan: Plan, forced: dict[int, tuple[int, ...]]) -> _Kernels:
     """The plan's kernels again, with merge ``k``'s result in the axis order
     ``forced[k]`` (a kernel that is not the plan's own writes it that way: a native
     convolution); its consumers are laid out for that order."""
-    net = plan.network
-    preps = tuple(s for s in plan.steps if s.kind is StepKind.PREP)
-    orders = [tuple(raw) for raw in net.raw]
-    for s in preps:
-        orders[s.out] = s.indices
-    masks = tree_cost(net, plan.tree).node_masks
-    return _resolve(net, plan.tree, masks, preps, orders, forced)
+    return plan._kernels(forced)
 
 
 def _resolve(net: Network, tree: ContractionTree, masks: Sequence[int],

@@ -25,8 +25,8 @@ from typing import Any
 import torch
 
 from .errors import EinsumError
+from .nn.functional import conv_einsum
 from .quantities import LayerEinsum, quantity
-from .structured import conv_pattern
 
 __all__ = ["track", "Tracker", "layer_einsum", "NAMES"]
 
@@ -57,37 +57,23 @@ def layer_einsum(module: torch.nn.Module, x: torch.Tensor
     if isinstance(module, _CONVS):
         if module.padding_mode != "zeros":
             return None
-        nd = x.dim() - 2
-        g = module.groups
-        n, c = x.shape[:2]
-        w = module.weight
-        xs = x.reshape(n, g, c // g, *x.shape[2:])
-        ws = w.reshape(g, w.shape[0] // g, *w.shape[1:])
-        pads = module.padding
-        operands: list[Any] = [xs, ws]
-        terms: list[tuple[Any, ...]] = [("n", "g", "c", *(f"i{t}" for t in range(nd))),
-                                         ("g", "k", "c", *(f"a{t}" for t in range(nd)))]
-        for t in range(nd):
-            p = pads if isinstance(pads, str) else pads[t]
-            operands.append(conv_pattern(x.shape[2 + t], w.shape[2 + t], module.stride[t], p,
-                                         module.dilation[t]))
-            terms.append((f"a{t}", f"o{t}", f"i{t}"))
-        layer = LayerEinsum(tuple(terms), ("n", "g", "k", *(f"o{t}" for t in range(nd))), 0, 1)
-        return layer, operands, tuple(ws.shape)
+        operands, terms, output = conv_einsum(x, module.weight, module.stride,
+                                              module.padding, module.dilation, module.groups)
+        return LayerEinsum(tuple(terms), output, 0, 1), operands, tuple(operands[1].shape)
     return None
 
 
-def _bias_layer(like: torch.Tensor, shape: tuple[int, ...], channel_axis: int
+def _bias_layer(bias: torch.Tensor, shape: tuple[int, ...], channel_axis: int
                 ) -> tuple[LayerEinsum, list[Any]]:
-    """``y[n, ..., o, ...] = 1[n, ...] b[o]``: the bias as an einsum layer (``y`` of
-    ``shape``; ``like`` gives dtype and device)."""
+    """``y[n, ..., o, ...] = 1[n, ...] b[o]``: the bias as an einsum layer, for ``y`` of
+    ``shape``, and its operands."""
     labels = [f"d{k}" for k in range(len(shape))]
     labels[0] = "n"
     others = [lab for k, lab in enumerate(labels) if k != channel_axis]
     ones = torch.ones([shape[k] for k in range(len(shape)) if k != channel_axis],
-                      dtype=like.dtype, device=like.device)
+                      dtype=bias.dtype, device=bias.device)
     layer = LayerEinsum((tuple(others), (labels[channel_axis],)), tuple(labels), 0, 1)
-    return layer, [ones, None]
+    return layer, [ones, bias]
 
 
 class _Record:
@@ -114,7 +100,8 @@ class Tracker:
         self.names = list(names)
         self.model = model
         self.loss, self.reduction = loss, loss_reduction
-        if any(NAMES[q] in _SECOND for q in names) and loss not in ("mse", "cross_entropy"):
+        self._second = any(NAMES[q] in _SECOND for q in names)
+        if self._second and loss not in ("mse", "cross_entropy"):
             raise EinsumError("second-order quantities need loss='mse' or 'cross_entropy'")
         self.records: list[_Record] = []
         self._output: torch.Tensor | None = None
@@ -127,7 +114,7 @@ class Tracker:
         for module in self.model.modules():
             if layer_einsum_supported(module):
                 self._handles.append(module.register_forward_hook(self._forward))
-        if any(NAMES[q] in _SECOND for q in self.names):
+        if self._second:
             self._handles.append(self.model.register_forward_hook(self._model_output))
 
     def _detach(self) -> None:
@@ -200,7 +187,6 @@ class Tracker:
             # Convolutions: channels second; Linear and einsum layers: last.
             axis = 1 if isinstance(module, _CONVS) else len(rec.y_shape) - 1
             layer, ops = _bias_layer(bias, rec.y_shape, axis)
-            ops[1] = bias
             params.append((bias, layer, ops, tuple(bias.shape)))
         for p, layer, ops, shape in params:
             out = self._results.setdefault(p, {})

@@ -11,6 +11,7 @@ import io
 import math
 from typing import Any
 
+from .cost import pair_flops
 from .graphs import factor_graph, index_graph
 from .network import label_text
 
@@ -105,10 +106,9 @@ def draw_tree(plan: Any) -> Any:
     n = net.num_tensors
     cost = tree_cost(net, tree)
     children = {n + k: m for k, m in enumerate(tree.merges)}
-    flops = {}
-    for k, (x, y) in enumerate(tree.merges):
-        flops[n + k] = math.prod(net.sizes[i] for i in _bits(cost.node_masks[x]
-                                                             | cost.node_masks[y]))
+    masks = cost.node_masks
+    flops = {n + k: pair_flops(masks[x], masks[y], net.sizes)
+             for k, (x, y) in enumerate(tree.merges)}
     total = max(1, sum(flops.values()))
     x_of: dict[int, float] = {}
     depth: dict[int, int] = {}
@@ -147,12 +147,6 @@ def draw_tree(plan: Any) -> Any:
     ax.set_title(f"contraction tree: {plan.flops:.3g} flops, {plan.speedup:.3g}x fewer "
                  "than naive\n(merge size and colour: its share of the flops)")
     return fig
-
-
-def _bits(mask: int) -> list[int]:
-    from .network import bits
-
-    return bits(mask)
 
 
 def save(fig: Any, path: str) -> None:

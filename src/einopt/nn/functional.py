@@ -9,14 +9,15 @@ view and a matrix product otherwise. Arguments and results match
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
 from typing import Any
 
 from ..api import einsum
 from ..errors import ShapeError
+from ..parse import sublist_args
 from ..structured import conv_pattern
 
-__all__ = ["conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+__all__ = ["conv_einsum", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
            "conv_transpose3d", "unfold", "conv_nd", "conv_transpose_nd"]
 
 # Labels of the sublist form: batch, group, in-channel, out-channel, then per spatial
@@ -59,10 +60,11 @@ def _check(x: Any, w: Any, nd: int, groups: int, transposed: bool) -> None:
                          f"groups={groups}")
 
 
-def conv_nd(x: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any = 0,
-            dilation: Any = 1, groups: int = 1, optimize: Any = "auto") -> Any:
-    """N-d convolution (cross-correlation, as torch) of ``x`` ``(N, C, *S)`` with
-    ``weight`` ``(K, C / groups, *taps)``, as one einsum with index patterns."""
+def conv_einsum(x: Any, weight: Any, stride: Any = 1, padding: Any = 0, dilation: Any = 1,
+                groups: int = 1) -> tuple[list[Any], list[tuple[str, ...]], tuple[str, ...]]:
+    """The einsum of an N-d convolution: ``(operands, terms, output)`` with the input
+    ``(N, G, C/G, *S)`` first, the kernel ``(G, K/G, C/G, *taps)`` second, then one
+    pattern per spatial dimension; the output is ``(N, G, K/G, *out)``."""
     nd = x.dim() - 2
     _check(x, weight, nd, groups, transposed=False)
     strides = _tuple(stride, nd, "stride")
@@ -70,16 +72,25 @@ def conv_nd(x: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any
     pads = padding if isinstance(padding, str) else _tuple(padding, nd, "padding")
     n, c = x.shape[:2]
     k = weight.shape[0]
-    xs = x.reshape(n, groups, c // groups, *x.shape[2:])
-    ws = weight.reshape(groups, k // groups, *weight.shape[1:])
-    args: list[Any] = [xs, [_N, _G, _C, *map(_inp, range(nd))],
-                       ws, [_G, _K, _C, *map(_tap, range(nd))]]
+    operands: list[Any] = [x.reshape(n, groups, c // groups, *x.shape[2:]),
+                           weight.reshape(groups, k // groups, *weight.shape[1:])]
+    terms = [(_N, _G, _C, *map(_inp, range(nd))), (_G, _K, _C, *map(_tap, range(nd)))]
     for t in range(nd):
         p = pads if isinstance(pads, str) else pads[t]
-        args += [conv_pattern(x.shape[2 + t], weight.shape[2 + t], strides[t], p, dilations[t]),
-                 [_tap(t), _out(t), _inp(t)]]
-    y = einsum(*args, [_N, _G, _K, *map(_out, range(nd))], optimize=optimize)
-    y = y.reshape(n, k, *y.shape[3:])
+        operands.append(conv_pattern(x.shape[2 + t], weight.shape[2 + t], strides[t], p,
+                                     dilations[t]))
+        terms.append((_tap(t), _out(t), _inp(t)))
+    return operands, terms, (_N, _G, _K, *map(_out, range(nd)))
+
+
+def conv_nd(x: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any = 0,
+            dilation: Any = 1, groups: int = 1, optimize: Any = "auto") -> Any:
+    """N-d convolution (cross-correlation, as torch) of ``x`` ``(N, C, *S)`` with
+    ``weight`` ``(K, C / groups, *taps)``, as one einsum with index patterns."""
+    nd = x.dim() - 2
+    y = einsum(*sublist_args(*conv_einsum(x, weight, stride, padding, dilation, groups)),
+               optimize=optimize)
+    y = y.reshape(x.shape[0], weight.shape[0], *y.shape[3:])
     return y if bias is None else y + bias.reshape(1, -1, *([1] * nd))
 
 
@@ -168,11 +179,4 @@ def unfold(input: Any, kernel_size: Any, dilation: Any = 1, padding: Any = 0,
         args += [conv_pattern(input.shape[2 + t], sizes[t], st[t], pad[t], dil[t]),
                  [_tap(t), _out(t), _inp(t)]]
     y = einsum(*args, [_N, _C, *map(_tap, range(nd)), *map(_out, range(nd))])
-    return y.reshape(y.shape[0], -1, _prod(y.shape[2 + nd:]))
-
-
-def _prod(xs: Sequence[int]) -> int:
-    out = 1
-    for v in xs:
-        out *= int(v)
-    return out
+    return y.reshape(y.shape[0], -1, math.prod(y.shape[2 + nd:]))

@@ -77,31 +77,31 @@ def _zeros_only(mode: str) -> None:
         raise EinsumError(f"padding_mode={mode!r}: only 'zeros' is an index pattern")
 
 
+def _conv_forward(layer: Any, input: torch.Tensor) -> torch.Tensor:
+    _zeros_only(layer.padding_mode)
+    return functional.conv_nd(input, layer.weight, layer.bias, layer.stride, layer.padding,
+                              layer.dilation, layer.groups)
+
+
 class Conv1d(torch.nn.Conv1d):
     """``torch.nn.Conv1d`` evaluated as an einsum with index patterns."""
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        _zeros_only(self.padding_mode)
-        return functional.conv_nd(input, self.weight, self.bias, self.stride, self.padding,
-                                  self.dilation, self.groups)
+        return _conv_forward(self, input)
 
 
 class Conv2d(torch.nn.Conv2d):
     """``torch.nn.Conv2d`` evaluated as an einsum with index patterns."""
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        _zeros_only(self.padding_mode)
-        return functional.conv_nd(input, self.weight, self.bias, self.stride, self.padding,
-                                  self.dilation, self.groups)
+        return _conv_forward(self, input)
 
 
 class Conv3d(torch.nn.Conv3d):
     """``torch.nn.Conv3d`` evaluated as an einsum with index patterns."""
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        _zeros_only(self.padding_mode)
-        return functional.conv_nd(input, self.weight, self.bias, self.stride, self.padding,
-                                  self.dilation, self.groups)
+        return _conv_forward(self, input)
 
 
 def _transposed_forward(layer: Any, input: torch.Tensor, output_size: Any) -> torch.Tensor:
@@ -264,9 +264,6 @@ class _FactoredConvNd(torch.nn.Module):
         self.bias = (torch.nn.Parameter(torch.empty(out_channels, device=device, dtype=dtype)
                                         .uniform_(-fan_in ** -0.5, fan_in ** -0.5))
                      if bias else None)
-        # Sublist labels: the spec's letters, and names for the input's own indices.
-        self._labels = {lab: lab for term in self.terms for lab in term}
-        self._labels.update({lab: lab for lab in self.kernel_labels})
 
     @property
     def num_parameters(self) -> int:
@@ -280,23 +277,20 @@ class _FactoredConvNd(torch.nn.Module):
 
     def _operands(self, x: Any) -> list[Any]:
         """Sublist-form operands of the forward einsum: input, patterns, factors."""
-        nd, lab = self.nd, self._labels
-        n_, c_ = "batch", lab["c"]
-        inputs = [f"in{t + 1}" for t in range(nd)]
-        outs = [f"out{t + 1}" for t in range(nd)]
-        ops: list[Any] = [x, [n_, c_, *inputs]]
-        for t in range(nd):
-            tap = _TAPS[t]
+        # Labels: the spec's letters, and the functionals' names for the input's indices.
+        inputs = [functional._inp(t) for t in range(self.nd)]
+        outs = [functional._out(t) for t in range(self.nd)]
+        ops: list[Any] = [x, [functional._N, "c", *inputs]]
+        for t in range(self.nd):
             p = self.padding if isinstance(self.padding, str) else self.padding[t]
             pattern = conv_pattern(x.shape[2 + t], self.kernel_size[t], self.stride[t], p,
                                    self.dilation[t])
-            if tap in self.kernel_labels:
-                ops += [pattern, [lab[tap], outs[t], inputs[t]]]
-            else:  # a 1x1 kernel: the pattern's single tap is dropped
-                ops += [pattern, [f"tap{t + 1}", outs[t], inputs[t]]]
+            # a 1x1 kernel has no tap label: the pattern's single tap gets its own
+            tap = _TAPS[t] if _TAPS[t] in self.kernel_labels else functional._tap(t)
+            ops += [pattern, [tap, outs[t], inputs[t]]]
         for f, term in zip(self.factors, self.terms, strict=True):
-            ops += [f, [lab[s] for s in term]]
-        ops.append([n_, lab["o"], *outs])
+            ops += [f, list(term)]
+        ops.append([functional._N, "o", *outs])
         return ops
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
