@@ -335,18 +335,21 @@ def run_plan(plan: Plan, operands: Sequence[Any], executor: Any = None) -> Any:
 
 
 def run_structured(plan: Plan, operands: Sequence[Any], dtype: Any = None,
-                   casting: str = "safe", executor: Any = None) -> Any:
-    """Run a plan made for an einsum with structured operands on the call's operands."""
+                   casting: str = "safe", executor: Any = None, check: bool = True) -> Any:
+    """Run a plan made for an einsum with structured operands on the call's operands
+    (``check=False``: the plan was just made for them)."""
     from .views import dense_operands, embed_output, structured_inputs
 
     rw = plan.structure
-    if len(operands) != rw.nops:
-        raise ShapeError(f"the plan takes {rw.nops} operands, got {len(operands)}")
-    specs = [spec_of(x) for x in operands]
-    if tuple(specs) != rw.specs:
-        bad = next(k for k, (a, b) in enumerate(zip(specs, rw.specs, strict=True)) if a != b)
-        raise ShapeError(f"operand {bad} is {specs[bad]}, but the plan was made for "
-                         f"{rw.specs[bad]}")
+    if check:
+        if len(operands) != rw.nops:
+            raise ShapeError(f"the plan takes {rw.nops} operands, got {len(operands)}")
+        specs = [spec_of(x) for x in operands]
+        if tuple(specs) != rw.specs:
+            bad = next(k for k, (a, b) in enumerate(zip(specs, rw.specs, strict=True))
+                       if a != b)
+            raise ShapeError(f"operand {bad} is {specs[bad]}, but the plan was made for "
+                             f"{rw.specs[bad]}")
     be, ops = dense_operands(operands, dtype, casting)
     native = native_of(plan, be)
     inputs = structured_inputs(rw, be, ops, frozenset() if native is None else native.leaves,
