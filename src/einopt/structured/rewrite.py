@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 import numpy as np
@@ -253,7 +253,8 @@ def _substitute_pattern(t: _Term, terms: list[_Term], output: list[Label]) -> bo
         new = (size[u1], size[u2])
         if gone not in output and _substitute(
                 t, terms, gone, size[gone], (u1, u2), new,
-                lambda axis: Affine(axis, new, coef, off, div, size[gone])):  # noqa: B023
+                partial(Affine, sizes=new, coef=coef, offset=off, divisor=div,
+                        length=size[gone])):
             return True
     return False
 
@@ -263,7 +264,7 @@ def _substitute_selector(t: _Term, k: int, terms: list[_Term], output: list[Labe
     if lc in output or lc in batch or len(set(batch)) != len(batch):
         return False
     return _substitute(t, terms, lc, t.sizes[-1], batch, t.sizes[:-1],
-                       lambda axis: Gather(axis, k))
+                       partial(Gather, operand=k))
 
 
 def _substitute(t: _Term, terms: list[_Term], gone: Label, size: int,
