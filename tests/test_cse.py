@@ -109,3 +109,38 @@ def test_random_einsums_with_repeated_arrays(problem):
     except ValueError:
         return  # numpy refuses (a label with two sizes)
     np.testing.assert_allclose(einopt.einsum(eq, *ops), want, rtol=1e-10, atol=1e-10)
+
+
+def _chain_norm(m: int) -> tuple[list[tuple[str, ...]], list[int]]:
+    """``||x W_1 ... W_m||^2`` as the chain times its copy (outputs shared)."""
+    inputs = [("n", "p0"), ("n", "p0'")]
+    for k in range(m):
+        a, b = f"p{k}", f"p{k + 1}"
+        inputs += [(a, b), (a + "'", b + "'" if k < m - 1 else b)]
+    return inputs, [2 * (k // 2) for k in range(len(inputs))]
+
+
+@pytest.mark.parametrize("m", [5, 9])
+def test_twins_past_the_exhaustive_limit_are_oriented_along_the_chain(m):
+    from einopt.optimize.cse import MAX_PAIRS
+
+    inputs, aliases = _chain_norm(m)
+    assert m + 1 > MAX_PAIRS
+    (tw,) = find_twins(inputs, (), aliases)
+    assert tw.first == tuple(range(0, 2 * m + 2, 2)) and tw.rest == ()
+    assert tw.inner.output == ("n", f"p{m}")
+
+
+def test_long_squared_chain_is_planned_once_and_right(rng):
+    m = 6
+    x = rng.standard_normal((5, 4))
+    ws = [rng.standard_normal((4, 4)) for _ in range(m)]
+    inputs, _ = _chain_norm(m)
+    ops = [x, x] + [w for w in ws for _ in range(2)]
+    args = einopt.parse.sublist_args(ops, inputs, ())
+    plan = einopt.plan(*args)
+    assert plan.shared is not None
+    y = x
+    for w in ws:
+        y = y @ w
+    np.testing.assert_allclose(einopt.einsum(*args), (y * y).sum())

@@ -19,6 +19,7 @@ STAGES = [
     "einopt.native",
     "einopt.execute",
     "einopt.parallel",
+    "einopt.schedule",
     "einopt.api",
 ]
 EXTRAS = ["torch", "jax", "matplotlib", "dask", "cupy", "networkx", "opt_einsum", "cotengra"]

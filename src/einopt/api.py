@@ -9,6 +9,7 @@ program, so a warm call costs one dict lookup and the kernel.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 from collections import OrderedDict
@@ -20,16 +21,17 @@ import numpy as np
 
 from .backends import NumpyBackend, backend_for
 from .errors import OperandTypeError, PathError, ShapeError
-from .execute import evaluate, program_for, shared_parts
+from .execute import evaluate, program_for
 from .network import build_network
 from .optimize import Budget, get_optimizer, parse_objective
 from .optimize.cse import find_twins
 from .optimize.slicing import slice_tree
 from .parse import Equation, parse, parse_sublist, sublist_args
 from .plan import Plan, Shared, build_plan
+from .schedule import Schedule, build_schedule
 from .structured.operands import ConvPattern, Structured
 from .structured.rewrite import Rewrite, kind_of, rewrite, spec_of
-from .structured.switch import Memo, Switch, expansion, pick, reuse, signatures
+from .structured.switch import Switch, expansion, pick, signatures
 from .tree import ContractionTree
 
 __all__ = ["einsum", "plan", "clear_caches", "CACHE_SIZE"]
@@ -439,103 +441,38 @@ def _leaves(items: Sequence[Any]) -> list[Any]:
 
 def _einsum_switches(eq: Equation, items: Sequence[Any], optimize: Any, out: Any, dtype: Any,
                      memory_limit: Any) -> Any:
-    """An einsum with product-rule switches: the sum of its expansion's einsums. Each
-    term's repeated half (CSE) is remembered, and later terms that repeat it reuse it,
-    so a chain's prefix products are formed once across the terms. The schedule this
-    makes is recorded and replayed on later calls of the same structure."""
+    """An einsum with product-rule switches: the sum of its expansion's einsums, run as
+    one schedule that forms each product the terms share once (:mod:`einopt.schedule`).
+    The schedule is kept and run again on later calls of the same structure."""
     sig = signatures(items)
-    leaves = _leaves(items)
-    key = None
-    if dtype is None and memory_limit is None and not isinstance(optimize, Plan):
+    if dtype is not None or memory_limit is not None or isinstance(optimize, Plan):
+        total = None  # options the schedule's plans do not take: the terms one by one
+        for term_eq, picks, factor in expansion(eq, sig):
+            part = einsum(*sublist_args([pick(items, p) for p in picks], term_eq.inputs,
+                                        term_eq.output), optimize=optimize, dtype=dtype,
+                          memory_limit=memory_limit) * factor
+            total = part if total is None else total + part
+    else:
+        leaves = _leaves(items)
         try:
-            key = (eq, sig, optimize, _aliases(leaves),
-                   *[(x.__class__, tuple(x.shape), x.dtype) for x in leaves])
+            key: Any = (eq, sig, optimize, _aliases(leaves),
+                        *[(x.__class__, tuple(x.shape), x.dtype) for x in leaves])
             hash(key)
         except (AttributeError, TypeError):
             key = None
-    if key is not None and key in _SWITCH_RUNS:
-        total = _SWITCH_RUNS[key](leaves)
-    else:
-        total, schedule = _switch_terms(eq, items, sig, leaves, optimize, dtype, memory_limit)
-        if key is not None and schedule is not None:
-            _SWITCH_RUNS[key] = schedule
-            if len(_SWITCH_RUNS) > CACHE_SIZE:
-                _SWITCH_RUNS.popitem(last=False)
+        sched = _SWITCH_RUNS.get(key) if key is not None else None
+        if sched is None:
+            sched = build_schedule(eq, items, sig, leaves, functools.partial(
+                plan, optimize=optimize))
+            if key is not None:
+                _SWITCH_RUNS[key] = sched
+                if len(_SWITCH_RUNS) > CACHE_SIZE:
+                    _SWITCH_RUNS.popitem(last=False)
+        total = sched.run(leaves, einsum)
     if out is not None:
         out[...] = total
         return out
     return total
 
 
-_SWITCH_RUNS: OrderedDict[Any, Any] = OrderedDict()
-
-
-def _switch_terms(eq: Equation, items: Sequence[Any], sig: tuple[Any, ...],
-                  leaves: list[Any], optimize: Any, dtype: Any, memory_limit: Any
-                  ) -> tuple[Any, Any]:
-    """Sum the expansion's terms, and a replayable schedule of what ran (None when a
-    term took the general path)."""
-    total = None
-    memo: list[Memo] = []
-    steps: list[Any] = []
-    where = {id(x): k for k, x in reversed(list(enumerate(leaves)))}
-    for term_eq, picks, factor in expansion(eq, sig):
-        inputs, ops = reuse(term_eq.inputs, term_eq.output, [pick(items, p) for p in picks],
-                            memo)
-        sub = Equation(tuple(inputs), term_eq.output)
-        text, back = _lettered(sub)
-        args = [text, *ops] if text is not None else sublist_args(ops, inputs, sub.output)
-        p = plan(*args, optimize=optimize, memory_limit=memory_limit)
-        sh = p.shared
-        if sh is None or p.structure is not None or dtype is not None:
-            part = einsum(*args, optimize=optimize, dtype=dtype, memory_limit=memory_limit)
-            steps = None  # type: ignore[assignment]
-        else:  # run the repeated half once, remember it, and finish with the outer plan
-            be = backend_for(ops)
-            inner, outer = shared_parts(p, be)
-            r = inner(*be.prepare([ops[k] for k in sh.first]))
-            memo.append(Memo(tuple(ops[k] for k in sh.first),
-                             tuple(inputs[k] for k in sh.first),
-                             tuple(back.get(lab, lab) for lab in sh.inner.equation.output), r))
-            part = outer(r, r, *be.prepare([ops[k] for k in sh.rest]))
-            if steps is not None:
-                results = {id(m.result): j for j, m in enumerate(memo)}
-                src = [("memo", results[id(x)]) if id(x) in results else ("leaf", where[id(x)])
-                       for x in ops]
-                steps.append((src, sh.first, sh.rest, inner, outer, factor))
-        if factor != 1:
-            part = part * factor
-        total = part if total is None else total + part
-    if not steps:
-        return total, None
-
-    def replay(values: list[Any]) -> Any:
-        done: list[Any] = []
-        acc = None
-        for src, first, rest, inner, outer, factor in steps:
-            ops = [values[k] if kind == "leaf" else done[k] for kind, k in src]
-            r = inner(*[ops[k] for k in first])
-            done.append(r)
-            part = outer(r, r, *[ops[k] for k in rest])
-            if factor != 1:
-                part = part * factor
-            acc = part if acc is None else acc + part
-        return acc
-
-    return total, replay
-
-
-_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-
-
-@lru_cache(maxsize=CACHE_SIZE)
-def _lettered(eq: Equation) -> tuple[str | None, dict[Any, Any]]:
-    """``eq`` as numpy text with one letter per label, and the labels behind the letters
-    (``(None, {})`` past 52 labels)."""
-    labels = list(dict.fromkeys(lab for t in (*eq.inputs, eq.output) for lab in t))
-    if len(labels) > len(_LETTERS):
-        return None, {}
-    name = dict(zip(labels, _LETTERS, strict=False))
-    text = ",".join("".join(name[lab] for lab in t) for t in eq.inputs) + "->" + \
-        "".join(name[lab] for lab in eq.output)
-    return text, dict(zip(_LETTERS, labels, strict=False))
+_SWITCH_RUNS: OrderedDict[Any, Schedule] = OrderedDict()

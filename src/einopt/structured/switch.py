@@ -8,9 +8,8 @@ labels among the switch's). Summing ``prod_k h_k(i)`` over ``i`` is the sum, ove
 product rule written as one einsum. Several switches with the same ``at`` change
 together (the two copies of a layer in a squared norm).
 
-:func:`expand` turns an einsum holding switches into those ``m`` einsums; each is
-planned on its own, and operands that appear in both copies of a squared norm are
-computed once there (common subexpressions).
+:func:`expand` turns an einsum holding switches into those ``m`` einsums;
+:mod:`einopt.schedule` runs them as one schedule that forms each shared product once.
 """
 
 from __future__ import annotations
