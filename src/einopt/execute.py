@@ -162,11 +162,44 @@ def native_of(plan: Plan, be: Backend) -> Any:
     return plan._programs[key]
 
 
-def compile_program(plan: Plan, be: Backend) -> Program:
-    """A function of the operands that runs ``plan`` with backend ``be`` (a structured
-    plan's native steps read their leaves unviewed)."""
-    n = plan.network.num_tensors
+def inner_native(plan: Plan, be: Backend) -> Any:
+    """A shared structured plan's subexpression program with native convolution steps
+    (its operands viewed as the plan's rewrite says; None when there are none)."""
+    sh, rw = plan.shared, plan.structure
+    if sh is None or rw is None:
+        return None
+    key = ("inner-native", be.name)
+    if key not in plan._programs:
+        from .native import native_program
+
+        plan._programs[key] = native_program(sh.inner, be, [rw.sources[k] for k in sh.first])
+    return plan._programs[key]
+
+
+def raw_leaves(plan: Plan, be: Backend) -> frozenset[int]:
+    """Operands of a structured plan that its program reads unviewed (native steps'), or
+    not at all (the second copy of a shared subexpression): no view is made of them."""
+    sh = plan.shared
+    if sh is not None:
+        native = inner_native(plan, be)
+        used = {*sh.first, *sh.rest}
+        unused = {k for k in range(len(sh.shapes)) if k not in used}
+        return frozenset(unused) if native is None else \
+            frozenset(unused | {sh.first[k] for k in native.leaves})
     native = native_of(plan, be)
+    return frozenset() if native is None else native.leaves
+
+
+_OWN = object()
+
+
+def compile_program(plan: Plan, be: Backend, native: Any = _OWN) -> Program:
+    """A function of the operands that runs ``plan`` with backend ``be`` (a structured
+    plan's native steps read their leaves unviewed; ``native``: those steps, if not the
+    plan's own)."""
+    n = plan.network.num_tensors
+    if native is _OWN:
+        native = native_of(plan, be)
     steps = plan.steps if native is None else native.kernels.steps
     fns = {} if native is None else native.fns
     final = _final(plan.output_perm, plan.output_reshape, be) if native is None else \
@@ -275,7 +308,10 @@ def shared_parts(plan: Plan, be: Backend) -> tuple[Program, Program]:
     key = ("outer", be.name)
     if key not in plan._programs:
         plan._programs[key] = compile_program(plan, be)
-    return program_for(plan.shared.inner, be), plan._programs[key]
+        native = inner_native(plan, be)
+        plan._programs[("inner", be.name)] = program_for(plan.shared.inner, be) \
+            if native is None else compile_program(plan.shared.inner, be, native)
+    return plan._programs[("inner", be.name)], plan._programs[key]
 
 
 def _shared_program(plan: Plan, be: Backend) -> Program:
@@ -351,9 +387,7 @@ def run_structured(plan: Plan, operands: Sequence[Any], dtype: Any = None,
             raise ShapeError(f"operand {bad} is {specs[bad]}, but the plan was made for "
                              f"{rw.specs[bad]}")
     be, ops = dense_operands(operands, dtype, casting)
-    native = native_of(plan, be)
-    inputs = structured_inputs(rw, be, ops, frozenset() if native is None else native.leaves,
-                               dtype)
+    inputs = structured_inputs(rw, be, ops, raw_leaves(plan, be), dtype)
     result = evaluate(plan, be, inputs, executor)
     if rw.embeds:
         sizes = {lab: plan.network.sizes[i] for i, lab in enumerate(plan.network.labels)}

@@ -8,18 +8,23 @@ or groups (kept, in both) -- and the library has a convolution (torch), the step
 as that call on the unviewed input: no im2col buffer is written, and the library's
 tuned kernel does the work. The step's flops are the same either way; the native call
 writes less, so it is preferred.
+
+The other pairwise step of a convolution layer, its weight gradient, has the taps
+kept and the output positions contracted with the output gradient; it runs as the
+library's convolution weight gradient, with indices both operands keep as groups (the
+per-example gradients of a batch: one group per example).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .backends import Backend
 from .plan import Plan, Step, StepKind, _Kernels, relayout
-from .structured.rewrite import Affine
+from .structured.rewrite import Affine, Source
 
 __all__ = ["ConvStep", "NativeProgram", "conv_steps", "native_program"]
 
@@ -44,6 +49,9 @@ class ConvStep:
         transposed: the view is zero-stuffed (``x[(i + p - d*k) / s]``): a transposed
             convolution, the kernel laid out ``(G*C, K, *taps)``.
         extra: transposed: the output padding per spatial dim.
+        weight: the step is a weight gradient: ``w`` is the output gradient, laid out
+            ``(N, G*K, *positions)``, and the result ``(G*K, C, *taps)`` has shape
+            ``kernel``.
     """
 
     leaf: int
@@ -61,6 +69,8 @@ class ConvStep:
     natural: tuple[int, ...] = ()
     transposed: bool = False
     extra: tuple[int, ...] = ()
+    weight: bool = False
+    kernel: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,10 +112,10 @@ def _kind(v: Any) -> bool | None:
     return None
 
 
-def _match(plan: Plan, step: Step, leaf: int, other: tuple[int, ...], first: bool
-           ) -> ConvStep | None:
-    rw, net = plan.structure, plan.network
-    src = rw.sources[leaf]
+def _match(plan: Plan, step: Step, leaf: int, other: tuple[int, ...], first: bool,
+           sources: Sequence[Source]) -> ConvStep | None:
+    net = plan.network
+    src = sources[leaf]
     views = src.views
     if src.const is not None or src.dense or not views or not 1 <= len(views) <= 3:
         return None
@@ -124,6 +134,22 @@ def _match(plan: Plan, step: Step, leaf: int, other: tuple[int, ...], first: boo
         if not (isinstance(tap, int) and isinstance(out, int)):
             return None
         axes[v.axis:v.axis + 2] = [("spatial", t, tap, out)]
+    if len(set(ids)) != len(ids):
+        return None
+    _, _, tap0, out0 = next(item for item in axes if isinstance(item, tuple))
+    if not transposed and tap0 in result and out0 in held:
+        return _match_weight(plan, step, leaf, other, first, views, axes)
+    return _match_forward(plan, step, leaf, other, first, views, axes, transposed)
+
+
+def _match_forward(plan: Plan, step: Step, leaf: int, other: tuple[int, ...], first: bool,
+                   views: Sequence[Any], axes: list[Any], transposed: bool
+                   ) -> ConvStep | None:
+    """The step as a (transposed) convolution of the unviewed input with ``other``."""
+    net = plan.network
+    result = set(step.indices)
+    held = set(other)
+    ids = list(net.raw[leaf])
     sizes = net.sizes
     spatial: list[tuple[int, int, int, int]] = []
     batch: list[int] = []
@@ -145,8 +171,7 @@ def _match(plan: Plan, step: Step, leaf: int, other: tuple[int, ...], first: boo
             return None
     taps = {tap for _, _, tap, _ in spatial}
     outs = [i for i in other if i not in set(ids)]
-    if any(i not in result for i in outs) or len(taps) != len(spatial) or \
-            len(set(ids)) != len(ids):
+    if any(i not in result for i in outs) or len(taps) != len(spatial):
         return None
     spatial.sort(key=lambda e: e[1])
     g_ids = [axes[a] for a in groups]
@@ -178,10 +203,8 @@ def _match(plan: Plan, step: Step, leaf: int, other: tuple[int, ...], first: boo
             pads.append((p, p))
             extra.append(sizes[out] - natural_size)
         else:
-            d, s = v.coef
-            left = -v.offset
-            need = (sizes[out] - 1) * s + (sizes[tap] - 1) * d + 1
-            pads.append((left, need - left - v.length))
+            pad, s, d = _window(v, sizes[tap], sizes[out])
+            pads.append(pad)
         stride.append(s)
         dilation.append(d)
     x_perm = (*batch, *groups, *chans, *(a for _, a, _, _ in spatial))
@@ -202,10 +225,89 @@ def _match(plan: Plan, step: Step, leaf: int, other: tuple[int, ...], first: boo
     )
 
 
-def conv_steps(plan: Plan, steps: tuple[Step, ...] | None = None) -> dict[int, ConvStep]:
+def _window(v: Affine, taps: int, outs: int) -> tuple[tuple[int, int], int, int]:
+    """A sliding window's ``(left, right)`` zero padding (negative: cropping), stride
+    and dilation, for ``outs`` positions of ``taps`` taps."""
+    d, s = v.coef
+    left = -v.offset
+    need = (outs - 1) * s + (taps - 1) * d + 1
+    return (left, need - left - v.length), s, d
+
+
+def _match_weight(plan: Plan, step: Step, leaf: int, other: tuple[int, ...], first: bool,
+                  views: Sequence[Any], axes: list[Any]) -> ConvStep | None:
+    """The step as a convolution's weight gradient: the windowed input against the
+    output gradient ``other`` over the positions, taps kept. Indices both hold are
+    groups when kept (one per example for per-example gradients), the batch when summed;
+    the input's own kept indices are its channels, the gradient's its outputs."""
+    net = plan.network
+    sizes = net.sizes
+    result = set(step.indices)
+    held = set(other)
+    spatial: list[tuple[int, int, int, int]] = []
+    batch: list[int] = []
+    groups: list[int] = []
+    chans: list[int] = []
+    for a, item in enumerate(axes):
+        if isinstance(item, tuple):
+            _, t, tap, out = item
+            if tap in held or tap not in result or out not in held or out in result:
+                return None
+            spatial.append((t, a, tap, out))
+        elif item in held:
+            (groups if item in result else batch).append(a)
+        elif item in result:
+            chans.append(a)
+        elif sizes[item] == 1:
+            batch.append(a)
+        else:
+            return None
+    spatial.sort(key=lambda e: e[1])
+    g_ids, c_ids = [axes[a] for a in groups], [axes[a] for a in chans]
+    b_ids = [axes[a] for a in batch if axes[a] in held]
+    mine = {i for i in net.raw[leaf]}
+    k_ids = [i for i in other if i not in mine]
+    if any(i not in result for i in k_ids) or len(set(other)) != len(other):
+        return None
+    w_pos = {i: k for k, i in enumerate(other)}
+    w_perm = (*(w_pos[i] for i in b_ids), *(w_pos[i] for i in g_ids),
+              *(w_pos[i] for i in k_ids), *(w_pos[out] for _, _, _, out in spatial))
+    if sorted(w_perm) != list(range(len(other))):
+        return None
+    prod = math.prod
+    nb, ng = prod(sizes[axes[a]] for a in batch), prod(sizes[i] for i in g_ids)
+    nc, nk = prod(sizes[i] for i in c_ids), prod(sizes[i] for i in k_ids)
+    lengths = tuple(views[t].length for t, _, _, _ in spatial)
+    pads, stride, dilation = [], [], []
+    for t, _, tap, out in spatial:
+        pad, s, d = _window(views[t], sizes[tap], sizes[out])
+        pads.append(pad)
+        stride.append(s)
+        dilation.append(d)
+    taps = tuple(sizes[tap] for _, _, tap, _ in spatial)
+    y_ids = [*g_ids, *k_ids, *c_ids, *(tap for _, _, tap, _ in spatial)]
+    if sorted(y_ids) != sorted(step.indices):
+        return None
+    ypos = {i: k for k, i in enumerate(y_ids)}
+    return ConvStep(
+        leaf=leaf, first=first, x_perm=(*batch, *groups, *chans, *(a for _, a, _, _ in spatial)),
+        x_shape=(nb, ng * nc, *lengths), w_perm=w_perm,
+        w_shape=(nb, ng * nk, *(sizes[out] for _, _, _, out in spatial)),
+        pads=tuple(pads), stride=tuple(stride), dilation=tuple(dilation), groups=ng,
+        y_shape=tuple(sizes[i] for i in y_ids), y_perm=tuple(ypos[i] for i in step.indices),
+        natural=tuple(y_ids), weight=True, kernel=(ng * nk, nc, *taps),
+    )
+
+
+def conv_steps(plan: Plan, steps: tuple[Step, ...] | None = None,
+               sources: Sequence[Source] | None = None) -> dict[int, ConvStep]:
     """Steps of a structured, unsliced plan that are convolutions, by step position
-    (in ``steps``, by default the plan's own)."""
-    if plan.structure is None or plan.tree.sliced or plan.shared is not None:
+    (in ``steps``, by default the plan's own). ``sources`` say how each operand is
+    viewed (by default the plan's rewrite's: a shared subexpression's plan is given
+    those of its operands)."""
+    if sources is None and plan.structure is not None:
+        sources = plan.structure.sources
+    if sources is None or plan.tree.sliced or plan.shared is not None:
         return {}
     steps = plan.steps if steps is None else steps
     n = plan.network.num_tensors
@@ -221,7 +323,7 @@ def conv_steps(plan: Plan, steps: tuple[Step, ...] | None = None) -> dict[int, C
         x, y = s.args
         for leaf, other, first in ((x, y, True), (y, x, False)):
             if leaf < n and leaf not in prepped:
-                m = _match(plan, s, leaf, orders[other], first)
+                m = _match(plan, s, leaf, orders[other], first, sources)
                 if m is not None:
                     found[pos] = m
                     break
@@ -229,20 +331,24 @@ def conv_steps(plan: Plan, steps: tuple[Step, ...] | None = None) -> dict[int, C
 
 
 def _takes(be: Backend, c: ConvStep) -> bool:
+    if c.weight:
+        return be.takes_conv_weight(c.x_shape, c.w_shape, c.stride, c.groups)
     return be.takes_conv(c.x_shape, c.w_shape, c.stride, c.groups, c.transposed)
 
 
-def native_program(plan: Plan, be: Backend) -> NativeProgram | None:
+def native_program(plan: Plan, be: Backend, sources: Sequence[Source] | None = None
+                   ) -> NativeProgram | None:
     """The plan's program with its convolution steps as ``be``'s native convolution
-    (None when the library has none or no step is one)."""
+    (None when the library has none or no step is one); ``sources`` as for
+    :func:`conv_steps`."""
     if not be.conv_kinds:
         return None
-    found = {pos: c for pos, c in conv_steps(plan).items() if _takes(be, c)}
+    found = {pos: c for pos, c in conv_steps(plan, None, sources).items() if _takes(be, c)}
     if not found:
         return None
     npreps = sum(1 for s in plan.steps if s.kind is StepKind.PREP)
     kernels = relayout(plan, {pos - npreps: c.natural for pos, c in found.items()})
-    again = {pos: c for pos, c in conv_steps(plan, kernels.steps).items()
+    again = {pos: c for pos, c in conv_steps(plan, kernels.steps, sources).items()
              if _takes(be, c)}  # layouts around the native steps changed
     if again.keys() != found.keys():
         return None
@@ -252,6 +358,18 @@ def native_program(plan: Plan, be: Backend) -> NativeProgram | None:
 
 def _bind(c: ConvStep, be: Backend) -> Callable[[Any, Any], Any]:
     conv = be.conv  # type: ignore[attr-defined]
+    if c.weight:
+        conv_weight = be.conv_weight  # type: ignore[attr-defined]
+
+        def run_weight(a: Any, b: Any) -> Any:
+            x, g = (a, b) if c.first else (b, a)
+            x = be.reshape(be.transpose(x, c.x_perm), c.x_shape)
+            g = be.reshape(be.transpose(g, c.w_perm), c.w_shape)
+            y = be.reshape(conv_weight(x, g, c.kernel, c.pads, c.stride, c.dilation,
+                                       c.groups), c.y_shape)
+            return y if c.y_perm == tuple(range(len(c.y_perm))) else be.transpose(y, c.y_perm)
+
+        return run_weight
 
     def run(a: Any, b: Any) -> Any:
         x, w = (a, b) if c.first else (b, a)

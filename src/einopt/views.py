@@ -112,8 +112,8 @@ def structured_inputs(rw: Rewrite, be: Backend, operands: Sequence[Any],
     out = []
     made: dict[Any, Any] = {}  # alike views of one array are one object (read once)
     for k, src in enumerate(rw.sources):
-        if k in raw:
-            out.append(operands[src.operand])
+        if k in raw:  # a constant here is one the program never reads
+            out.append(operands[src.operand] if src.const is None else None)
             continue
         if src.const is not None:
             out.append(be.constant(src.const, like))

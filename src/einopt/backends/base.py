@@ -142,6 +142,12 @@ class Backend:
         plan's view and matrix product)."""
         return transposed in self.conv_kinds
 
+    def takes_conv_weight(self, x_shape: tuple[int, ...], g_shape: tuple[int, ...],
+                          stride: tuple[int, ...], groups: int) -> bool:
+        """Whether a convolution's weight-gradient step runs as the library's own (a
+        ``conv_weight`` method), else as the plan's view and matrix product."""
+        return False
+
     # Structured operands (views of an operand along one axis).
     def asarray(self, x: Any) -> Any:
         """``x`` (numpy or nested lists) as this library's array."""

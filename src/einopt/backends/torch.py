@@ -181,6 +181,32 @@ class TorchBackend(Backend):
         return fn(x.double(), w.double(), None, *args).round().to(x.dtype)
 
     @staticmethod
+    def takes_conv_weight(x_shape: tuple[int, ...], g_shape: tuple[int, ...],
+                          stride: tuple[int, ...], groups: int) -> bool:
+        return True
+
+    @staticmethod
+    def conv_weight(x: Any, g: Any, kernel: tuple[int, ...], pads: tuple[tuple[int, int], ...],
+                    stride: tuple[int, ...], dilation: tuple[int, ...], groups: int) -> Any:
+        """The weight gradient of ``conv{1,2,3}d``: ``x`` ``(N, G*C, *spatial)`` against
+        the output gradient ``g`` ``(N, G*K, *positions)``, giving ``(G*K, C, *taps)``
+        (``kernel``), summed over ``N`` (unequal ``pads`` are applied first)."""
+        if all(lo == hi >= 0 for lo, hi in pads):
+            padding = [lo for lo, _ in pads]
+        else:
+            x = torch.nn.functional.pad(x, [p for lo, hi in reversed(pads) for p in (lo, hi)])
+            padding = [0] * len(pads)
+        dtype = x.dtype
+        exact = x.is_floating_point()
+        if not exact:  # no integer convolution on CPU: float64 is exact here (< 2**53)
+            x, g = x.double(), g.double()
+        shape = x.new_empty(1).expand(kernel)  # the kernel's shape, no memory
+        _, w, _ = torch.ops.aten.convolution_backward(
+            g, x, shape, None, list(stride), padding, list(dilation), False,
+            [0] * len(pads), groups, [False, True, False])
+        return w if exact else w.round().to(dtype)
+
+    @staticmethod
     def window(x: Any, axis: int, sizes: tuple[int, int], steps: tuple[int, int],
                start: int) -> Any:
         """Sliding windows by ``Tensor.unfold`` (a differentiable view)."""
