@@ -27,15 +27,17 @@ def _closed_trace(x, ws):
     return total
 
 
+@pytest.mark.parametrize("batch", [6, 16])
 @pytest.mark.parametrize("m", [2, 3, 5, 8, 12])
-def test_deep_trace_costs_linear_products(m, monkeypatch):
+def test_deep_trace_costs_linear_products(m, batch, monkeypatch):
     """The closed form's own count: a chain of m layers takes 2m - 3 matrix products
-    (m - 2 prefixes, m - 1 suffixes), first to last or replayed."""
+    (m - 2 prefixes, m - 1 suffixes), first to last or replayed; also where a term
+    alone would multiply its weights first (a batch wider than the layers)."""
     torch = pytest.importorskip("torch")
     from einopt.backends.torch import TorchBackend
 
     rng = np.random.default_rng(m)
-    x = rng.standard_normal((6, 9))
+    x = rng.standard_normal((batch, 9))
     ws = [rng.standard_normal((9, 9)) / 3 for _ in range(m)]
     calls = []
     real = torch.matmul

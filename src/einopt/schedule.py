@@ -9,10 +9,11 @@ the terms become one :class:`Schedule` of pairwise products over the arrays:
   and each part is planned, a repeated half (the two copies of a squared norm) computed
   once;
 - every product a plan forms is remembered with its operands and kept indices, and a
-  later term holding the same operands takes it instead of forming it again;
-- the terms are scheduled first to last and last to first, and the order with fewer
-  flops is kept: one finds a chain's prefixes, the other its suffixes, as the closed
-  forms do, so a chain of ``m`` layers costs O(m) products, not O(m^2).
+  later part holding the same operands takes it instead of forming it again;
+- parts are formed smallest first, so a part takes the products of the smaller parts
+  it contains: a chain's prefixes grow from each other, and so do its suffixes, as in
+  the closed forms; a chain of ``m`` layers costs O(m) products, not O(m^2). Parts of
+  one size go first to last and last to first, and the cheaper schedule is kept.
 
 The schedule is built from shapes alone (computed values are :class:`Value`
 placeholders), priced, and then run on the arrays; it can be run again on new arrays
@@ -104,9 +105,10 @@ class Schedule:
 
 def build_schedule(eq: Equation, items: Sequence[Any], sig: tuple[Any, ...],
                    leaves: Sequence[Any], planner: Planner) -> Schedule:
-    """The cheaper of the first-to-last and last-to-first schedules of the expansion of
-    ``eq`` on ``items`` (switches among them); ``leaves`` are the arrays it reads and
-    ``planner`` plans an einsum in the sublist form (:func:`einopt.plan`)."""
+    """The schedule of the expansion of ``eq`` on ``items`` (switches among them), the
+    cheaper of its terms taken first to last and last to first; ``leaves`` are the
+    arrays it reads and ``planner`` plans an einsum in the sublist form
+    (:func:`einopt.plan`)."""
     terms = expansion(eq, sig)
     forward = _Builder(items, leaves, planner).add_all(terms)
     if len(terms) < 3:
@@ -131,14 +133,28 @@ class _Builder:
 
     def add_all(self, terms: Sequence[tuple[Equation, list[tuple[int, str, int]], int]]
                 ) -> Schedule:
+        """Every term's connected parts, smallest first (a part that contains a smaller
+        one takes its product), then each term as the product of its parts."""
+        parts: list[tuple[int, list[tuple[Label, ...]], tuple[Label, ...], list[Any]]] = []
+        for t, (term_eq, picks, _) in enumerate(terms):
+            ops = [pick(self.items, p) for p in picks]
+            for comp in _components(term_eq.inputs):
+                held = {lab for k in comp for lab in term_eq.inputs[k]}
+                parts.append((t, [term_eq.inputs[k] for k in comp],
+                              tuple(lab for lab in term_eq.output if lab in held),
+                              [ops[k] for k in comp]))
+        done: dict[int, Any] = {}
+        for c in sorted(range(len(parts)), key=lambda c: len(parts[c][1])):
+            _, inputs, output, ops = parts[c]
+            inputs, ops = reuse(inputs, output, ops, self.memo)
+            done[c] = self.part(inputs, output, ops)
         out = []
-        for term_eq, picks, factor in terms:
-            inputs, ops = reuse(term_eq.inputs, term_eq.output,
-                                [pick(self.items, p) for p in picks], self.memo)
-            if not inputs:
+        for t, (term_eq, _, factor) in enumerate(terms):
+            mine = [(done[c], parts[c][2]) for c in range(len(parts)) if parts[c][0] == t]
+            if not mine:  # a term of deltas alone: its factor
                 out.append((-1, factor))
                 continue
-            out.append((self.where[id(self.term(inputs, term_eq.output, ops))], factor))
+            out.append((self.where[id(self.product(mine, term_eq.output))], factor))
         return Schedule(self.num_leaves, tuple(self.steps), tuple(out), self.flops)
 
     def emit(self, plan: Plan, sources: Sequence[Any], general: Any = None) -> Value:
@@ -149,15 +165,9 @@ class _Builder:
         self.flops += plan.flops
         return v
 
-    def term(self, inputs: Sequence[tuple[Label, ...]], output: tuple[Label, ...],
-             ops: Sequence[Any]) -> Any:
-        """One term: its connected parts contracted apart, then multiplied together."""
-        parts = []
-        for comp in _components(inputs):
-            held = {lab for k in comp for lab in inputs[k]}
-            part_out = tuple(lab for lab in output if lab in held)
-            parts.append((self.part([inputs[k] for k in comp], part_out,
-                                    [ops[k] for k in comp]), part_out))
+    def product(self, parts: Sequence[tuple[Any, tuple[Label, ...]]],
+                output: tuple[Label, ...]) -> Any:
+        """A term from its connected parts' values (and their labels)."""
         value, labels = parts[0]
         for other, other_labels in parts[1:]:
             both = set(labels) | set(other_labels)
