@@ -205,8 +205,14 @@ def compile_program(plan: Plan, be: Backend, native: Any = _OWN) -> Program:
     final = _final(plan.output_perm, plan.output_reshape, be) if native is None else \
         _final(native.kernels.output_perm, native.kernels.output_reshape, be)
     raw = frozenset() if native is None else native.leaves
-    preps = [(s.out, _prep(s, be)) for s in steps
-             if s.kind is StepKind.PREP and s.out not in raw]
+    prep_steps = [s for s in steps if s.kind is StepKind.PREP and s.out not in raw]
+    preps = [(s.out, _prep(s, be)) for s in prep_steps]
+    # An operand prepared as an earlier one is: when the call passes one array for both,
+    # it is prepared once and stays one object (a kernel can then read it once).
+    first: dict[Any, int] = {}
+    alike = {s.out: first.setdefault((s.cast, s.squeeze, s.diagonal, s.sum_axes), s.out)
+             for s in prep_steps}
+    alike = {k: j for k, j in alike.items() if j != k}
     pairs = [(s.args[0], s.args[1], fns[k] if k in fns else _pair(s, be))
              for k, s in enumerate(steps) if s.kind is not StepKind.PREP]
     if not preps and len(pairs) == 1:
@@ -226,7 +232,8 @@ def compile_program(plan: Plan, be: Backend, native: Any = _OWN) -> Program:
     def program(*operands: Any) -> Any:
         regs = list(operands)
         for k, p in preps:
-            regs[k] = p(regs[k])
+            j = alike.get(k)
+            regs[k] = regs[j] if j is not None and operands[k] is operands[j] else p(regs[k])
         for x, y, fn in pairs:
             regs.append(fn(regs[x], regs[y]))
             regs[x] = regs[y] = None

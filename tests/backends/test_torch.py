@@ -105,3 +105,21 @@ def test_batched_inner_product_forms(contract):
     torch.testing.assert_close(einopt.einsum("ni,ni->n", a, a), (a * a).sum(1))
     ai = torch.randint(-3, 4, (6, contract))
     assert torch.equal(einopt.einsum("ni,ni->n", ai, ai), (ai * ai).sum(1))
+
+
+def test_one_tensor_prepared_twice_stays_one(monkeypatch):
+    """Both operands of ``x, x`` drop their size-1 axis; the kernel still sees one tensor
+    and takes its norm (reading it once)."""
+    calls = []
+    real = torch.linalg.vector_norm
+    monkeypatch.setattr(torch.linalg, "vector_norm",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    x = torch.randn(6, 1, 40000, dtype=torch.float64)
+    einopt.clear_caches()
+    got = einopt.einsum("ngi,ngi->n", x, x)
+    torch.testing.assert_close(got, (x * x).sum((1, 2)))
+    assert calls
+    y = x.clone()
+    calls.clear()
+    torch.testing.assert_close(einopt.einsum("ngi,ngi->n", x, y), got)
+    assert not calls
