@@ -61,8 +61,13 @@ def _setup(name, loss):
 def test_first_order_quantities(name, loss):
     model, x, y, fn = _setup(name, loss)
     names = ["grad", "grad_batch", "grad_norm2", "variance"]
+    fn(model(x), y).backward()  # untracked: torch's own gradients
+    plain = {k: v.grad.clone() for k, v in model.named_parameters()}
+    model.zero_grad()
     with et.track(model, names) as t:
         fn(model(x), y).backward()
+    for key, p in model.named_parameters():  # formed from the per-example gradients
+        torch.testing.assert_close(p.grad, plain[key])
     params = {k: v.detach() for k, v in model.named_parameters()}
 
     def loss_n(p, xn, yn):  # the n-th example's share of the mean loss
@@ -75,6 +80,41 @@ def test_first_order_quantities(name, loss):
         torch.testing.assert_close(got["grad"], p.grad)
         torch.testing.assert_close(got["grad_norm2"], want.flatten(1).square().sum(1))
         torch.testing.assert_close(got["variance"], want.square().sum(0))
+
+
+@pytest.mark.parametrize("names,formed", [(["grad_norm2"], True), (["variance"], True),
+                                          (["grad_norm2", "grad"], True), (["grad"], False)])
+def test_weight_gradient_from_per_example_gradients(names, formed):
+    """On a large grid the norms' plan forms the per-example gradients anyway: backward
+    forms them once, the weight's gradient is their sum, and the input's and the bias's
+    gradients still flow (checked against torch on a two-layer network)."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+                                torch.nn.Conv2d(4, 2, 3, padding=1)).double()
+    x = torch.randn(3, 3, 24, 24, dtype=torch.float64, requires_grad=True)
+    y = torch.randn(3, 2, 24, 24, dtype=torch.float64)
+    F.mse_loss(model(x), y).backward()
+    want = {k: v.grad.clone() for k, v in model.named_parameters()}
+    want_x = x.grad.clone()
+    model.zero_grad()
+    x.grad = None
+    with et.track(model, names) as t:
+        F.mse_loss(model(x), y).backward()
+    assert all((r.per_example is not None) == formed for r in t.records)
+    for key, p in model.named_parameters():
+        torch.testing.assert_close(p.grad, want[key])
+    torch.testing.assert_close(x.grad, want_x)
+    conv = model[2]
+    per = t[conv.weight]
+    if "grad_norm2" in names:
+        params = {k: v.detach() for k, v in model.named_parameters()}
+
+        def loss_n(q, xn, yn):
+            return F.mse_loss(functional_call(model, q, (xn[None],)), yn[None],
+                              reduction="sum") / y.numel()
+
+        g = vmap(grad(loss_n), in_dims=(None, 0, 0))(params, x.detach(), y)["2.weight"]
+        torch.testing.assert_close(per["grad_norm2"], g.flatten(1).square().sum(1))
 
 
 def _ggn(model, x, y, loss, key):
@@ -158,3 +198,16 @@ def test_errors():
         model(torch.randn(3, 2)).sum().backward()
     with pytest.raises(einopt.EinsumError, match="no tracked layer"):
         t[torch.nn.Parameter(torch.zeros(1))]
+
+
+def test_linear_norms_keep_torch_weight_gradient():
+    """A linear layer's norms are two vector norms (no per-example gradient is formed),
+    so backward is torch's own."""
+    model = torch.nn.Linear(64, 32).double()
+    x, y = torch.randn(8, 64, dtype=torch.float64), torch.randn(8, 32, dtype=torch.float64)
+    with et.track(model, ["grad_norm2"]) as t:
+        F.mse_loss(model(x), y).backward()
+    assert t.records[0].per_example is None
+    g = 2 * (model(x) - y).detach() / y.numel()
+    want = g.square().sum(1) * x.square().sum(1)
+    torch.testing.assert_close(t[model.weight]["grad_norm2"], want)

@@ -37,13 +37,17 @@ from typing import Any
 
 from .api import _parse
 from .api import einsum as _einsum
+from .api import plan as _plan
 from .errors import EinsumError
 from .parse import Label, sublist_args
 
-__all__ = ["LayerEinsum", "QUANTITIES", "quantity"]
+__all__ = ["LayerEinsum", "QUANTITIES", "FIRST_ORDER", "quantity", "first_order_plan",
+           "from_per_example"]
 
 QUANTITIES = ("grad", "grad_batch", "grad_norm2", "grad_sq_sum", "ggn_diag", "ggn_trace",
               "ggn_trace_batch", "hvp", "kfac")
+#: the quantities of the per-example gradients alone (each a function of them)
+FIRST_ORDER = ("grad", "grad_batch", "grad_norm2", "grad_sq_sum")
 
 
 @dataclass(frozen=True)
@@ -102,8 +106,47 @@ def _copy(term: Sequence[Label], keep: set[Label]) -> tuple[Label, ...]:
 def _twice(terms: list[tuple[Label, ...]], arrays: list[Any], keep: set[Label],
            output: Sequence[Label]) -> Any:
     """``einsum(terms, terms') -> output`` where ``terms'`` renames all but ``keep``."""
+    return _einsum(*_twice_args(terms, arrays, keep, output))
+
+
+def _twice_args(terms: list[tuple[Label, ...]], arrays: list[Any], keep: set[Label],
+                output: Sequence[Label]) -> list[Any]:
     second = [_copy(t, keep) for t in terms]
-    return _einsum(*sublist_args(arrays + arrays, terms + second, output))
+    return sublist_args(arrays + arrays, terms + second, output)
+
+
+def _first_order_args(name: str, layer: LayerEinsum, operands: Sequence[Any], g: Any
+                      ) -> list[Any]:
+    """The sublist arguments of a first-order quantity's naive einsum."""
+    terms, pos = layer.grad_terms()
+    t, a = terms + [tuple(layer.output)], [operands[k] for k in pos] + [g]
+    w_labels, n = layer.inputs[layer.w], layer.batch
+    if name == "grad":
+        return sublist_args(a, t, w_labels)
+    if name == "grad_batch":
+        return sublist_args(a, t, (n, *w_labels))
+    return _twice_args(t, a, {n, *w_labels}, (n,) if name == "grad_norm2" else w_labels)
+
+
+def first_order_plan(name: str, layer: LayerEinsum, operands: Sequence[Any], g: Any) -> Any:
+    """The plan of first-order quantity ``name`` (see :data:`FIRST_ORDER`); ``g`` may be
+    any object of the output gradient's shape."""
+    return _plan(*_first_order_args(name, layer, operands, g))
+
+
+def from_per_example(name: str, layer: LayerEinsum, grads: Any) -> Any:
+    """First-order quantity ``name`` from the per-example gradients ``grads`` (shaped
+    ``(batch, *W)`` in the layer's einsum), when they are at hand: each quantity's naive
+    einsum with its repeated half, the per-example gradient, already formed."""
+    if name not in FIRST_ORDER:
+        raise EinsumError(f"{name} is not a function of the per-example gradients")
+    labels = (layer.batch, *layer.inputs[layer.w])
+    if name == "grad_batch":
+        return grads
+    if name == "grad":
+        return _einsum(grads, list(labels), list(labels[1:]))
+    out = labels[:1] if name == "grad_norm2" else labels[1:]
+    return _einsum(grads, list(labels), grads, list(labels), list(out))
 
 
 def quantity(name: str, layer: LayerEinsum, operands: Sequence[Any], g: Any = None,
@@ -121,16 +164,10 @@ def quantity(name: str, layer: LayerEinsum, operands: Sequence[Any], g: Any = No
     w_labels = layer.inputs[layer.w]
     n = layer.batch
     y = tuple(layer.output)
-    if name in ("grad", "grad_batch", "grad_norm2", "grad_sq_sum"):
+    if name in FIRST_ORDER:
         if g is None:
             raise EinsumError(f"{name} needs the output gradient g")
-        t, a = terms + [y], arrays + [g]
-        if name == "grad":
-            return _einsum(*sublist_args(a, t, w_labels))
-        if name == "grad_batch":
-            return _einsum(*sublist_args(a, t, (n, *w_labels)))
-        keep = {n, *w_labels}
-        return _twice(t, a, keep, (n,) if name == "grad_norm2" else w_labels)
+        return _einsum(*_first_order_args(name, layer, operands, g))
     if name in ("ggn_diag", "ggn_trace", "ggn_trace_batch", "hvp"):
         if s is None:
             raise EinsumError(f"{name} needs the loss Hessian factor s")

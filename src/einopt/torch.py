@@ -24,9 +24,11 @@ from typing import Any
 
 import torch
 
+from .api import einsum as _einsum
 from .errors import EinsumError
 from .nn.functional import conv_einsum
-from .quantities import LayerEinsum, quantity
+from .parse import sublist_args
+from .quantities import FIRST_ORDER, LayerEinsum, first_order_plan, from_per_example, quantity
 
 __all__ = ["track", "Tracker", "layer_einsum", "NAMES"]
 
@@ -63,6 +65,11 @@ def layer_einsum(module: torch.nn.Module, x: torch.Tensor
     return None
 
 
+def _channel_axis(module: torch.nn.Module, shape: tuple[int, ...]) -> int:
+    """The output axis a bias adds along: second for convolutions, else last."""
+    return 1 if isinstance(module, _CONVS) else len(shape) - 1
+
+
 def _bias_layer(bias: torch.Tensor, shape: tuple[int, ...], channel_axis: int
                 ) -> tuple[LayerEinsum, list[Any]]:
     """``y[n, ..., o, ...] = 1[n, ...] b[o]``: the bias as an einsum layer, for ``y`` of
@@ -86,6 +93,47 @@ class _Record:
         self.y_shape = tuple(y.shape)
         self.g: torch.Tensor | None = None
         self.s: torch.Tensor | None = None
+        self.per_example: torch.Tensor | None = None  # formed in backward, if it pays
+
+
+class _FromExamples(torch.autograd.Function):
+    """A tracked layer's output again, with a backward pass that forms the per-example
+    weight gradients once: the weight's gradient is their sum, and the tracked
+    quantities read them. Used where the quantities' own plans would form them anyway
+    (a convolution over a large grid): torch's weight-gradient kernel then does not
+    run as well."""
+
+    @staticmethod
+    def forward(ctx: Any, y: torch.Tensor, x: torch.Tensor, weight: torch.Tensor,
+                bias: torch.Tensor | None, rec: _Record) -> torch.Tensor:
+        ctx.rec, ctx.x_shape = rec, x.shape
+        return y.view_as(y)
+
+    @staticmethod
+    def backward(ctx: Any, gy: torch.Tensor) -> tuple[Any, ...]:
+        rec: _Record = ctx.rec
+        layer = rec.layer
+        ops = [o.detach() if isinstance(o, torch.Tensor) else o for o in rec.operands]
+        g = gy.detach().reshape(layer_output_shape(layer, ops))
+        rec.g = g
+        grads = quantity("grad_batch", layer, ops, g=g)
+        rec.per_example = grads
+        weight = rec.module.weight
+        gw = from_per_example("grad", layer, grads).reshape(weight.shape)
+        gx = gb = None
+        if ctx.needs_input_grad[1]:  # the einsum's VJP for its input
+            others = [k for k in range(len(ops)) if k != layer.x]
+            gx = _einsum(*sublist_args([ops[k] for k in others] + [g],
+                                       [layer.inputs[k] for k in others] + [layer.output],
+                                       layer.inputs[layer.x]))
+            gx = gx.reshape(ctx.x_shape)
+        if ctx.needs_input_grad[3]:
+            bias = rec.module.bias
+            assert isinstance(bias, torch.Tensor)
+            bias_layer, bias_ops = _bias_layer(bias, rec.y_shape,
+                                               _channel_axis(rec.module, rec.y_shape))
+            gb = quantity("grad", bias_layer, bias_ops, g=gy.detach())
+        return None, gx, gw, gb, None
 
 
 class Tracker:
@@ -126,20 +174,45 @@ class Tracker:
         for r in self.records:
             r.y = None
 
-    def _forward(self, module: torch.nn.Module, inputs: tuple[Any, ...], y: Any) -> None:
+    def _forward(self, module: torch.nn.Module, inputs: tuple[Any, ...], y: Any) -> Any:
         x = inputs[0]
         found = layer_einsum(module, x)
         if found is None or not isinstance(y, torch.Tensor) or not y.requires_grad:
-            return
+            return None
         layer, operands, w_shape = found
         rec = _Record(module, layer, operands, w_shape, y)
         self.records.append(rec)
+        if self._from_examples(module, layer, operands, y):
+            bias = getattr(module, "bias", None)
+            return _FromExamples.apply(y.detach(), x, module.weight,
+                                       bias if isinstance(bias, torch.nn.Parameter) else None,
+                                       rec)
 
         def keep(g: torch.Tensor) -> None:
             if not self._propagating:  # not the batched pass of the Hessian factor
                 rec.g = g.detach()
 
         self._handles.append(y.register_hook(keep))
+        return None
+
+    def _from_examples(self, module: torch.nn.Module, layer: LayerEinsum,
+                       operands: list[Any], y: torch.Tensor) -> bool:
+        """Whether to form the per-example gradients in backward and the weight's
+        gradient from them: only first-order quantities are tracked, and their plans
+        form the per-example gradients anyway (or ``grad_batch`` is asked for)."""
+        wanted = {NAMES[q] for q in self.names}
+        weight = getattr(module, "weight", None)
+        if (self._second or not wanted <= set(FIRST_ORDER) or layer.x != 0
+                or not isinstance(module, (torch.nn.Linear, *_CONVS))
+                or not isinstance(weight, torch.nn.Parameter) or not weight.requires_grad):
+            return False
+        if "grad_batch" in wanted:
+            return True
+        ops = [o.detach() if isinstance(o, torch.Tensor) else o for o in operands]
+        g = y.detach().reshape(layer_output_shape(layer, ops))
+        each = first_order_plan("grad_batch", layer, ops, g).flops
+        return any(first_order_plan(q, layer, ops, g).flops >= 0.9 * each
+                   for q in wanted - {"grad"})
 
     def _model_output(self, module: torch.nn.Module, inputs: Any, out: Any) -> None:
         if isinstance(out, torch.Tensor) and out.requires_grad:
@@ -184,9 +257,7 @@ class Tracker:
             (weight, rec.layer, rec.operands, rec.w_shape)]
         bias = getattr(module, "bias", None)
         if isinstance(bias, torch.nn.Parameter):
-            # Convolutions: channels second; Linear and einsum layers: last.
-            axis = 1 if isinstance(module, _CONVS) else len(rec.y_shape) - 1
-            layer, ops = _bias_layer(bias, rec.y_shape, axis)
+            layer, ops = _bias_layer(bias, rec.y_shape, _channel_axis(module, rec.y_shape))
             params.append((bias, layer, ops, tuple(bias.shape)))
         for p, layer, ops, shape in params:
             out = self._results.setdefault(p, {})
@@ -199,7 +270,10 @@ class Tracker:
                 s = s.reshape(*y_shape, s.shape[-1])
             for name in self.names:
                 q = NAMES[name]
-                value = quantity(q, layer, ops, g=g, s=s)
+                if p is weight and rec.per_example is not None:
+                    value = from_per_example(q, layer, rec.per_example)
+                else:
+                    value = quantity(q, layer, ops, g=g, s=s)
                 out[name] = _to_param_shape(q, value, shape, tuple(p.shape))
 
 
