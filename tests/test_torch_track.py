@@ -211,3 +211,27 @@ def test_linear_norms_keep_torch_weight_gradient():
     g = 2 * (model(x) - y).detach() / y.numel()
     want = g.square().sum(1) * x.square().sum(1)
     torch.testing.assert_close(t[model.weight]["grad_norm2"], want)
+
+
+def test_gradient_penalty_through_tracked_layers():
+    """create_graph=True: the tracked backward stays differentiable, so a penalty on the
+    input gradient has torch's own gradients."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 3, padding=1), torch.nn.Tanh(),
+                                torch.nn.Conv2d(3, 2, 3, padding=1)).double()
+    x = torch.randn(2, 2, 20, 20, dtype=torch.float64, requires_grad=True)
+    y = torch.randn(2, 2, 20, 20, dtype=torch.float64)
+
+    def penalized() -> None:
+        loss = F.mse_loss(model(x), y)
+        (gx,) = torch.autograd.grad(loss, x, create_graph=True)
+        (loss + gx.square().sum()).backward()
+
+    penalized()
+    want = {k: v.grad.clone() for k, v in model.named_parameters()}
+    model.zero_grad()
+    with et.track(model, ["grad_norm2"]) as t:
+        penalized()
+    assert all(r.per_example is not None for r in t.records)
+    for key, p in model.named_parameters():
+        torch.testing.assert_close(p.grad, want[key])

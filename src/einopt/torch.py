@@ -113,11 +113,14 @@ class _FromExamples(torch.autograd.Function):
     def backward(ctx: Any, gy: torch.Tensor) -> tuple[Any, ...]:
         rec: _Record = ctx.rec
         layer = rec.layer
-        ops = [o.detach() if isinstance(o, torch.Tensor) else o for o in rec.operands]
-        g = gy.detach().reshape(layer_output_shape(layer, ops))
-        rec.g = g
+        # With create_graph (a gradient penalty), every product stays differentiable.
+        graph = torch.is_grad_enabled()
+        ops = [o.detach() if isinstance(o, torch.Tensor) and not graph else o
+               for o in rec.operands]
+        g = (gy if graph else gy.detach()).reshape(layer_output_shape(layer, ops))
+        rec.g = g.detach()
         grads = quantity("grad_batch", layer, ops, g=g)
-        rec.per_example = grads
+        rec.per_example = grads.detach()
         weight = rec.module.weight
         gw = from_per_example("grad", layer, grads).reshape(weight.shape)
         gx = gb = None
@@ -132,7 +135,7 @@ class _FromExamples(torch.autograd.Function):
             assert isinstance(bias, torch.Tensor)
             bias_layer, bias_ops = _bias_layer(bias, rec.y_shape,
                                                _channel_axis(rec.module, rec.y_shape))
-            gb = quantity("grad", bias_layer, bias_ops, g=gy.detach())
+            gb = quantity("grad", bias_layer, bias_ops, g=gy if graph else gy.detach())
         return None, gx, gw, gb, None
 
 
