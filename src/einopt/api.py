@@ -244,7 +244,7 @@ def _view_aliases(rw: Rewrite, aliases: tuple[int, ...] | None) -> tuple[int, ..
     out = []
     for k, src in enumerate(rw.sources):
         if src.const is not None:
-            key: Any = ("const", src.const.shape, src.const.tobytes())
+            key: Any = ("const", src.const.shape, src.const.tobytes(), src.views)
         else:
             origin = src.operand if aliases is None else aliases[src.operand]
             key = (origin, src.views, src.dense)

@@ -115,8 +115,9 @@ def structured_inputs(rw: Rewrite, be: Backend, operands: Sequence[Any],
         if k in raw:  # a constant here is one the program never reads
             out.append(operands[src.operand] if src.const is None else None)
             continue
-        if src.const is not None:
-            out.append(be.constant(src.const, like))
+        if src.const is not None:  # a pattern's multiplicities, perhaps gathered
+            c = be.constant(src.const, like)
+            out.append(_viewed(be, c, src.views, operands) if src.views else c)
             continue
         key = (id(operands[src.operand]), src.views, src.dense)
         if key in made:

@@ -177,3 +177,33 @@ def test_random_structured_einsums(problem):
     got = einopt.einsum(eq, *operands)
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
 
+
+
+@settings(max_examples=300, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(problems())
+def test_random_structured_einsums_on_torch(problem):
+    """The same random einsums on torch tensors, where convolution steps (forward,
+    transposed, weight gradient) run natively."""
+    torch = pytest.importorskip("torch")
+    eq, ops = problem
+    if not _consistent(eq, ops) or not any(isinstance(x, tuple) for x in ops):
+        return
+    rng = np.random.default_rng(0)
+    operands = _operands(ops, rng)
+    want = np.einsum(eq, *_dense(operands))
+    tensors = [torch.from_numpy(x) if isinstance(x, np.ndarray) else x for x in operands]
+    got = einopt.einsum(eq, *tensors)
+    np.testing.assert_allclose(np.asarray(got), want, rtol=1e-10, atol=1e-10)
+
+
+def test_gathered_multiplicities():
+    """A pattern whose taps sum away leaves a constant (its multiplicities); a selector
+    on one of its indices gathers that constant too (found on torch by the random
+    test)."""
+    p, s = conv_pattern(3, 1), one_hot(np.array([0, 0]), 3)
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal(3), rng.standard_normal((3, 3))
+    for eq in ("c,bc,abc,fb->", "b,bc,abc,fb->f"):
+        want = np.einsum(eq, a, b, np.asarray(p), np.asarray(s))
+        np.testing.assert_allclose(einopt.einsum(eq, a, b, p, s), want)
