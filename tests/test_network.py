@@ -1,7 +1,7 @@
 import pytest
 
 from einopt.errors import ShapeError, SubscriptError
-from einopt.network import EllipsisDim, bits, build_network
+from einopt.network import EllipsisDim, bits, build_network, components
 from einopt.parse import parse
 
 
@@ -76,3 +76,8 @@ def test_errors_name_operand_index_sizes(eq, shapes, err, fragments):
 def test_naive_flops():
     n = net("ni,ni,nj,nj->n", (4, 5), (4, 5), (4, 6), (4, 6))
     assert n.naive_flops() == 4 * 5 * 6 * 3
+
+
+def test_components():
+    assert components([("a", "b"), ("c",), ("b", "d"), ("c", "e"), ()]) == \
+        [[0, 2], [1, 3], [4]]

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 import einopt
 from einopt import delta, switch
-from einopt.schedule import _components, build_schedule
+from einopt.schedule import build_schedule
 from einopt.structured.switch import expand, signatures
 
 
@@ -77,11 +77,6 @@ def test_schedule_keeps_the_cheaper_order():
     x2 = rng.standard_normal((4, 8))
     leaves2 = [x2 if v is x else v for v in leaves]
     np.testing.assert_allclose(sched.run(leaves2, einopt.einsum), _closed_trace(x2, ws))
-
-
-def test_components():
-    assert _components([("a", "b"), ("c",), ("b", "d"), ("c", "e"), ()]) == \
-        [[0, 2], [1, 3], [4]]
 
 
 def _dense(h):

@@ -142,6 +142,39 @@ def _match(plan: Plan, step: Step, leaf: int, other: tuple[int, ...], first: boo
     return _match_forward(plan, step, leaf, other, first, views, axes, transposed)
 
 
+def _split_axes(axes: list[Any], held: set[int], result: set[int], sizes: Sequence[int],
+                weight: bool) -> tuple[list[tuple[int, int, int, int]], list[int], list[int],
+                                       list[int]] | None:
+    """The windowed input's axes as spatial ``(view, axis, tap, position)`` entries (in
+    axis order) and batch, group and channel axes; None if the step is not that kind of
+    convolution. A convolution sums the taps against the kernel and keeps the positions;
+    its batch is the input's own kept indices, its groups kept and its channels summed
+    indices of both. A weight gradient keeps the taps and sums the positions against the
+    output gradient; its batch is summed and its groups kept indices of both, its
+    channels the input's own kept indices."""
+    spatial: list[tuple[int, int, int, int]] = []
+    batch: list[int] = []
+    groups: list[int] = []
+    chans: list[int] = []
+    for a, item in enumerate(axes):
+        if isinstance(item, tuple):
+            _, t, tap, out = item
+            kept, summed = (tap, out) if weight else (out, tap)
+            if kept not in result or kept in held or summed not in held or summed in result:
+                return None
+            spatial.append((t, a, tap, out))
+        elif item in held:
+            (groups if item in result else batch if weight else chans).append(a)
+        elif item in result:
+            (chans if weight else batch).append(a)
+        elif sizes[item] == 1:
+            batch.append(a)
+        else:
+            return None
+    spatial.sort(key=lambda e: e[1])
+    return spatial, batch, groups, chans
+
+
 def _match_forward(plan: Plan, step: Step, leaf: int, other: tuple[int, ...], first: bool,
                    views: Sequence[Any], axes: list[Any], transposed: bool
                    ) -> ConvStep | None:
@@ -151,29 +184,14 @@ def _match_forward(plan: Plan, step: Step, leaf: int, other: tuple[int, ...], fi
     held = set(other)
     ids = list(net.raw[leaf])
     sizes = net.sizes
-    spatial: list[tuple[int, int, int, int]] = []
-    batch: list[int] = []
-    groups: list[int] = []
-    chans: list[int] = []
-    for a, item in enumerate(axes):
-        if isinstance(item, tuple):
-            _, t, tap, out = item
-            if tap not in held or tap in result or out in held or out not in result:
-                return None
-            spatial.append((t, a, tap, out))
-        elif sizes[item] == 1 and item not in other:
-            batch.append(a)
-        elif item in held:
-            (groups if item in result else chans).append(a)
-        elif item in result:
-            batch.append(a)
-        else:
-            return None
+    split = _split_axes(axes, held, result, sizes, weight=False)
+    if split is None:
+        return None
+    spatial, batch, groups, chans = split
     taps = {tap for _, _, tap, _ in spatial}
     outs = [i for i in other if i not in set(ids)]
     if any(i not in result for i in outs) or len(taps) != len(spatial):
         return None
-    spatial.sort(key=lambda e: e[1])
     g_ids = [axes[a] for a in groups]
     c_ids = [axes[a] for a in chans]
     b_ids = [axes[a] for a in batch]
@@ -244,25 +262,10 @@ def _match_weight(plan: Plan, step: Step, leaf: int, other: tuple[int, ...], fir
     sizes = net.sizes
     result = set(step.indices)
     held = set(other)
-    spatial: list[tuple[int, int, int, int]] = []
-    batch: list[int] = []
-    groups: list[int] = []
-    chans: list[int] = []
-    for a, item in enumerate(axes):
-        if isinstance(item, tuple):
-            _, t, tap, out = item
-            if tap in held or tap not in result or out not in held or out in result:
-                return None
-            spatial.append((t, a, tap, out))
-        elif item in held:
-            (groups if item in result else batch).append(a)
-        elif item in result:
-            chans.append(a)
-        elif sizes[item] == 1:
-            batch.append(a)
-        else:
-            return None
-    spatial.sort(key=lambda e: e[1])
+    split = _split_axes(axes, held, result, sizes, weight=True)
+    if split is None:
+        return None
+    spatial, batch, groups, chans = split
     g_ids, c_ids = [axes[a] for a in groups], [axes[a] for a in chans]
     b_ids = [axes[a] for a in batch if axes[a] in held]
     mine = {i for i in net.raw[leaf]}

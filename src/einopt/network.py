@@ -11,13 +11,13 @@ tensor only and absent from the output is summed first (the distributive law).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 
 from .errors import ShapeError, SubscriptError
 from .parse import Equation, Label
 
-__all__ = ["EllipsisDim", "Network", "build_network", "bits", "label_text"]
+__all__ = ["EllipsisDim", "Network", "build_network", "bits", "components", "label_text"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,3 +244,24 @@ def build_network(eq: Equation, shapes: Sequence[Sequence[int]]) -> Network:
         masks=tuple(masks),
         output_mask=out_mask & held,
     )
+
+
+def components(terms: Sequence[Iterable[Hashable]]) -> list[list[int]]:
+    """Tensor positions grouped by connection through shared indices (each group in
+    order, groups by their first tensor): the factors of a disconnected einsum."""
+    parent = list(range(len(terms)))
+
+    def find(k: int) -> int:
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    owner: dict[Hashable, int] = {}
+    for k, term in enumerate(terms):
+        for lab in term:
+            parent[find(k)] = find(owner.setdefault(lab, k))
+    groups: dict[int, list[int]] = {}
+    for k in range(len(terms)):
+        groups.setdefault(find(k), []).append(k)
+    return list(groups.values())

@@ -29,6 +29,7 @@ from typing import Any
 
 from .backends import backend_for
 from .execute import program_for
+from .network import components
 from .parse import Equation, Label, sublist_args
 from .plan import Plan
 from .structured.operands import Structured
@@ -138,7 +139,7 @@ class _Builder:
         parts: list[tuple[int, list[tuple[Label, ...]], tuple[Label, ...], list[Any]]] = []
         for t, (term_eq, picks, _) in enumerate(terms):
             ops = [pick(self.items, p) for p in picks]
-            for comp in _components(term_eq.inputs):
+            for comp in components(term_eq.inputs):
                 held = {lab for k in comp for lab in term_eq.inputs[k]}
                 parts.append((t, [term_eq.inputs[k] for k in comp],
                               tuple(lab for lab in term_eq.output if lab in held),
@@ -222,24 +223,3 @@ class _Builder:
         if len(ops) == 1 and labels[0] == out and len(set(out)) == len(out):
             return ops[0]
         return self.emit(self.planner(*sublist_args(ops, labels, out)), ops)
-
-
-def _components(inputs: Sequence[tuple[Label, ...]]) -> list[list[int]]:
-    """Operand positions grouped by connection through shared labels, in order."""
-    parent = list(range(len(inputs)))
-
-    def find(k: int) -> int:
-        while parent[k] != k:
-            parent[k] = parent[parent[k]]
-            k = parent[k]
-        return k
-
-    first: dict[Label, int] = {}
-    for k, term in enumerate(inputs):
-        for lab in term:
-            j = first.setdefault(lab, k)
-            parent[find(k)] = find(j)
-    groups: dict[int, list[int]] = {}
-    for k in range(len(inputs)):
-        groups.setdefault(find(k), []).append(k)
-    return list(groups.values())

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..cost import size_of
-from ..network import Network, bits
+from ..network import Network, bits, components
 from ..tree import ContractionTree, append_merges, tree_cost
 from .greedy import greedy
 from .objective import FLOPS, Objective
@@ -149,29 +149,6 @@ def _tree_from_splits(n: int, root: int, split: dict[int, int] | list[int]) -> C
     return ContractionTree(n, tuple(merges))
 
 
-def _components(network: Network) -> list[list[int]]:
-    n = network.num_tensors
-    parent = list(range(n))
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    owner: dict[int, int] = {}
-    for t, m in enumerate(network.masks):
-        for i in bits(m):
-            if i in owner:
-                parent[find(t)] = find(owner[i])
-            else:
-                owner[i] = t
-    groups: dict[int, list[int]] = {}
-    for t in range(n):
-        groups.setdefault(find(t), []).append(t)
-    return list(groups.values())
-
-
 def _connected_dp(network: Network, budget: int | None = None) -> ContractionTree:
     n = network.num_tensors
     sizes = network.sizes
@@ -185,7 +162,7 @@ def _connected_dp(network: Network, budget: int | None = None) -> ContractionTre
 
     split: dict[int, int] = {}
     roots: list[tuple[int, int]] = []  # (tensor set, mask) of each solved component
-    for comp in _components(network):
+    for comp in components([bits(m) for m in network.masks]):
         root, r_mask = _solve_component(comp, masks, sizes, out, holders_of, upper, split, budget)
         roots.append((root, r_mask))
 
