@@ -90,6 +90,59 @@ def conv_numpy_tools() -> Tools:
     }
 
 
+def conv_jax_tools() -> Tools:
+    """The conv layer and its per-example weight gradients under ``jax.jit`` (XLA)."""
+    import jax
+    import jax.numpy as jnp
+
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.standard_normal((32, 64, 32, 32), dtype=np.float32))
+    w = jnp.asarray(rng.standard_normal((64, 64, 3, 3), dtype=np.float32))
+    p = conv_pattern(32, 3, padding=1)
+
+    def lax_conv(x: Any, w: Any) -> Any:
+        return jax.lax.conv_general_dilated(x, w, (1, 1), [(1, 1), (1, 1)],
+                                            precision=jax.lax.Precision.HIGHEST)
+
+    ours = jax.jit(lambda x, w: einopt.einsum("nchw,kcab,axh,byw->nkxy", x, w, p, p))
+    ref = jax.jit(lax_conv)
+    dense = jnp.asarray(np.asarray(p))
+    plain = jax.jit(lambda x, w: jnp.einsum("nchw,kcab,axh,byw->nkxy", x, w, dense, dense,
+                                            optimize=True))
+    return {
+        "lax.conv_general_dilated (jit)": lambda: ref(x, w).block_until_ready(),
+        "einopt (jit)": lambda: ours(x, w).block_until_ready(),
+        "jnp.einsum dense (jit)": lambda: plain(x, w).block_until_ready(),
+    }
+
+
+def grad_batch_jax_tools() -> Tools:
+    """Per-example weight gradients of the conv layer under ``jax.jit``: einopt's einsum
+    against ``vmap`` of the gradient (XLA's own per-example batching)."""
+    import jax
+    import jax.numpy as jnp
+
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.standard_normal((32, 64, 32, 32), dtype=np.float32))
+    g = jnp.asarray(rng.standard_normal((32, 64, 32, 32), dtype=np.float32))
+    w = jnp.zeros((64, 64, 3, 3), jnp.float32)
+    p = conv_pattern(32, 3, padding=1)
+
+    def one(xn: Any, gn: Any) -> Any:
+        def f(w: Any) -> Any:
+            y = jax.lax.conv_general_dilated(xn[None], w, (1, 1), [(1, 1), (1, 1)],
+                                             precision=jax.lax.Precision.HIGHEST)
+            return jnp.sum(y * gn[None])
+        return jax.grad(f)(w)
+
+    ref = jax.jit(jax.vmap(one))
+    ours = jax.jit(lambda x, g: einopt.einsum("nchw,nkxy,axh,byw->nkcab", x, g, p, p))
+    return {
+        "vmap(grad) (jit)": lambda: ref(x, g).block_until_ready(),
+        "einopt (jit)": lambda: ours(x, g).block_until_ready(),
+    }
+
+
 def separable_tools() -> Tools:
     torch = _torch()
     functional = torch.nn.functional
@@ -136,6 +189,8 @@ def hessian_trace_tools() -> Tools:
 WORKLOADS: dict[str, Callable[[], Tools]] = {
     "conv": conv_tools,
     "conv-numpy": conv_numpy_tools,
+    "conv-jax": conv_jax_tools,
+    "grad-batch-jax": grad_batch_jax_tools,
     "separable": separable_tools,
     "hessian-trace": hessian_trace_tools,
 }
