@@ -4,9 +4,9 @@ After the structured rewrite, a convolution is a pairwise step between a sliding
 view of an input (a transposed one: a zero-stuffed view) and a kernel. When a step has
 exactly that form -- every window's tap index contracted with the kernel, every output
 position kept, the view's other indices batch (kept, view only), channels (contracted)
-or groups (kept, in both) -- and the library has a convolution (torch), the step runs
-as that call on the unviewed input: no im2col buffer is written, and the library's
-tuned kernel does the work. The step's flops are the same either way; the native call
+or groups (kept, in both) -- and the library has a convolution (torch, jax), the step
+runs as that call on the unviewed input: no im2col buffer is written, and the
+library's tuned kernel does the work. The step's flops are the same either way; the native call
 writes less, so it is preferred.
 
 The other pairwise step of a convolution layer, its weight gradient, has the taps
