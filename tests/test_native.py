@@ -1,6 +1,7 @@
 """Native convolution steps: convolutions, transposed ones and weight gradients run as
-the library's own (torch's kernels, XLA's convolution on jax); per-example weight
-gradients as one group per example, in plain and shared plans."""
+the library's own (torch's kernels, XLA's convolution on jax, numpy's unfolded buffer
+and BLAS); per-example weight gradients as one group per example, in plain and shared
+plans."""
 
 from __future__ import annotations
 
@@ -111,10 +112,15 @@ def test_native_steps_trace_through_jax(form):
         np.testing.assert_allclose(u, v, rtol=1e-9, atol=1e-9)
 
 
-def test_numpy_weight_gradients_stay_views_and_products():
-    eq, arrays, pats = _case(2, 7, 3, 1, 1, 1, "per-example")
-    assert native_program(einopt.plan(eq, *arrays, *pats), backend_for(arrays)) is None
-    want = np.einsum(eq, *arrays, *[np.asarray(p) for p in pats])
+@pytest.mark.parametrize("form", ["summed", "per-example", "shuffled"])
+@pytest.mark.parametrize("geometry", [g for g in GEOMETRIES if g[0] >= 2], ids=str)
+def test_numpy_weight_gradients_unfold_inner_taps_only(form, geometry):
+    """numpy's weight gradient reads the buffer its convolution uses (inner taps
+    unfolded, outer taps as row offsets), for the same products as the plan's view."""
+    eq, arrays, pats = _case(*geometry, form)
+    plan = einopt.plan(eq, *arrays, *pats)
+    assert native_program(plan, backend_for(arrays)) is not None
+    want = np.einsum(eq, *arrays, *[np.asarray(p) for p in pats], optimize=True)
     np.testing.assert_allclose(einopt.einsum(eq, *arrays, *pats), want, rtol=1e-10,
                                atol=1e-10)
 

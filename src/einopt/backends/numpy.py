@@ -33,6 +33,18 @@ class NumpyBackend(NumpyLike):
 
         return conv(*args)
 
+    @staticmethod
+    def conv_weight(*args: Any) -> Any:
+        from .numpy_conv import conv_weight
+
+        return conv_weight(*args)
+
+    def takes_conv_weight(self, x_shape: tuple[int, ...], g_shape: tuple[int, ...],
+                          stride: tuple[int, ...], groups: int) -> bool:
+        # The same unfolded buffer as a convolution's (3x the input for 3x3 taps, where
+        # the plan's im2col view is copied whole, 9x), for the same products.
+        return len(stride) >= 2
+
     def takes_conv(self, x_shape: tuple[int, ...], w_shape: tuple[int, ...],
                    stride: tuple[int, ...], groups: int, transposed: bool) -> bool:
         # Measured: the tap-offset products win when each has a long enough inner
