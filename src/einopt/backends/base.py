@@ -144,9 +144,10 @@ class Backend:
 
     def takes_conv_weight(self, x_shape: tuple[int, ...], g_shape: tuple[int, ...],
                           stride: tuple[int, ...], groups: int) -> bool:
-        """Whether a convolution's weight-gradient step runs as the library's own (a
-        ``conv_weight`` method), else as the plan's view and matrix product."""
-        return False
+        """Whether a convolution's weight-gradient step runs as the library's own (its
+        ``conv_weight`` method, where it has one), else as the plan's view and matrix
+        product."""
+        return hasattr(self, "conv_weight")
 
     # Structured operands (views of an operand along one axis).
     def asarray(self, x: Any) -> Any:

@@ -50,11 +50,6 @@ class JaxBackend(NumpyLike):
         return back(vjp(x)[0])
 
     @staticmethod
-    def takes_conv_weight(x_shape: tuple[int, ...], g_shape: tuple[int, ...],
-                          stride: tuple[int, ...], groups: int) -> bool:
-        return True
-
-    @staticmethod
     def conv_weight(x: Any, g: Any, kernel: tuple[int, ...], pads: tuple[tuple[int, int], ...],
                     stride: tuple[int, ...], dilation: tuple[int, ...], groups: int) -> Any:
         """The weight gradient of :meth:`conv`: ``x`` ``(N, G*C, *spatial)`` against

@@ -181,11 +181,6 @@ class TorchBackend(Backend):
         return fn(x.double(), w.double(), None, *args).round().to(x.dtype)
 
     @staticmethod
-    def takes_conv_weight(x_shape: tuple[int, ...], g_shape: tuple[int, ...],
-                          stride: tuple[int, ...], groups: int) -> bool:
-        return True
-
-    @staticmethod
     def conv_weight(x: Any, g: Any, kernel: tuple[int, ...], pads: tuple[tuple[int, int], ...],
                     stride: tuple[int, ...], dilation: tuple[int, ...], groups: int) -> Any:
         """The weight gradient of ``conv{1,2,3}d``: ``x`` ``(N, G*C, *spatial)`` against
