@@ -24,11 +24,12 @@ from typing import Any
 
 import torch
 
-from .api import einsum as _einsum
+from .autodiff import vjp
 from .errors import EinsumError
 from .nn.functional import conv_einsum
-from .parse import sublist_args
+from .parse import Equation
 from .quantities import FIRST_ORDER, LayerEinsum, first_order_plan, from_per_example, quantity
+from .structured.rewrite import spec_of
 
 __all__ = ["track", "Tracker", "layer_einsum", "NAMES"]
 
@@ -42,6 +43,8 @@ NAMES = {
     "kfac": "kfac",
 }
 _SECOND = {"ggn_diag", "ggn_trace", "ggn_trace_batch"}
+#: per (layer, operand shapes, quantities): whether backward forms per-example gradients
+_FORMS: dict[Any, bool] = {}
 _CONVS = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
 
 
@@ -125,11 +128,8 @@ class _FromExamples(torch.autograd.Function):
         gw = from_per_example("grad", layer, grads).reshape(weight.shape)
         gx = gb = None
         if ctx.needs_input_grad[1]:  # the einsum's VJP for its input
-            others = [k for k in range(len(ops)) if k != layer.x]
-            gx = _einsum(*sublist_args([ops[k] for k in others] + [g],
-                                       [layer.inputs[k] for k in others] + [layer.output],
-                                       layer.inputs[layer.x]))
-            gx = gx.reshape(ctx.x_shape)
+            eq = Equation(layer.inputs, layer.output)
+            gx = vjp(eq, ops, layer.x, g).reshape(ctx.x_shape)
         if ctx.needs_input_grad[3]:
             bias = rec.module.bias
             assert isinstance(bias, torch.Tensor)
@@ -211,11 +211,16 @@ class Tracker:
             return False
         if "grad_batch" in wanted:
             return True
-        ops = [o.detach() if isinstance(o, torch.Tensor) else o for o in operands]
-        g = y.detach().reshape(layer_output_shape(layer, ops))
-        each = first_order_plan("grad_batch", layer, ops, g).flops
-        return any(first_order_plan(q, layer, ops, g).flops >= 0.9 * each
-                   for q in wanted - {"grad"})
+        key = (layer, tuple(spec_of(o) for o in operands), frozenset(wanted))
+        if key not in _FORMS:  # planned once per layer and shapes, not every forward
+            ops = [o.detach() if isinstance(o, torch.Tensor) else o for o in operands]
+            g = y.detach().reshape(layer_output_shape(layer, ops))
+            each = first_order_plan("grad_batch", layer, ops, g).flops
+            if len(_FORMS) >= 1024:
+                _FORMS.clear()
+            _FORMS[key] = any(first_order_plan(q, layer, ops, g).flops >= 0.9 * each
+                              for q in wanted - {"grad"})
+        return _FORMS[key]
 
     def _model_output(self, module: torch.nn.Module, inputs: Any, out: Any) -> None:
         if isinstance(out, torch.Tensor) and out.requires_grad:

@@ -168,11 +168,7 @@ class TorchBackend(Backend):
                   functional.conv_transpose3d)[nd - 1]
             args = (stride, tuple(lo for lo, _ in pads), extra, groups, dilation)
         else:
-            if all(lo == hi >= 0 for lo, hi in pads):
-                padding: Any = tuple(lo for lo, _ in pads)
-            else:
-                x = functional.pad(x, [p for lo, hi in reversed(pads) for p in (lo, hi)])
-                padding = 0
+            x, padding = _padded(x, pads)
             fn = (functional.conv1d, functional.conv2d, functional.conv3d)[nd - 1]
             args = (stride, padding, dilation, groups)
         if x.is_floating_point():
@@ -186,18 +182,14 @@ class TorchBackend(Backend):
         """The weight gradient of ``conv{1,2,3}d``: ``x`` ``(N, G*C, *spatial)`` against
         the output gradient ``g`` ``(N, G*K, *positions)``, giving ``(G*K, C, *taps)``
         (``kernel``), summed over ``N`` (unequal ``pads`` are applied first)."""
-        if all(lo == hi >= 0 for lo, hi in pads):
-            padding = [lo for lo, _ in pads]
-        else:
-            x = torch.nn.functional.pad(x, [p for lo, hi in reversed(pads) for p in (lo, hi)])
-            padding = [0] * len(pads)
+        x, padding = _padded(x, pads)
         dtype = x.dtype
         exact = x.is_floating_point()
         if not exact:  # no integer convolution on CPU: float64 is exact here (< 2**53)
             x, g = x.double(), g.double()
         shape = x.new_empty(1).expand(kernel)  # the kernel's shape, no memory
         _, w, _ = torch.ops.aten.convolution_backward(
-            g, x, shape, None, list(stride), padding, list(dilation), False,
+            g, x, shape, None, list(stride), list(padding), list(dilation), False,
             [0] * len(pads), groups, [False, True, False])
         return w if exact else w.round().to(dtype)
 
@@ -209,6 +201,15 @@ class TorchBackend(Backend):
         w = x.narrow(axis, start, x.shape[axis] - start).unfold(axis, span, steps[1])
         w = w.narrow(axis, 0, sizes[1])[..., ::steps[0]]
         return w.movedim(-1, axis)
+
+
+def _padded(x: Any, pads: tuple[tuple[int, int], ...]) -> tuple[Any, tuple[int, ...]]:
+    """``x`` and the symmetric padding a convolution call takes: unequal (or negative,
+    cropping) ``pads`` are applied to ``x`` first, leaving none."""
+    if all(lo == hi >= 0 for lo, hi in pads):
+        return x, tuple(lo for lo, _ in pads)
+    widths = [p for lo, hi in reversed(pads) for p in (lo, hi)]
+    return torch.nn.functional.pad(x, widths), (0,) * len(pads)
 
 
 @lru_cache(maxsize=1024)
