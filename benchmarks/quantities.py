@@ -166,10 +166,10 @@ def hessian_trace_linear() -> Tools:
 def _dense_terms(x: Any, ws: Sequence[Any]) -> list[list[Any]]:
     """The extra-index einsum's terms in sublist form with dense deltas (opt_einsum
     takes no structured operands)."""
-    from einopt.autodiff import _trace_arguments
+    from einopt.autodiff import trace_arguments
     from einopt.structured.switch import expand
 
-    eq, ops = _trace_arguments(x, ws)
+    eq, ops = trace_arguments(x, ws)
     out = []
     for term_eq, term_ops, factor in expand(eq, ops):
         labels = sorted({lab for t in term_eq.inputs for lab in t}, key=str)

@@ -12,7 +12,7 @@ matrix products (its prefixes x W_<k and suffixes W_>k), not m^2.
 import numpy as np
 
 import einopt
-from einopt.api import _SWITCH_RUNS
+from einopt.api import SWITCH_RUNS
 
 rng = np.random.default_rng(0)
 x = rng.standard_normal((16, 12))
@@ -31,7 +31,7 @@ for m in (4, 8, 16):
     einopt.clear_caches()
     deep = [rng.standard_normal((12, 12)) / 4 for _ in range(m)]
     einopt.hessian_trace_einsum(x, deep)
-    (schedule,) = _SWITCH_RUNS.values()
+    (schedule,) = SWITCH_RUNS.values()
     products = sum(1 for s in schedule.steps if s.plan.flops > 16 * 12)
     assert products == 2 * m - 3, products
     print(f"{m:2d} layers: {products} matrix products, {schedule.flops:.3g} flops")

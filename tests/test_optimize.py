@@ -3,7 +3,7 @@ import pytest
 from einopt.errors import PathError
 from einopt.network import build_network
 from einopt.optimize import OPTIMIZERS, Budget, auto, get_optimizer, greedy, optimal
-from einopt.optimize.optimal import _connected_dp, _full_dp
+from einopt.optimize.optimal import _connected_dp, full_dp
 from einopt.parse import parse
 from einopt.tree import tree_cost
 
@@ -37,7 +37,7 @@ def test_outer_product_first_can_be_optimal():
 def test_connected_dp_between_optimum_and_greedy(seed):
     eq, shapes = rand_equation(8, seed, hyper=0.3, degree=3)
     net = build_network(parse(eq), shapes)
-    full = flops(net, _full_dp(net))
+    full = flops(net, full_dp(net))
     conn = flops(net, _connected_dp(net))
     assert full <= conn <= flops(net, greedy(net))
 
@@ -48,7 +48,7 @@ def test_connected_dp_exact_on_rings():
     letters = "abcdefghijklmnopq"
     eq = ",".join(letters[i] + letters[(i + 1) % n] for i in range(n)) + "->"
     net = build_network(parse(eq), [(3 + i % 3, 3 + (i + 1) % 3) for i in range(n)])
-    assert flops(net, _connected_dp(net)) == flops(net, _full_dp(net))
+    assert flops(net, _connected_dp(net)) == flops(net, full_dp(net))
 
 
 def test_large_network_optimizers_finish():
@@ -92,4 +92,4 @@ def test_auto_exact_up_to_twelve_tensors(n, seed):
     # Up to 12 tensors the search runs over all subsets, outer products included.
     eq, shapes = rand_equation(n, seed, hyper=0.3, degree=3, max_size=4)
     net = build_network(parse(eq), shapes)
-    assert flops(net, auto(net)) == flops(net, _full_dp(net)) <= flops(net, greedy(net))
+    assert flops(net, auto(net)) == flops(net, full_dp(net)) <= flops(net, greedy(net))

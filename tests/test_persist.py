@@ -2,11 +2,11 @@ import json
 
 import numpy as np
 import pytest
+from einopt.optimize.cache import canonical_key
 
 import einopt
 from einopt.network import build_network
 from einopt.parse import parse
-from einopt.persist import canonical_key
 
 
 @pytest.mark.parametrize(

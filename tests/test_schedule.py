@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from einopt.run.schedule import build_schedule
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import einopt
 from einopt import delta, switch
-from einopt.schedule import build_schedule
 from einopt.structured.switch import expand, signatures
 
 
@@ -59,14 +59,14 @@ def test_schedule_keeps_the_cheaper_order():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((4, 8))
     ws = [rng.standard_normal((8, 8)) for _ in range(6)]
-    from einopt.autodiff import _trace_arguments
+    from einopt.autodiff import trace_arguments
 
-    eq, ops = _trace_arguments(x, ws)
+    eq, ops = trace_arguments(x, ws)
     leaves = einopt.api._leaves(ops)
     sig = signatures(ops)
     sched = build_schedule(eq, ops, sig, leaves, einopt.plan)
     terms = einopt.structured.switch.expansion(eq, sig)
-    from einopt.schedule import _Builder
+    from einopt.run.schedule import _Builder
 
     forward = _Builder(ops, leaves, einopt.plan).add_all(terms)
     backward = _Builder(ops, leaves, einopt.plan).add_all(terms[::-1])

@@ -7,6 +7,7 @@ drop-in for ``numpy.einsum`` and ``opt_einsum.contract``.
 
 from __future__ import annotations
 
+from .api import Plan as Plan
 from .api import clear_caches as clear_caches
 from .api import einsum as einsum
 from .api import plan as plan
@@ -30,7 +31,6 @@ from .errors import ShapeError as ShapeError
 from .errors import SubscriptError as SubscriptError
 from .network import Network as Network
 from .parse import Equation as Equation
-from .plan import Plan as Plan
 from .plan import Step as Step
 from .plan import StepKind as StepKind
 from .structured import ConvPattern as ConvPattern

@@ -1,9 +1,11 @@
-"""Stage 7: the public functions, and the two-level plan cache.
+"""Stage 8: the public functions, the user's :class:`Plan`, and the plan caches.
 
-Level 1 caches the parse of a subscripts string; level 2 maps (equation, shapes,
-dtypes, options) to a :class:`Plan`. Both are bounded LRUs keyed by the full tuple. A
-third, tiny front table maps the exact call signature of numpy calls to the compiled
-program, so a warm call costs one dict lookup and the kernel.
+Level 1 caches the parse of a subscripts string (:func:`einopt.parse.parse_cached`);
+level 2 maps (equation, shapes, dtypes, options) to a :class:`Plan`. Both are bounded
+LRUs keyed by the full tuple. A third, tiny front table maps the exact call signature
+of numpy calls to the compiled program, so a warm call costs one dict lookup and the
+kernel. Every cache is registered in :mod:`einopt.caches`; :func:`clear_caches` empties
+them all.
 """
 
 from __future__ import annotations
@@ -12,72 +14,110 @@ import dataclasses
 import functools
 import math
 import os
-from collections import OrderedDict
 from collections.abc import Sequence
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
 from .backends import NumpyBackend, backend_for
-from .errors import OperandTypeError, PathError, ShapeError
-from .execute import evaluate, program_for
-from .network import build_network
+from .caches import BoundedDict, clear_all, memoize
+from .codegen import plan_source
+from .errors import PathError
+from .graphs import svg
+from .network import build_network, shape_of
 from .optimize import Budget, get_optimizer, parse_objective
+from .optimize.cache import TreeCache, canonical_key
 from .optimize.cse import find_twins
 from .optimize.slicing import slice_tree
-from .parse import Equation, parse, parse_sublist, sublist_args
-from .plan import Plan, Shared, build_plan
-from .schedule import Schedule, build_schedule
+from .parse import Equation, equation_of, sublist_args
+from .plan import Plan as PlanValue
+from .plan import Shared, build_plan
+from .plan.persist import plan_from_json, plan_to_json
+from .report import plan_explain, plan_table
+from .run import evaluate, run_plan, run_structured
+from .run.execute import program_for
+from .run.schedule import Schedule, build_schedule
 from .structured.operands import ConvPattern, Structured
 from .structured.rewrite import Rewrite, kind_of, rewrite, spec_of
 from .structured.switch import Switch, expansion, pick, signatures
 from .tree import ContractionTree
+from .viz import draw_tree
 
-__all__ = ["einsum", "plan", "clear_caches", "CACHE_SIZE"]
+__all__ = ["einsum", "plan", "Plan", "as_handle", "clear_caches", "CACHE_SIZE"]
 
 CACHE_SIZE = 1024
-_FRONT: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
 
 
-@lru_cache(maxsize=CACHE_SIZE)
-def _parse(subscripts: str) -> Equation:
-    return parse(subscripts)
+class Plan(PlanValue):
+    """A planned einsum: call it on arrays, print it, read its code.
+
+    The plan value of :mod:`einopt.plan` (``path``, ``flops``, ``speedup``,
+    ``max_size``, ``sliced``, ``steps``, ``tree``, ``network``, ...) with what a user
+    does with one: evaluate it, print its steps, explain it, turn it into source code,
+    store it as JSON, draw its tree.
+    """
+
+    __slots__ = ()
+
+    def __call__(self, *operands: Any, executor: Any = None) -> Any:
+        """Evaluate the plan on ``operands`` (arrays of the planned shapes).
+
+        ``executor`` spreads a sliced plan's slices: ``"threads"``, ``"processes"``,
+        ``"serial"``, a ``concurrent.futures.Executor`` or a ``dask.distributed.Client``.
+        """
+        return run_plan(self, operands, executor)
+
+    def __str__(self) -> str:
+        return plan_table(self)
+
+    def to_json(self) -> str:
+        """JSON text that :meth:`from_json` turns back into an equal plan."""
+        return plan_to_json(self)
+
+    @staticmethod
+    def from_json(text: str) -> Plan:
+        """The plan stored by :meth:`to_json`."""
+        return as_handle(plan_from_json(text))
+
+    def _repr_svg_(self) -> str | None:
+        """The contraction tree, for Jupyter (None without matplotlib and networkx)."""
+        try:
+            return svg(draw_tree(self))
+        except ImportError:
+            return None
+
+    def explain(self, names: Sequence[str] | None = None, backend: str = "numpy") -> str:
+        """The plan in words: its formula in index notation (``Σ_i B[n,i]² · Σ_j
+        A[n,j]²``), each step's share of the flops, the speedup over the naive loop,
+        and the code."""
+        return plan_explain(self, names, backend)
+
+    def code(self, backend: str = "numpy", names: Sequence[str] | None = None) -> str:
+        """Python source of a function that evaluates this plan with plain ``backend``
+        calls (``"numpy"`` or ``"torch"``); ``names`` name its arguments."""
+        return plan_source(self, backend, names)
+
+
+def as_handle(p: PlanValue) -> Plan:
+    """The user's :class:`Plan` for the plan value ``p`` (``p`` itself when it is one)."""
+    if isinstance(p, Plan):
+        return p
+    return Plan(**{f.name: getattr(p, f.name) for f in dataclasses.fields(p)})
+
+
+#: Exact call signature of a warm numpy call -> its compiled program.
+_FRONT: BoundedDict[tuple[Any, ...], Any] = BoundedDict("front", CACHE_SIZE)
 
 
 def clear_caches() -> None:
-    """Forget every cached parse and plan."""
-    _parse.cache_clear()
-    _plan_cached.cache_clear()
-    _structured_cached.cache_clear()
-    _FRONT.clear()
-    _SWITCH_RUNS.clear()
-
-
-def _shape_of(x: Any, k: int) -> tuple[int, ...]:
-    if hasattr(x, "shape"):
-        return tuple(int(d) for d in x.shape)
-    if isinstance(x, (tuple, list)) and all(isinstance(d, (int, np.integer)) for d in x):
-        if any(d < 0 for d in x):
-            raise ShapeError(f"operand {k}: shape {tuple(x)} has a negative size")
-        return tuple(int(d) for d in x)
-    raise OperandTypeError(
-        f"operand {k} is a {type(x).__name__}; give an array or a shape tuple of ints"
-    )
-
-
-def _equation(subscripts: Any, operands: Sequence[Any]) -> tuple[Equation, list[Any]]:
-    """(equation, operands) from either calling form."""
-    if isinstance(subscripts, str):
-        return _parse(subscripts), list(operands)
-    eq, ops = parse_sublist((subscripts, *operands))
-    return eq, ops
+    """Forget every cached parse, rewrite, plan, compiled call and executor pool."""
+    clear_all()
 
 
 def _optimize_key(optimize: Any) -> Any:
     if isinstance(optimize, (str, bool)) or optimize is None:
         return optimize
-    if isinstance(optimize, Plan):
+    if isinstance(optimize, PlanValue):
         return None
     try:
         return ("path", tuple(tuple(int(p) for p in entry) for entry in optimize))
@@ -88,7 +128,7 @@ def _optimize_key(optimize: Any) -> Any:
         ) from None
 
 
-@lru_cache(maxsize=CACHE_SIZE)
+@memoize("plans", CACHE_SIZE)
 def _plan_cached(eq: Equation, shapes: tuple[tuple[int, ...], ...],
                  dtypes: tuple[Any, ...] | None, dtype: Any, optimize: Any,
                  budget: Budget, aliases: tuple[int, ...] | None = None) -> Plan:
@@ -138,7 +178,7 @@ def _with_shared(eq: Equation, shapes: tuple[tuple[int, ...], ...],
         if flops < best.flops:
             best = dataclasses.replace(
                 outer, flops=flops, unsliced_flops=flops, naive_flops=plain.naive_flops,
-                max_size=max(inner.max_size, outer.max_size), _programs={},
+                max_size=max(inner.max_size, outer.max_size), programs={},
                 shared=Shared(inner, tw.first, tw.rest, shapes))
     return best
 
@@ -150,8 +190,6 @@ def _make_plan(eq: Equation, shapes: tuple[tuple[int, ...], ...],
     if isinstance(optimize, tuple) and optimize and optimize[0] == "path":
         tree = ContractionTree.from_linear_path(network.num_tensors, optimize[1])
     elif cache_dir is not None:
-        from .persist import TreeCache, canonical_key
-
         cache = TreeCache(cache_dir)
         key = canonical_key(network, (optimize, budget.objective, budget.memory_limit,
                                       budget.max_time, budget.seed))
@@ -163,7 +201,7 @@ def _make_plan(eq: Equation, shapes: tuple[tuple[int, ...], ...],
         tree = get_optimizer(optimize)(network, budget)
     if budget.memory_limit is not None:
         tree = slice_tree(network, tree, budget.memory_limit)
-    return build_plan(eq, network, tree, shapes, dtype, dtypes)
+    return as_handle(build_plan(eq, network, tree, shapes, dtype, dtypes))
 
 
 def _budget(minimize: Any, max_time: Any, seed: Any, memory_limit: Any,
@@ -184,7 +222,7 @@ def _plan_for(eq: Equation, shapes: tuple[tuple[int, ...], ...],
               dtypes: tuple[Any, ...] | None, dtype: Any, optimize: Any,
               budget: Budget, cache_dir: Any = None,
               aliases: tuple[int, ...] | None = None) -> Plan:
-    if isinstance(optimize, Plan):
+    if isinstance(optimize, PlanValue):
         same = (optimize.equation.inputs, optimize.equation.output) == (eq.inputs, eq.output)
         if optimize.shapes != shapes or not same:
             raise PathError(
@@ -203,7 +241,7 @@ def _plan_for(eq: Equation, shapes: tuple[tuple[int, ...], ...],
         return _make_plan(eq, shapes, dtypes, dtype, opt, budget)
 
 
-@lru_cache(maxsize=CACHE_SIZE)
+@memoize("structured plans", CACHE_SIZE)
 def _structured_cached(eq: Equation, specs: tuple[Any, ...], kinds: tuple[Any, ...],
                        optimize: Any, budget: Budget,
                        aliases: tuple[int, ...] | None = None) -> Plan:
@@ -216,7 +254,7 @@ def _structured_plan(eq: Equation, specs: tuple[Any, ...], kinds: tuple[Any, ...
     """The plan of an einsum with structured operands: its rewrite, planned as usual
     (views of the same operand alike are the same array to the planner)."""
     rw = rewrite(eq, specs, kinds)
-    if isinstance(optimize, Plan):
+    if isinstance(optimize, PlanValue):
         if optimize.structure is None or optimize.structure.specs != specs:
             raise PathError("the Plan passed as optimize was made for other operands")
         return optimize
@@ -231,7 +269,7 @@ def _structured_plan(eq: Equation, specs: tuple[Any, ...], kinds: tuple[Any, ...
                           _view_aliases(alt, aliases))
             if q.flops < p.flops:
                 p, rw = q, alt
-    return dataclasses.replace(p, structure=rw, _programs={})
+    return dataclasses.replace(p, structure=rw, programs={})
 
 
 #: most entries of a pattern kept dense as the alternative to substituting it
@@ -257,7 +295,7 @@ def _plan_structured(eq: Equation, items: Sequence[Any], optimize: Any, budget: 
     specs = tuple(spec_of(x) for x in items)
     kinds = tuple(kind_of(x) for x in items)
     aliases = _aliases(items)
-    if budget.progress or cache_dir is not None or isinstance(optimize, Plan):
+    if budget.progress or cache_dir is not None or isinstance(optimize, PlanValue):
         return _structured_plan(eq, specs, kinds, optimize, budget, cache_dir, aliases)
     return _structured_cached(eq, specs, kinds, _optimize_key(optimize), budget, aliases)
 
@@ -292,7 +330,7 @@ def plan(subscripts: Any, *operands_or_shapes: Any, optimize: Any = "auto",
         >>> p.path
         [(0, 1), (0, 1), (0, 1)]
     """
-    eq, items = _equation(subscripts, operands_or_shapes)
+    eq, items = equation_of(subscripts, operands_or_shapes)
     if any(isinstance(x, Switch) for x in items):
         raise PathError("an einsum with switches is a sum of einsums (one per value of the "
                         "extra index): evaluate it with einopt.einsum, or plan the terms of "
@@ -300,10 +338,10 @@ def plan(subscripts: Any, *operands_or_shapes: Any, optimize: Any = "auto",
     aliases = _aliases(items) if all(hasattr(x, "shape") for x in items) else None
     if any(isinstance(x, Structured) for x in items):
         budget = _budget(minimize, max_time, seed, memory_limit, progress)
-        return _plan_structured(eq, [x if hasattr(x, "shape") else _shape_of(x, k)
+        return _plan_structured(eq, [x if hasattr(x, "shape") else shape_of(x, k)
                                      for k, x in enumerate(items)], optimize, budget,
                                 cache_dir or os.environ.get("EINOPT_CACHE_DIR") or None)
-    shapes = tuple(_shape_of(x, k) for k, x in enumerate(items))
+    shapes = tuple(shape_of(x, k) for k, x in enumerate(items))
     dtypes = None
     dtype = None
     # numpy operands fix the casts now; other libraries convert when the plan runs.
@@ -361,7 +399,7 @@ def einsum(subscripts: Any, *operands: Any, optimize: Any = "auto", out: Any = N
 
 def _einsum(subscripts: Any, operands: Sequence[Any], optimize: Any, out: Any, dtype: Any,
             memory_limit: Any, casting: Any, executor: Any) -> Any:
-    eq, items = _equation(subscripts, operands)
+    eq, items = equation_of(subscripts, operands)
     if any(isinstance(x, Switch) for x in items):
         return _einsum_switches(eq, items, optimize, out, dtype, memory_limit)
     if any(isinstance(x, Structured) for x in items):
@@ -395,7 +433,8 @@ def _einsum(subscripts: Any, operands: Sequence[Any], optimize: Any, out: Any, d
             return scalar(inner(*ops))
 
     result = prog(*arrays)
-    if out is None and dtype is None and memory_limit is None and not isinstance(optimize, Plan):
+    if out is None and dtype is None and memory_limit is None and \
+            not isinstance(optimize, PlanValue):
         if isinstance(subscripts, str) and (
                 all(type(x) is np.ndarray for x in items) if be.einsum_loops else
                 all(x is y for x, y in zip(items, arrays, strict=True))):
@@ -403,8 +442,6 @@ def _einsum(subscripts: Any, operands: Sequence[Any], optimize: Any, out: Any, d
                 fkey = (subscripts, optimize, aliases,
                         *[(x.__class__, x.shape, x.dtype) for x in items])
                 _FRONT[fkey] = prog
-                if len(_FRONT) > CACHE_SIZE:
-                    _FRONT.popitem(last=False)
             except TypeError:
                 pass
     if out is None:
@@ -412,12 +449,8 @@ def _einsum(subscripts: Any, operands: Sequence[Any], optimize: Any, out: Any, d
     return be.write_out(result, out, casting)
 
 
-
-
 def _einsum_structured(eq: Equation, items: Sequence[Any], optimize: Any, out: Any,
                        dtype: Any, memory_limit: Any, casting: Any, executor: Any) -> Any:
-    from .execute import run_structured
-
     p = _plan_structured(eq, items, optimize, _budget("flops", None, None, memory_limit))
     result = run_structured(p, items, dtype, casting, executor, check=False)  # planned for them
     if out is not None:
@@ -442,10 +475,10 @@ def _leaves(items: Sequence[Any]) -> list[Any]:
 def _einsum_switches(eq: Equation, items: Sequence[Any], optimize: Any, out: Any, dtype: Any,
                      memory_limit: Any) -> Any:
     """An einsum with product-rule switches: the sum of its expansion's einsums, run as
-    one schedule that forms each product the terms share once (:mod:`einopt.schedule`).
+    one schedule that forms each product the terms share once (:mod:`einopt.run.schedule`).
     The schedule is kept and run again on later calls of the same structure."""
     sig = signatures(items)
-    if dtype is not None or memory_limit is not None or isinstance(optimize, Plan):
+    if dtype is not None or memory_limit is not None or isinstance(optimize, PlanValue):
         total = None  # options the schedule's plans do not take: the terms one by one
         for term_eq, picks, factor in expansion(eq, sig):
             part = einsum(*sublist_args([pick(items, p) for p in picks], term_eq.inputs,
@@ -460,14 +493,12 @@ def _einsum_switches(eq: Equation, items: Sequence[Any], optimize: Any, out: Any
             hash(key)
         except (AttributeError, TypeError):
             key = None
-        sched = _SWITCH_RUNS.get(key) if key is not None else None
+        sched = SWITCH_RUNS.get(key) if key is not None else None
         if sched is None:
             sched = build_schedule(eq, items, sig, leaves, functools.partial(
                 plan, optimize=optimize))
             if key is not None:
-                _SWITCH_RUNS[key] = sched
-                if len(_SWITCH_RUNS) > CACHE_SIZE:
-                    _SWITCH_RUNS.popitem(last=False)
+                SWITCH_RUNS[key] = sched
         total = sched.run(leaves, einsum)
     if out is not None:
         out[...] = total
@@ -475,4 +506,5 @@ def _einsum_switches(eq: Equation, items: Sequence[Any], optimize: Any, out: Any
     return total
 
 
-_SWITCH_RUNS: OrderedDict[Any, Schedule] = OrderedDict()
+#: Schedules of einsums with switches, by structure and operand signature.
+SWITCH_RUNS: BoundedDict[Any, Schedule] = BoundedDict("switch schedules", CACHE_SIZE)

@@ -25,12 +25,11 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .api import _parse
 from .api import einsum as _einsum
 from .api import plan as _plan
 from .errors import EinsumError, SubscriptError
 from .network import expand_labels
-from .parse import Equation, Label, format_equation, sublist_args
+from .parse import Equation, Label, format_equation, parse_cached, sublist_args
 from .structured import delta
 
 __all__ = ["Derivative", "vjp_equation", "jvp_equation", "jacobian_equation", "vjp", "jvp",
@@ -103,7 +102,7 @@ def _terms(eq: Any, shapes: Sequence[Sequence[int]] | None
     index sizes when shapes are known."""
     if isinstance(eq, Derivative):
         eq = eq.equation
-    equation = eq if isinstance(eq, Equation) else _parse(eq)
+    equation = eq if isinstance(eq, Equation) else parse_cached(eq)
     has_ellipsis = any(... in t for t in equation.inputs)
     if shapes is None:
         if has_ellipsis:
@@ -256,7 +255,7 @@ def jvp(eq: Any, operands: Sequence[Any], tangents: dict[int, Any],
     kernel on ``P*P``, ``P*D`` and ``D*P`` (only where a ``D`` exists), so the cost is
     at most three times the einsum's, whatever the number of operands.
     """
-    from .execute import dual_program
+    from .run.execute import dual_program
 
     if not tangents:
         raise EinsumError("jvp needs at least one tangent")
@@ -284,11 +283,11 @@ def hessian_trace_einsum(x: Any, weights: Sequence[Any]) -> Any:
     delta(q,q')`` (the parameter's own entry, in both copies) at it. The planner sees
     each copy's products as the same arrays twice and forms each once.
     """
-    eq, ops = _trace_arguments(x, weights)
+    eq, ops = trace_arguments(x, weights)
     return _einsum(*sublist_args(ops, eq.inputs, ()))
 
 
-def _trace_arguments(x: Any, weights: Sequence[Any]) -> tuple[Equation, list[Any]]:
+def trace_arguments(x: Any, weights: Sequence[Any]) -> tuple[Equation, list[Any]]:
     """The equation and operands of :func:`hessian_trace_einsum`'s einsum."""
     from .structured.switch import switch
 

@@ -21,8 +21,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from .api import _parse, plan
+from .api import plan
 from .errors import EinsumError
+from .parse import parse_cached
 
 __all__ = ["main"]
 
@@ -38,7 +39,7 @@ def _sizes(text: str) -> dict[str, int]:
 
 
 def _shapes(equation: str, sizes: dict[str, int]) -> list[tuple[int, ...]]:
-    eq = _parse(equation)
+    eq = parse_cached(equation)
     shapes = []
     for k, term in enumerate(eq.inputs):
         if ... in term:

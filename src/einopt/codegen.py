@@ -15,12 +15,9 @@ first, as in the plan. The source is tested to compute what the plan computes.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from .errors import EinsumError
-
-if TYPE_CHECKING:
-    from .plan import Plan, Step
+from .plan import Plan, Step, StepKind
 
 __all__ = ["plan_source"]
 
@@ -99,7 +96,7 @@ def _general(step: Step, a: str, b: str, w: _Writer) -> str:
         if swap:
             e = f"{e}.T" if shape is not None and len(shape) == 2 else f"{e}.swapaxes(-1, -2)"
         exprs.append(e)
-    op = "*" if step.kind.value == "hadamard" else "@"
+    op = "*" if step.kind is StepKind.HADAMARD else "@"
     expr = f"({exprs[0]} {op} {exprs[1]})"
     return w.reshape(expr, step.out_shape) if step.out_shape is not None else expr
 

@@ -11,14 +11,14 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 
-from .network import _FEW, _LONG, bits
+from .network import FEW_BITS, LONG_MASK, bits
 
 __all__ = ["size_of", "pair_flops", "HolderCounts"]
 
 
 def size_of(mask: int, sizes: Sequence[int]) -> int:
     """Elements of a tensor whose indices are the set bits of ``mask``."""
-    if mask.bit_length() > _LONG and mask.bit_count() > _FEW:
+    if mask.bit_length() > LONG_MASK and mask.bit_count() > FEW_BITS:
         return math.prod([sizes[i] for i in bits(mask)])
     n = 1
     while mask:

@@ -11,12 +11,14 @@ graph of the talk.
 
 from __future__ import annotations
 
+import io
+import math
 from typing import Any
 
-from .api import _equation, _shape_of
-from .network import build_network, label_text
+from .network import build_network, label_text, shape_of
+from .parse import equation_of
 
-__all__ = ["factor_graph", "index_graph"]
+__all__ = ["factor_graph", "index_graph", "draw_graph", "figure", "svg"]
 
 
 def _graph() -> Any:
@@ -28,17 +30,16 @@ def _graph() -> Any:
 
         def _repr_svg_(self) -> str | None:
             try:
-                from .viz import draw_graph, svg
+                return svg(draw_graph(self))
             except ImportError:
                 return None
-            return svg(draw_graph(self))
 
     return EinsumGraph()
 
 
 def _network(subscripts: Any, operands_or_shapes: tuple[Any, ...]) -> Any:
-    eq, items = _equation(subscripts, operands_or_shapes)
-    shapes = [_shape_of(x, k) for k, x in enumerate(items)]
+    eq, items = equation_of(subscripts, operands_or_shapes)
+    shapes = [shape_of(x, k) for k, x in enumerate(items)]
     return build_network(eq, shapes)
 
 
@@ -86,3 +87,79 @@ def index_graph(subscripts: str, *operands_or_shapes: Any) -> Any:
                 w = g.edges[u, v]["weight"] + 1 if g.has_edge(u, v) else 1
                 g.add_edge(u, v, weight=w)
     return g
+
+
+#: Colours of tensor nodes, index nodes and output index nodes.
+TENSOR_COLOR, INDEX_COLOR, OUTPUT_COLOR = "#4c72b0", "#dd8452", "#c44e52"
+
+
+def figure(nodes: int) -> Any:
+    """A figure and axes sized for ``nodes`` nodes (matplotlib, Agg unless set)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    side = min(14.0, 4.0 + 0.08 * nodes)
+    fig, ax = plt.subplots(figsize=(side, side * 0.75))
+    ax.set_axis_off()
+    return fig, ax
+
+
+def _layout(g: Any) -> Any:
+    import networkx as nx
+
+    if g.number_of_nodes() <= 2:
+        return nx.circular_layout(g)
+    return nx.spring_layout(g, seed=0, iterations=100 if g.number_of_nodes() < 300 else 30)
+
+
+def _draw_factor(g: Any) -> Any:
+    import networkx as nx
+
+    fig, ax = figure(g.number_of_nodes())
+    pos = _layout(g)
+    scale = max(0.25, min(1.0, 40 / max(1, g.number_of_nodes())))
+    tensors = [v for v, d in g.nodes(data=True) if d["kind"] == "tensor"]
+    indices = [v for v, d in g.nodes(data=True) if d["kind"] == "index"]
+    nx.draw_networkx_edges(g, pos, ax=ax, alpha=0.5)
+    nx.draw_networkx_nodes(g, pos, nodelist=tensors, node_shape="s", node_color=TENSOR_COLOR,
+                           node_size=500 * scale, ax=ax)
+    sizes = [200 * scale * (1 + math.log2(max(2, g.nodes[v]["size"]))) / 2 for v in indices]
+    colors = [OUTPUT_COLOR if g.nodes[v]["output"] else INDEX_COLOR for v in indices]
+    nx.draw_networkx_nodes(g, pos, nodelist=indices, node_color=colors, node_size=sizes, ax=ax)
+    if g.number_of_nodes() <= 60:
+        labels = {v: g.nodes[v]["label"] if v[0] == "tensor" else v[1] for v in g.nodes}
+        nx.draw_networkx_labels(g, pos, labels, font_size=9, font_color="white", ax=ax)
+    ax.set_title(f"factor graph: {len(tensors)} tensors, {len(indices)} indices")
+    return fig
+
+
+def _draw_index(g: Any) -> Any:
+    import networkx as nx
+
+    fig, ax = figure(g.number_of_nodes())
+    pos = _layout(g)
+    widths = [1 + g.edges[e]["weight"] for e in g.edges]
+    nx.draw_networkx_edges(g, pos, width=widths, alpha=0.5, ax=ax)
+    colors = [OUTPUT_COLOR if d["output"] else INDEX_COLOR for _, d in g.nodes(data=True)]
+    nx.draw_networkx_nodes(g, pos, node_color=colors, node_size=400, ax=ax)
+    if g.number_of_nodes() <= 60:
+        nx.draw_networkx_labels(g, pos, font_size=9, ax=ax)
+    ax.set_title(f"index graph: {g.number_of_nodes()} indices")
+    return fig
+
+
+def draw_graph(g: Any) -> Any:
+    """The drawing of a graph from :mod:`einopt.graphs` (factor or index graph)."""
+    return _draw_factor(g) if g.graph.get("kind") == "factor" else _draw_index(g)
+
+
+def svg(fig: Any) -> str:
+    """``fig`` as SVG text (for Jupyter's ``_repr_svg_``)."""
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return buf.getvalue()

@@ -13,11 +13,15 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from .errors import ShapeError, SubscriptError
+import numpy as np
+
+from .errors import OperandTypeError, ShapeError, SubscriptError
 from .parse import Equation, Label
 
-__all__ = ["EllipsisDim", "Network", "build_network", "bits", "components", "label_text"]
+__all__ = ["EllipsisDim", "Network", "build_network", "bits", "components", "label_text",
+           "expand_labels", "shape_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,14 +42,14 @@ def label_text(label: Label) -> str:
 #: Long masks with many set bits are read 64 bits at a time: on a network of thousands
 #: of indices, bit tricks on the whole integer cost time proportional to its length per
 #: set bit.
-_LONG = 256
-_FEW = 16
+LONG_MASK = 256
+FEW_BITS = 16
 
 
 def bits(mask: int) -> list[int]:
     """Positions of the set bits of ``mask``, lowest first."""
     out = []
-    if mask.bit_length() > _LONG and mask.bit_count() > _FEW:
+    if mask.bit_length() > LONG_MASK and mask.bit_count() > FEW_BITS:
         words = memoryview(mask.to_bytes((mask.bit_length() + 63) // 64 * 8, "little"))
         for k, w in enumerate(words.cast("Q")):
             if w:
@@ -265,3 +269,16 @@ def components(terms: Sequence[Iterable[Hashable]]) -> list[list[int]]:
     for k in range(len(terms)):
         groups.setdefault(find(k), []).append(k)
     return list(groups.values())
+
+
+def shape_of(x: Any, k: int) -> tuple[int, ...]:
+    """The shape of operand ``k``: an array's, or a shape tuple of non-negative ints."""
+    if hasattr(x, "shape"):
+        return tuple(int(d) for d in x.shape)
+    if isinstance(x, (tuple, list)) and all(isinstance(d, (int, np.integer)) for d in x):
+        if any(d < 0 for d in x):
+            raise ShapeError(f"operand {k}: shape {tuple(x)} has a negative size")
+        return tuple(int(d) for d in x)
+    raise OperandTypeError(
+        f"operand {k} is a {type(x).__name__}; give an array or a shape tuple of ints"
+    )

@@ -15,9 +15,11 @@ from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .caches import memoize
 from .errors import SubscriptError
 
-__all__ = ["Equation", "Label", "parse", "parse_sublist", "sort_labels", "sublist_args"]
+__all__ = ["Equation", "Label", "parse", "parse_cached", "parse_sublist", "equation_of",
+           "sort_labels", "sublist_args"]
 
 Label = Hashable
 
@@ -219,3 +221,21 @@ def _sublist(sub: Any, where: str) -> tuple[Label, ...]:
                 ) from None
         labels.append(lab)
     return tuple(labels)
+
+
+#: Subscripts strings parsed (bounded; emptied by ``einopt.clear_caches()``).
+PARSE_CACHE_SIZE = 1024
+
+
+@memoize("parse", PARSE_CACHE_SIZE)
+def parse_cached(subscripts: str) -> Equation:
+    """:func:`parse`, remembered per string (the same subscripts are parsed once)."""
+    return parse(subscripts)
+
+
+def equation_of(subscripts: Any, operands: Sequence[Any]) -> tuple[Equation, list[Any]]:
+    """``(equation, operands)`` from either calling form: ``("ij,jk", a, b)`` or the
+    sublist form ``(a, [0, 1], b, [1, 2])`` (``subscripts`` is then the first operand)."""
+    if isinstance(subscripts, str):
+        return parse_cached(subscripts), list(operands)
+    return parse_sublist((subscripts, *operands))

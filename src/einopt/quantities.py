@@ -35,11 +35,10 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .api import _parse
 from .api import einsum as _einsum
 from .api import plan as _plan
 from .errors import EinsumError
-from .parse import Label, sublist_args
+from .parse import Label, parse_cached, sublist_args
 
 __all__ = ["LayerEinsum", "QUANTITIES", "FIRST_ORDER", "quantity", "first_order_plan",
            "from_per_example"]
@@ -78,7 +77,7 @@ class LayerEinsum:
     @classmethod
     def of(cls, equation: str, x: int = 0, w: int = 1) -> LayerEinsum:
         """From text, e.g. ``LayerEinsum.of("ni,oi->no")`` for ``nn.Linear``."""
-        eq = _parse(equation)
+        eq = parse_cached(equation)
         if any(... in t for t in eq.inputs):
             raise EinsumError("name the layer's indices (no '...')")
         layer = cls(eq.inputs, eq.output, x, w)

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
+from .codegen import plan_source
 from .network import bits, label_text
+from .plan import Plan, Step, StepKind
 from .tree import tree_cost
-
-if TYPE_CHECKING:
-    from .plan import Plan, Step
 
 __all__ = ["plan_table", "plan_formula", "plan_explain"]
 
@@ -30,7 +28,7 @@ def _step_row(step: Step, plan: Plan, names: dict[int, str], orders: dict[int, t
               ) -> tuple[str, str, str, str, str]:
     args = ", ".join(f"{names[a]}[{_indices(orders[a], plan)}]" for a in step.args)
     what = step.kind.value
-    if step.kind.value == "prep":
+    if step.kind is StepKind.PREP:
         parts = [p for p, on in (("cast", step.cast), ("squeeze", step.squeeze),
                                  ("diagonal", step.diagonal), ("sum", step.sum_axes)) if on]
         what = "+".join(parts)
@@ -111,11 +109,9 @@ def _wrap(s: str) -> str:
 def plan_explain(plan: Plan, names: Sequence[str] | None = None,
                  backend: str = "numpy") -> str:
     """What the plan does: the formula, each step's cost, the speedup, and the code."""
-    from .codegen import plan_source
-
     lines = [f"{plan.equation}", f"  = {plan_formula(plan, names)}", ""]
     total = max(plan.flops, 1)
-    for k, step in enumerate(s for s in plan.steps if s.kind.value != "prep"):
+    for k, step in enumerate(s for s in plan.steps if s.kind is not StepKind.PREP):
         lines.append(f"  step {k}: {step.kind.value:<8} {_fmt(step.flops):>9} flops "
                      f"({100 * step.flops / total:.0f}%)")
     lines += ["", f"flops: {_fmt(plan.flops)}, naive loop: {_fmt(plan.naive_flops)}, "

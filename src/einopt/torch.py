@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from .autodiff import vjp
+from .caches import BoundedDict
 from .errors import EinsumError
 from .nn.functional import conv_einsum
 from .parse import Equation
@@ -44,7 +45,7 @@ NAMES = {
 }
 _SECOND = {"ggn_diag", "ggn_trace", "ggn_trace_batch"}
 #: per (layer, operand shapes, quantities): whether backward forms per-example gradients
-_FORMS: dict[Any, bool] = {}
+FORMS: BoundedDict[Any, bool] = BoundedDict("tracked backward forms", 1024)
 _CONVS = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
 
 
@@ -212,15 +213,14 @@ class Tracker:
         if "grad_batch" in wanted:
             return True
         key = (layer, tuple(spec_of(o) for o in operands), frozenset(wanted))
-        if key not in _FORMS:  # planned once per layer and shapes, not every forward
+        found = FORMS.get(key)
+        if found is None:  # planned once per layer and shapes, not every forward
             ops = [o.detach() if isinstance(o, torch.Tensor) else o for o in operands]
             g = y.detach().reshape(layer_output_shape(layer, ops))
             each = first_order_plan("grad_batch", layer, ops, g).flops
-            if len(_FORMS) >= 1024:
-                _FORMS.clear()
-            _FORMS[key] = any(first_order_plan(q, layer, ops, g).flops >= 0.9 * each
-                              for q in wanted - {"grad"})
-        return _FORMS[key]
+            found = FORMS[key] = any(first_order_plan(q, layer, ops, g).flops >= 0.9 * each
+                                     for q in wanted - {"grad"})
+        return bool(found)
 
     def _model_output(self, module: torch.nn.Module, inputs: Any, out: Any) -> None:
         if isinstance(out, torch.Tensor) and out.requires_grad:

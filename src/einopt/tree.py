@@ -48,6 +48,18 @@ class ContractionTree:
                     raise PathError(f"merge {k} uses node {z}, which is not available")
                 used.add(z)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The tree as plain lists and ints (JSON-ready); :meth:`from_dict` reads it."""
+        return {"num_leaves": self.num_leaves, "merges": [list(m) for m in self.merges],
+                "sliced": list(self.sliced)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ContractionTree:
+        """The tree stored by :meth:`to_dict`."""
+        return cls(int(data["num_leaves"]),
+                   tuple((int(x), int(y)) for x, y in data["merges"]),
+                   tuple(int(i) for i in data["sliced"]))
+
     @classmethod
     def from_ssa_path(cls, num_leaves: int, path: Sequence[Sequence[int]]) -> ContractionTree:
         """Build from an SSA path (each entry names node ids; results get new ids)."""

@@ -7,19 +7,19 @@ import itertools
 
 import numpy as np
 import pytest
+from einopt.run.native import conv_steps
 
 import einopt
 from einopt.backends.numpy import NumpyBackend
 from einopt.backends.numpy_conv import conv
-from einopt.native import conv_steps
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
 CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 
 
-@pytest.mark.parametrize("nd,stride,pad,dilation,groups", itertools.product(
-    (1, 2, 3), (1, 2), (0, 1, (2, 0)), (1, 2), (1, 2)))
+@pytest.mark.parametrize("nd,stride,pad,dilation,groups", list(itertools.product(
+    (1, 2, 3), (1, 2), (0, 1, (2, 0)), (1, 2), (1, 2))))
 def test_kernel_matches_torch(nd, stride, pad, dilation, groups, rng):
     x = rng.standard_normal((2, 4, *(9, 8, 7)[:nd]))
     w = rng.standard_normal((6, 4 // groups, *(3, 2, 3)[:nd]))

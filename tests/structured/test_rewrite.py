@@ -11,7 +11,7 @@ from einopt.structured.rewrite import Affine, Gather, kind_of, rewrite, spec_of
 
 
 def _rewrite(eq, *ops):
-    return rewrite(einopt.api._parse(eq), tuple(spec_of(x) for x in ops),
+    return rewrite(einopt.parse.parse_cached(eq), tuple(spec_of(x) for x in ops),
                    tuple(kind_of(x) for x in ops))
 
 

@@ -10,9 +10,9 @@ that library (its promotion rules apply); two different libraries are an error.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cache, lru_cache
 from typing import Any
 
+from ..caches import memoize
 from ..errors import OperandTypeError
 from .base import Backend
 from .numpy import NumpyBackend
@@ -25,7 +25,7 @@ LIBRARIES = {"torch": "torch", "jax": "jax", "jaxlib": "jax", "cupy": "cupy", "d
 _NUMPY = NumpyBackend()
 
 
-@cache
+@memoize("backends", 16)
 def get_backend(name: str) -> Backend:
     """The backend called ``name`` (importing its library)."""
     if name == "numpy":
@@ -50,7 +50,7 @@ def get_backend(name: str) -> Backend:
     raise OperandTypeError(f"unknown backend {name!r}; known: {known}")
 
 
-@lru_cache(maxsize=256)
+@memoize("array types", 256)
 def _library_of(cls: type) -> str:
     for base in cls.__mro__:  # subclasses (torch.nn.Parameter, user types) count too
         lib = LIBRARIES.get(base.__module__.partition(".")[0])

@@ -14,7 +14,8 @@ import numpy as np
 
 from ..errors import OperandTypeError, ShapeError
 
-__all__ = ["Backend", "NumpyLike", "diagonal_subscripts", "check_kind", "check_not_array",
+__all__ = ["Backend", "NumpyLike", "diagonal_subscripts", "zero_pad", "strided_window",
+           "check_kind", "check_not_array",
            "dtype_result_type", "strided_diagonal"]
 
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -272,3 +273,32 @@ class NumpyLike(Backend):
 
     def result_type(self, arrays: Sequence[Any]) -> Any:
         return self.xp.result_type(*arrays) if arrays else np.dtype(float)
+
+
+def zero_pad(x: Any, widths: dict[int, tuple[int, int]]) -> Any:
+    """numpy ``x`` with ``(left, right)`` zeros added along each axis of ``widths``."""
+    shape = list(x.shape)
+    inner = [slice(None)] * x.ndim
+    for a, (lo, hi) in widths.items():
+        shape[a] += lo + hi
+        inner[a] = slice(lo, lo + x.shape[a])
+    out = np.empty(shape, x.dtype)  # zeros only where the padding goes
+    out[tuple(inner)] = x
+    for a, (lo, _) in widths.items():
+        edge = [slice(None)] * x.ndim
+        edge[a] = slice(0, lo)
+        out[tuple(edge)] = 0
+        edge[a] = slice(lo + x.shape[a], None)
+        out[tuple(edge)] = 0
+    return out
+
+
+def strided_window(x: Any, axis: int, sizes: tuple[int, int], steps: tuple[int, int],
+                   start: int) -> Any:
+    """A read-only strided view (no copy): the sliding windows of ``x`` along ``axis``."""
+    x = np.asarray(x)
+    st = x.strides
+    shape = x.shape[:axis] + tuple(sizes) + x.shape[axis + 1:]
+    strides = st[:axis] + (steps[0] * st[axis], steps[1] * st[axis]) + st[axis + 1:]
+    base = x[(slice(None),) * axis + (slice(start, None),)]
+    return np.lib.stride_tricks.as_strided(base, shape, strides, writeable=False)

@@ -9,7 +9,8 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ..errors import OperandTypeError, ShapeError
-from .base import NumpyLike, dtype_result_type, strided_diagonal
+from . import numpy_conv
+from .base import NumpyLike, dtype_result_type, strided_diagonal, strided_window, zero_pad
 
 __all__ = ["NumpyBackend"]
 
@@ -27,17 +28,8 @@ class NumpyBackend(NumpyLike):
     #: steps that are convolutions run as :func:`numpy_conv.conv` (not transposed ones)
     conv_kinds = (False,)
 
-    @staticmethod
-    def conv(*args: Any) -> Any:
-        from .numpy_conv import conv
-
-        return conv(*args)
-
-    @staticmethod
-    def conv_weight(*args: Any) -> Any:
-        from .numpy_conv import conv_weight
-
-        return conv_weight(*args)
+    conv = staticmethod(numpy_conv.conv)
+    conv_weight = staticmethod(numpy_conv.conv_weight)
 
     def takes_conv_weight(self, x_shape: tuple[int, ...], g_shape: tuple[int, ...],
                           stride: tuple[int, ...], groups: int) -> bool:
@@ -80,33 +72,8 @@ class NumpyBackend(NumpyLike):
         """A view whose axis ``k`` walks the diagonal of ``x``'s axes ``groups[k]``."""
         return strided_diagonal(np.asarray(x), groups, as_strided)
 
-    @staticmethod
-    def pad(x: Any, widths: dict[int, tuple[int, int]]) -> Any:
-        shape = list(x.shape)
-        inner = [slice(None)] * x.ndim
-        for a, (lo, hi) in widths.items():
-            shape[a] += lo + hi
-            inner[a] = slice(lo, lo + x.shape[a])
-        out = np.empty(shape, x.dtype)  # zeros only where the padding goes
-        out[tuple(inner)] = x
-        for a, (lo, _) in widths.items():
-            edge = [slice(None)] * x.ndim
-            edge[a] = slice(0, lo)
-            out[tuple(edge)] = 0
-            edge[a] = slice(lo + x.shape[a], None)
-            out[tuple(edge)] = 0
-        return out
-
-    @staticmethod
-    def window(x: Any, axis: int, sizes: tuple[int, int], steps: tuple[int, int],
-               start: int) -> Any:
-        """A read-only strided view (no copy): the sliding windows of ``x`` along ``axis``."""
-        x = np.asarray(x)
-        st = x.strides
-        shape = x.shape[:axis] + tuple(sizes) + x.shape[axis + 1:]
-        strides = st[:axis] + (steps[0] * st[axis], steps[1] * st[axis]) + st[axis + 1:]
-        base = x[(slice(None),) * axis + (slice(start, None),)]
-        return as_strided(base, shape, strides, writeable=False)
+    pad = staticmethod(zero_pad)
+    window = staticmethod(strided_window)
 
     def scalar(self, x: Any) -> Any:
         return x[()]

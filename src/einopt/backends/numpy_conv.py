@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .numpy import NumpyBackend
+from .base import strided_window, zero_pad
 
 __all__ = ["conv", "conv_weight"]
 
@@ -27,7 +27,7 @@ def _pad(x: np.ndarray, pads: tuple[tuple[int, int], ...]) -> np.ndarray:
                                         for t, (lo, hi) in enumerate(pads))]
     widths = {lead + t: (max(lo, 0), max(hi, 0)) for t, (lo, hi) in enumerate(pads)
               if lo > 0 or hi > 0}
-    return NumpyBackend.pad(x, widths) if widths else x
+    return zero_pad(x, widths) if widths else x
 
 
 def _unfold(x: np.ndarray, taps: tuple[int, ...], pads: tuple[tuple[int, int], ...],
@@ -46,7 +46,7 @@ def _unfold(x: np.ndarray, taps: tuple[int, ...], pads: tuple[tuple[int, int], .
     offsets = stride[0] == 1
     first = 0 if offsets else -1
     for t in range(nd - 1, first, -1):
-        v = NumpyBackend.window(v, 3 + t, (taps[t], outs[t]), (dilation[t], stride[t]), 0)
+        v = strided_window(v, 3 + t, (taps[t], outs[t]), (dilation[t], stride[t]), 0)
     # v: (n, g, c, S0 | (T0, O0), T1, O1, ...) -> (g, c, T.., [S0,] n, O..)
     inner = list(range(1, nd)) if offsets else list(range(nd))
     tap_axes = [3 + 2 * t - (1 if offsets else 0) for t in inner]

@@ -8,11 +8,11 @@ operands, no strided views that ``torch.func`` cannot batch), so gradients,
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from functools import lru_cache
 from typing import Any
 
 import torch
 
+from ..caches import memoize
 from ..errors import OperandTypeError
 from .base import Backend, check_kind, check_not_array
 
@@ -212,7 +212,7 @@ def _padded(x: Any, pads: tuple[tuple[int, int], ...]) -> tuple[Any, tuple[int, 
     return torch.nn.functional.pad(x, widths), (0,) * len(pads)
 
 
-@lru_cache(maxsize=1024)
+@memoize("torch diagonals", 1024)
 def _diagonal_moves(ndim: int, groups: tuple[tuple[int, ...], ...]
                     ) -> tuple[tuple[tuple[int, int], ...], tuple[int, ...] | None]:
     """The ``torch.diagonal`` axis pairs that merge each group, and the final permutation.

@@ -22,22 +22,22 @@ __all__ = ["conv_einsum", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "con
 
 # Labels of the sublist form: batch, group, in-channel, out-channel, then per spatial
 # dimension t its input position, tap and output position.
-_N, _G, _C, _K = "batch", "group", "cin", "cout"
+BATCH, _G, _C, _K = "batch", "group", "cin", "cout"
 
 
-def _inp(t: int) -> str:
+def input_label(t: int) -> str:
     return f"in{t + 1}"
 
 
-def _tap(t: int) -> str:
+def tap_label(t: int) -> str:
     return f"tap{t + 1}"
 
 
-def _out(t: int) -> str:
+def output_label(t: int) -> str:
     return f"out{t + 1}"
 
 
-def _tuple(value: Any, nd: int, name: str) -> tuple[Any, ...]:
+def as_tuple(value: Any, nd: int, name: str) -> tuple[Any, ...]:
     if isinstance(value, (tuple, list)):
         if len(value) != nd:
             raise ShapeError(f"{name} has {len(value)} entries for {nd} spatial dimensions")
@@ -67,20 +67,21 @@ def conv_einsum(x: Any, weight: Any, stride: Any = 1, padding: Any = 0, dilation
     pattern per spatial dimension; the output is ``(N, G, K/G, *out)``."""
     nd = x.dim() - 2
     _check(x, weight, nd, groups, transposed=False)
-    strides = _tuple(stride, nd, "stride")
-    dilations = _tuple(dilation, nd, "dilation")
-    pads = padding if isinstance(padding, str) else _tuple(padding, nd, "padding")
+    strides = as_tuple(stride, nd, "stride")
+    dilations = as_tuple(dilation, nd, "dilation")
+    pads = padding if isinstance(padding, str) else as_tuple(padding, nd, "padding")
     n, c = x.shape[:2]
     k = weight.shape[0]
     operands: list[Any] = [x.reshape(n, groups, c // groups, *x.shape[2:]),
                            weight.reshape(groups, k // groups, *weight.shape[1:])]
-    terms = [(_N, _G, _C, *map(_inp, range(nd))), (_G, _K, _C, *map(_tap, range(nd)))]
+    terms = [(BATCH, _G, _C, *map(input_label, range(nd))),
+             (_G, _K, _C, *map(tap_label, range(nd)))]
     for t in range(nd):
         p = pads if isinstance(pads, str) else pads[t]
         operands.append(conv_pattern(x.shape[2 + t], weight.shape[2 + t], strides[t], p,
                                      dilations[t]))
-        terms.append((_tap(t), _out(t), _inp(t)))
-    return operands, terms, (_N, _G, _K, *map(_out, range(nd)))
+        terms.append((tap_label(t), output_label(t), input_label(t)))
+    return operands, terms, (BATCH, _G, _K, *map(output_label, range(nd)))
 
 
 def conv_nd(x: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any = 0,
@@ -102,24 +103,24 @@ def conv_transpose_nd(x: Any, weight: Any, bias: Any = None, stride: Any = 1,
     position summed and the input position kept."""
     nd = x.dim() - 2
     _check(x, weight, nd, groups, transposed=True)
-    strides = _tuple(stride, nd, "stride")
-    dilations = _tuple(dilation, nd, "dilation")
-    pads = _tuple(padding, nd, "padding")
-    extra = _tuple(output_padding, nd, "output_padding")
+    strides = as_tuple(stride, nd, "stride")
+    dilations = as_tuple(dilation, nd, "dilation")
+    pads = as_tuple(padding, nd, "padding")
+    extra = as_tuple(output_padding, nd, "output_padding")
     n, c = x.shape[:2]
     kg = weight.shape[1]
     xs = x.reshape(n, groups, c // groups, *x.shape[2:])
     ws = weight.reshape(groups, c // groups, kg, *weight.shape[2:])
-    args: list[Any] = [xs, [_N, _G, _C, *map(_out, range(nd))],
-                       ws, [_G, _C, _K, *map(_tap, range(nd))]]
+    args: list[Any] = [xs, [BATCH, _G, _C, *map(output_label, range(nd))],
+                       ws, [_G, _C, _K, *map(tap_label, range(nd))]]
     for t in range(nd):
         o, taps = x.shape[2 + t], weight.shape[2 + t]
         size = (o - 1) * strides[t] - 2 * pads[t] + dilations[t] * (taps - 1) + extra[t] + 1
         if size < 1:
             raise ShapeError(f"transposed convolution output size {size} < 1 in spatial dim {t}")
         args += [conv_pattern(size, taps, strides[t], pads[t], dilations[t], output_size=o),
-                 [_tap(t), _out(t), _inp(t)]]
-    y = einsum(*args, [_N, _G, _K, *map(_inp, range(nd))], optimize=optimize)
+                 [tap_label(t), output_label(t), input_label(t)]]
+    y = einsum(*args, [BATCH, _G, _K, *map(input_label, range(nd))], optimize=optimize)
     y = y.reshape(n, groups * kg, *y.shape[3:])
     return y if bias is None else y + bias.reshape(1, -1, *([1] * nd))
 
@@ -171,12 +172,12 @@ def unfold(input: Any, kernel_size: Any, dilation: Any = 1, padding: Any = 0,
     """As ``torch.nn.functional.unfold``: ``(N, C, *S)`` to ``(N, C * prod(taps), L)``,
     the windowed view of the input (the einsum of the input with its patterns)."""
     nd = input.dim() - 2
-    sizes = _tuple(kernel_size, nd, "kernel_size")
-    dil, pad, st = (_tuple(v, nd, name) for v, name in
+    sizes = as_tuple(kernel_size, nd, "kernel_size")
+    dil, pad, st = (as_tuple(v, nd, name) for v, name in
                     ((dilation, "dilation"), (padding, "padding"), (stride, "stride")))
-    args: list[Any] = [input, [_N, _C, *map(_inp, range(nd))]]
+    args: list[Any] = [input, [BATCH, _C, *map(input_label, range(nd))]]
     for t in range(nd):
         args += [conv_pattern(input.shape[2 + t], sizes[t], st[t], pad[t], dil[t]),
-                 [_tap(t), _out(t), _inp(t)]]
-    y = einsum(*args, [_N, _C, *map(_tap, range(nd)), *map(_out, range(nd))])
+                 [tap_label(t), output_label(t), input_label(t)]]
+    y = einsum(*args, [BATCH, _C, *map(tap_label, range(nd)), *map(output_label, range(nd))])
     return y.reshape(y.shape[0], -1, math.prod(y.shape[2 + nd:]))

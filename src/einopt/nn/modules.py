@@ -16,10 +16,9 @@ from typing import Any
 
 import torch
 
-from ..api import einsum, plan
+from ..api import Plan, einsum, plan
 from ..errors import EinsumError, ShapeError
 from ..parse import parse
-from ..plan import Plan
 from ..structured import conv_pattern
 from . import functional
 
@@ -232,11 +231,11 @@ class _FactoredConvNd(torch.nn.Module):
         self.spec, self.preset = spec, preset
         self.in_channels, self.out_channels = in_channels, out_channels
         pointwise = preset == "1x1" and spec == "oc->oc"
-        self.kernel_size = (1,) * nd if pointwise else functional._tuple(kernel_size, nd,
+        self.kernel_size = (1,) * nd if pointwise else functional.as_tuple(kernel_size, nd,
                                                                           "kernel_size")
-        self.stride = functional._tuple(stride, nd, "stride")
-        self.dilation = functional._tuple(dilation, nd, "dilation")
-        self.padding = padding if isinstance(padding, str) else functional._tuple(
+        self.stride = functional.as_tuple(stride, nd, "stride")
+        self.dilation = functional.as_tuple(dilation, nd, "dilation")
+        self.padding = padding if isinstance(padding, str) else functional.as_tuple(
             padding, nd, "padding")
         sizes = {"o": out_channels, "c": in_channels,
                  **dict(zip(_TAPS, self.kernel_size, strict=False)), **(bond_sizes or {})}
@@ -278,19 +277,19 @@ class _FactoredConvNd(torch.nn.Module):
     def _operands(self, x: Any) -> list[Any]:
         """Sublist-form operands of the forward einsum: input, patterns, factors."""
         # Labels: the spec's letters, and the functionals' names for the input's indices.
-        inputs = [functional._inp(t) for t in range(self.nd)]
-        outs = [functional._out(t) for t in range(self.nd)]
-        ops: list[Any] = [x, [functional._N, "c", *inputs]]
+        inputs = [functional.input_label(t) for t in range(self.nd)]
+        outs = [functional.output_label(t) for t in range(self.nd)]
+        ops: list[Any] = [x, [functional.BATCH, "c", *inputs]]
         for t in range(self.nd):
             p = self.padding if isinstance(self.padding, str) else self.padding[t]
             pattern = conv_pattern(x.shape[2 + t], self.kernel_size[t], self.stride[t], p,
                                    self.dilation[t])
             # a 1x1 kernel has no tap label: the pattern's single tap gets its own
-            tap = _TAPS[t] if _TAPS[t] in self.kernel_labels else functional._tap(t)
+            tap = _TAPS[t] if _TAPS[t] in self.kernel_labels else functional.tap_label(t)
             ops += [pattern, [tap, outs[t], inputs[t]]]
         for f, term in zip(self.factors, self.terms, strict=True):
             ops += [f, list(term)]
-        ops.append([functional._N, "o", *outs])
+        ops.append([functional.BATCH, "o", *outs])
         return ops
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:

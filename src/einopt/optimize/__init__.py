@@ -14,7 +14,7 @@ from ..tree import ContractionTree, tree_cost
 from .greedy import greedy, greedy_run, greedy_tree
 from .hyper import hyper
 from .objective import Budget, Objective, parse_objective
-from .optimal import FULL_LIMIT, OverBudget, _full_dp, bounded_optimal, optimal
+from .optimal import FULL_LIMIT, OverBudget, bounded_optimal, full_dp, optimal
 from .refine import reconfigure
 
 __all__ = [
@@ -53,7 +53,7 @@ def auto(network: Network, budget: Budget = DEFAULT_BUDGET) -> ContractionTree:
     """Exact where that is fast (small, or sparse enough); refined greedy otherwise."""
     n = network.num_tensors
     if 2 < n <= FULL_LIMIT and budget.objective.name != "flops":
-        return _full_dp(network, budget.objective)
+        return full_dp(network, budget.objective)
     if n <= AUTO_EXACT_LIMIT:
         try:
             return bounded_optimal(network, AUTO_BUDGET)
@@ -71,7 +71,7 @@ def auto(network: Network, budget: Budget = DEFAULT_BUDGET) -> ContractionTree:
 
 def _optimal(network: Network, budget: Budget) -> ContractionTree:
     if 2 < network.num_tensors <= FULL_LIMIT:
-        return _full_dp(network, budget.objective)
+        return full_dp(network, budget.objective)
     return optimal(network)
 
 

@@ -28,7 +28,7 @@ from ..tree import ContractionTree, tree_cost
 from .anneal import anneal
 from .greedy import REGIMES, SWEEP_LIMIT, greedy_tree
 from .objective import Budget
-from .optimal import FULL_LIMIT, OverBudget, _full_dp, bounded_optimal
+from .optimal import FULL_LIMIT, OverBudget, bounded_optimal, full_dp
 from .partition import partition_tree
 from .refine import reconfigure
 from .slicing import slice_tree
@@ -160,7 +160,7 @@ def hyper(network: Network, budget: Budget) -> ContractionTree:
     report = _progress(budget, total)
     obj = budget.objective
     if n <= FULL_LIMIT:
-        search.offer(_full_dp(network, obj) if n > 2 else bounded_optimal(network, None))
+        search.offer(full_dp(network, obj) if n > 2 else bounded_optimal(network, None))
         if budget.memory_limit is not None:
             best = search.best
             search.offer(reconfigure(network, best, 8, obj, search.deadline,

@@ -38,11 +38,11 @@ def bounded_optimal(network: Network, budget: int | None) -> ContractionTree:
     if n <= 2:
         return ContractionTree(n, ((0, 1),) if n == 2 else ())
     if n <= FULL_LIMIT:
-        return _full_dp(network)
+        return full_dp(network)
     return _connected_dp(network, budget)
 
 
-def _full_dp(network: Network, objective: Objective = FLOPS) -> ContractionTree:
+def full_dp(network: Network, objective: Objective = FLOPS) -> ContractionTree:
     n = network.num_tensors
     _, split, _ = subset_dp(network.masks, network.output_mask, network.sizes, objective)
     return _tree_from_splits(n, (1 << n) - 1, split)

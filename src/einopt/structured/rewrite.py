@@ -24,11 +24,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache, partial
+from functools import partial
 from typing import Any
 
 import numpy as np
 
+from ..caches import memoize
 from ..errors import ShapeError, SubscriptError
 from ..network import expand_labels
 from ..parse import Equation, Label
@@ -140,7 +141,7 @@ class _Term:
         self.source = Source(s.operand, (*s.views, v), s.dense, s.const)
 
 
-def _find(parent: dict[Label, Label], x: Label) -> Label:
+def find_root(parent: dict[Label, Label], x: Label) -> Label:
     while parent.get(x, x) != x:
         x = parent[x]
     return x
@@ -150,18 +151,18 @@ def _merge_deltas(terms: list[_Term], output: list[Label]) -> list[_Term]:
     parent: dict[Label, Label] = {}
     for t in terms:
         if isinstance(t.kind, Delta):
-            root = _find(parent, t.labels[0])
+            root = find_root(parent, t.labels[0])
             for lab in t.labels[1:]:
-                r = _find(parent, lab)
+                r = find_root(parent, lab)
                 if r != root:
                     parent[r] = root
     if not any(isinstance(t.kind, Delta) for t in terms):
         return terms
     for t in terms:
-        t.labels = [_find(parent, lab) for lab in t.labels]
-    output[:] = [_find(parent, lab) for lab in output]
+        t.labels = [find_root(parent, lab) for lab in t.labels]
+    output[:] = [find_root(parent, lab) for lab in output]
     kept = [t for t in terms if not isinstance(t.kind, Delta)]
-    gone = {_find(parent, lab) for t in terms if isinstance(t.kind, Delta) for lab in t.labels}
+    gone = {find_root(parent, lab) for t in terms if isinstance(t.kind, Delta) for lab in t.labels}
     full: dict[Label, int] = {}
     held: dict[Label, int] = {}
     for t in terms:
@@ -300,7 +301,7 @@ def _check_sizes(terms: list[_Term]) -> None:
                                  f"but size {size} in structured operand {j}")
 
 
-@lru_cache(maxsize=1024)
+@memoize("rewrites", 1024)
 def rewrite(eq: Equation, specs: tuple[Any, ...], kinds: tuple[Any, ...],
             substitute: bool = True) -> Rewrite:
     """Rewrite ``eq`` so that no structured operand is left.

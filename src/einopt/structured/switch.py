@@ -9,20 +9,20 @@ product rule written as one einsum. Several switches with the same ``at`` change
 together (the two copies of a layer in a squared norm).
 
 :func:`expand` turns an einsum holding switches into those ``m`` einsums;
-:mod:`einopt.schedule` runs them as one schedule that forms each shared product once.
+:mod:`einopt.run.schedule` runs them as one schedule that forms each shared product once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
+from ..caches import memoize
 from ..errors import SubscriptError
 from ..parse import Equation, Label
 from .operands import Structured
-from .rewrite import _find
+from .rewrite import find_root
 
 __all__ = ["Switch", "switch", "expand", "expansion", "pick", "signature", "signatures"]
 
@@ -97,7 +97,7 @@ def pick(operands: Sequence[Any], p: tuple[int, str, int]) -> Any:
     return (sw.primal if form == "p" else sw.derivative)[j][0]
 
 
-@lru_cache(maxsize=256)
+@memoize("switch expansions", 256)
 def expansion(eq: Equation, sig: tuple[Any, ...]
               ) -> list[tuple[Equation, list[tuple[int, str, int]], int]]:
     """The expansion's einsums as (equation, operand picks, factor), from structure
@@ -144,20 +144,20 @@ def _merge_deltas(inputs: list[tuple[Label, ...]], picks: list[tuple[int, str, i
     size: dict[Label, int] = {}
     for term, shape in zip(inputs, deltas, strict=True):
         if shape is not None:
-            root = _find(parent, term[0])
+            root = find_root(parent, term[0])
             for lab, d in zip(term, shape, strict=True):
                 size[lab] = d
-                if _find(parent, lab) != root:
-                    parent[_find(parent, lab)] = root
-    merged_out = [_find(parent, lab) for lab in output]
+                if find_root(parent, lab) != root:
+                    parent[find_root(parent, lab)] = root
+    merged_out = [find_root(parent, lab) for lab in output]
     if len(set(merged_out)) != len(merged_out):  # a diagonal output: keep the deltas
         raise SubscriptError("a switch's deltas may not tie two output indices")
-    kept = [(tuple(_find(parent, lab) for lab in t), p) for t, p, d in zip(inputs, picks, deltas,
-                                                                  strict=True) if d is None]
+    kept = [(tuple(find_root(parent, lab) for lab in t), p)
+            for t, p, d in zip(inputs, picks, deltas, strict=True) if d is None]
     held = {lab for t, _ in kept for lab in t} | set(merged_out)
     factor = 1
-    for root in {_find(parent, lab) for t, d in zip(inputs, deltas, strict=True) if d is not None
-                 for lab in t}:
+    for root in {find_root(parent, lab) for t, d in zip(inputs, deltas, strict=True)
+                 if d is not None for lab in t}:
         if root not in held:
             factor *= size[root]  # summed over an index nothing else holds
     return Equation(tuple(t for t, _ in kept), tuple(merged_out)), [p for _, p in kept], factor

@@ -27,13 +27,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .backends import backend_for
+from ..backends import backend_for
+from ..network import components
+from ..parse import Equation, Label, sublist_args
+from ..plan import Plan
+from ..structured.operands import Structured
+from ..structured.switch import Memo, expansion, pick, reuse
 from .execute import program_for
-from .network import components
-from .parse import Equation, Label, sublist_args
-from .plan import Plan
-from .structured.operands import Structured
-from .structured.switch import Memo, expansion, pick, reuse
 
 __all__ = ["Schedule", "Step", "Value", "build_schedule"]
 

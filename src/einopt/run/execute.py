@@ -1,8 +1,14 @@
-"""Stage 6: walk a :class:`Plan`'s steps on arrays.
+"""The step loop: a :class:`Plan`'s steps compiled into one function of the operands.
 
 Each step is compiled once per backend into a closure over its fixed parameters; the
 program is then a dumb loop over registers that drops every intermediate as soon as
 its consumer has run. A plan with a single kernel call compiles to that call alone.
+
+What is compiled is kept with the plan, in its ``programs`` field: that field is this
+module's cache, written only by :func:`cached`, keyed by what was compiled and for which
+backend (``"numpy"``: the whole program; ``("slices", name)``: one slice's loop;
+``("native", name)``: native convolution steps; ``("inner", name)``/``("outer", name)``:
+the two halves of a shared plan).
 """
 
 from __future__ import annotations
@@ -13,15 +19,29 @@ from typing import Any
 
 import numpy as np
 
-from .backends import Backend, backend_for
-from .backends.base import diagonal_subscripts
-from .errors import ShapeError
-from .plan import Plan, Step, StepKind
-from .structured.rewrite import spec_of
+from ..backends import Backend, backend_for
+from ..backends.base import diagonal_subscripts
+from ..errors import ShapeError
+from ..plan import Plan, Step, StepKind
+from .native import native_program
+from .views import dense_operands, embed_output, structured_inputs
 
-__all__ = ["compile_program", "run_plan"]
+__all__ = ["cached", "check_operands", "compile_program", "dual_program", "program_for",
+           "slice_sum", "slice_values"]
 
 Program = Callable[..., Any]
+
+
+def cached(plan: Plan, key: Any, build: Callable[[], Any]) -> Any:
+    """``plan.programs[key]``, built by ``build()`` on first use (the one writer of that
+    cache; concurrent first calls may both build, and one result is kept)."""
+    found = plan.programs.get(key, _NONE)
+    if found is _NONE:
+        found = plan.programs.setdefault(key, build())
+    return found
+
+
+_NONE = object()
 
 
 def _chain(ops: list[Callable[[Any], Any]]) -> Callable[[Any], Any] | None:
@@ -154,12 +174,7 @@ def native_of(plan: Plan, be: Backend) -> Any:
     per plan and backend; None when there are none)."""
     if plan.structure is None:
         return None
-    key = ("native", be.name)
-    if key not in plan._programs:
-        from .native import native_program
-
-        plan._programs[key] = native_program(plan, be)
-    return plan._programs[key]
+    return cached(plan, ("native", be.name), lambda: native_program(plan, be))
 
 
 def inner_native(plan: Plan, be: Backend) -> Any:
@@ -168,12 +183,8 @@ def inner_native(plan: Plan, be: Backend) -> Any:
     sh, rw = plan.shared, plan.structure
     if sh is None or rw is None:
         return None
-    key = ("inner-native", be.name)
-    if key not in plan._programs:
-        from .native import native_program
-
-        plan._programs[key] = native_program(sh.inner, be, [rw.sources[k] for k in sh.first])
-    return plan._programs[key]
+    return cached(plan, ("inner-native", be.name),
+                  lambda: native_program(sh.inner, be, [rw.sources[k] for k in sh.first]))
 
 
 def raw_leaves(plan: Plan, be: Backend) -> frozenset[int]:
@@ -258,10 +269,11 @@ def slice_sum(plan: Plan, be: Backend) -> Callable[[Sequence[Any], Sequence[tupl
     output region of that slice (summed indices accumulate, output indices fill their
     own slice).
     """
-    key = ("slices", be.name)
-    fn = plan._programs.get(key)
-    if fn is not None:
-        return fn  # type: ignore[no-any-return]
+    return cached(plan, ("slices", be.name), lambda: _slice_sum(plan, be))  # type: ignore[no-any-return]
+
+
+def _slice_sum(plan: Plan, be: Backend) -> Callable[[Sequence[Any], Sequence[tuple[int, ...]]],
+                                                    Any]:
     net = plan.network
     pos = {i: k for k, i in enumerate(plan.tree.sliced)}
     op_axes = [[(a, pos[i]) for a, (i, d) in enumerate(zip(raw, shape, strict=True))
@@ -287,24 +299,24 @@ def slice_sum(plan: Plan, be: Backend) -> Callable[[Sequence[Any], Sequence[tupl
             total = be.add_at(total, index(len(out_shape), out_axes, values), part)
         return total
 
-    plan._programs[key] = run
     return run
 
 
 def program_for(plan: Plan, be: Backend) -> Program:
     """The compiled program of ``plan`` for ``be`` (compiled once, then cached)."""
-    prog = plan._programs.get(be.name)
-    if prog is None and plan.shared is not None:
-        prog = plan._programs[be.name] = _shared_program(plan, be)
-    if prog is None:
-        if plan.tree.sliced:
-            run, slices = slice_sum(plan, be), slice_values(plan)
+    return cached(plan, be.name, lambda: _program(plan, be))  # type: ignore[no-any-return]
 
-            def prog(*operands: Any) -> Any:
-                return run(operands, slices)
-        else:
-            prog = compile_program(plan, be)
-        plan._programs[be.name] = prog
+
+def _program(plan: Plan, be: Backend) -> Program:
+    if plan.shared is not None:
+        return _shared_program(plan, be)
+    if not plan.tree.sliced:
+        return compile_program(plan, be)
+    run, slices = slice_sum(plan, be), slice_values(plan)
+
+    def prog(*operands: Any) -> Any:
+        return run(operands, slices)
+
     return prog
 
 
@@ -312,13 +324,15 @@ def shared_parts(plan: Plan, be: Backend) -> tuple[Program, Program]:
     """The programs of a shared plan's subexpression and of the plan over its result
     (compiled once per backend, then kept)."""
     assert plan.shared is not None
-    key = ("outer", be.name)
-    if key not in plan._programs:
-        plan._programs[key] = compile_program(plan, be)
+    sh = plan.shared
+
+    def inner() -> Program:
         native = inner_native(plan, be)
-        plan._programs[("inner", be.name)] = program_for(plan.shared.inner, be) \
-            if native is None else compile_program(plan.shared.inner, be, native)
-    return plan._programs[("inner", be.name)], plan._programs[key]
+        return program_for(sh.inner, be) if native is None else \
+            compile_program(sh.inner, be, native)
+
+    return (cached(plan, ("inner", be.name), inner),
+            cached(plan, ("outer", be.name), lambda: compile_program(plan, be)))
 
 
 def _shared_program(plan: Plan, be: Backend) -> Program:
@@ -359,49 +373,6 @@ def check_operands(plan: Plan, operands: Sequence[Any]) -> tuple[Backend, list[A
     return be, ops
 
 
-def evaluate(plan: Plan, be: Backend, operands: Sequence[Any], executor: Any = None) -> Any:
-    """Run ``plan`` on checked ``operands``; a sliced plan's slices on ``executor`` if given
-    (see :func:`einopt.parallel.run_slices`)."""
-    if executor is not None and plan.tree.sliced:
-        from .parallel import run_slices
-
-        return run_slices(plan, be, operands, executor)
-    return program_for(plan, be)(*operands)
-
-
-def run_plan(plan: Plan, operands: Sequence[Any], executor: Any = None) -> Any:
-    """Check ``operands`` against the planned shapes, unify dtypes, and run ``plan``."""
-    if plan.structure is not None:
-        return run_structured(plan, operands, executor=executor)
-    be, ops = check_operands(plan, operands)
-    return evaluate(plan, be, ops, executor)
-
-
-def run_structured(plan: Plan, operands: Sequence[Any], dtype: Any = None,
-                   casting: str = "safe", executor: Any = None, check: bool = True) -> Any:
-    """Run a plan made for an einsum with structured operands on the call's operands
-    (``check=False``: the plan was just made for them)."""
-    from .views import dense_operands, embed_output, structured_inputs
-
-    rw = plan.structure
-    if check:
-        if len(operands) != rw.nops:
-            raise ShapeError(f"the plan takes {rw.nops} operands, got {len(operands)}")
-        specs = [spec_of(x) for x in operands]
-        if tuple(specs) != rw.specs:
-            bad = next(k for k, (a, b) in enumerate(zip(specs, rw.specs, strict=True))
-                       if a != b)
-            raise ShapeError(f"operand {bad} is {specs[bad]}, but the plan was made for "
-                             f"{rw.specs[bad]}")
-    be, ops = dense_operands(operands, dtype, casting)
-    inputs = structured_inputs(rw, be, ops, raw_leaves(plan, be), dtype)
-    result = evaluate(plan, be, inputs, executor)
-    if rw.embeds:
-        sizes = {lab: plan.network.sizes[i] for i, lab in enumerate(plan.network.labels)}
-        result = embed_output(rw, be, result, sizes)
-    return result
-
-
 def dual_program(plan: Plan, operands: Sequence[Any], tangents: dict[int, Any]) -> tuple[Any, Any]:
     """``(y, dy)`` for ``plan`` on ``operands`` and the directional derivative along
     ``tangents`` (operand position -> tangent), on dual numbers: every step is linear
@@ -411,8 +382,6 @@ def dual_program(plan: Plan, operands: Sequence[Any], tangents: dict[int, Any]) 
         raise ShapeError("dual evaluation runs unsliced plans without shared parts only")
     keys = sorted(tangents)
     if plan.structure is not None:
-        from .views import dense_operands, structured_inputs
-
         rw = plan.structure
         be, ops = dense_operands([*operands, *(tangents[k] for k in keys)])
         prim = structured_inputs(rw, be, ops[:len(operands)])
@@ -454,8 +423,6 @@ def dual_program(plan: Plan, operands: Sequence[Any], tangents: dict[int, Any]) 
     if final is not None:
         y_out, d_out = final(y_out), final(d_out)
     if plan.structure is not None and plan.structure.embeds:
-        from .views import embed_output
-
         sizes = {lab: plan.network.sizes[i] for i, lab in enumerate(plan.network.labels)}
         y_out = embed_output(plan.structure, be, y_out, sizes)
         d_out = embed_output(plan.structure, be, d_out, sizes)

@@ -13,13 +13,14 @@ import multiprocessing
 import os
 from collections.abc import Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
-from functools import lru_cache
 from typing import Any
 
-from .backends import Backend, get_backend
-from .errors import EinsumError
+from ..backends import Backend, get_backend
+from ..caches import BoundedDict, memoize
+from ..errors import EinsumError
+from ..plan import Plan
+from ..plan.persist import plan_from_json, plan_to_json
 from .execute import slice_sum, slice_values
-from .plan import Plan
 
 __all__ = ["run_slices", "EXECUTORS"]
 
@@ -28,9 +29,27 @@ __all__ = ["run_slices", "EXECUTORS"]
 EXECUTORS = ("serial", "threads", "processes")
 
 
-@lru_cache(maxsize=16)
+@memoize("worker plans", 16)
 def _plan_from_json(text: str) -> Plan:
-    return Plan.from_json(text)
+    """A plan a task received as JSON, rebuilt once per worker process."""
+    return plan_from_json(text)
+
+
+#: The local pools behind ``executor="threads"`` and ``"processes"``: made on first use
+#: and kept (starting processes costs far more than a slice); ``clear_caches()`` shuts
+#: them down.
+POOLS: BoundedDict[str, Executor] = BoundedDict(
+    "executor pools", 2, on_evict=lambda pool: pool.shutdown(wait=False, cancel_futures=True))
+
+
+def _pool(kind: str) -> Executor:
+    """The shared local pool of ``kind`` (``"threads"`` or ``"processes"``)."""
+    workers = os.cpu_count() or 1
+    if kind == "threads":
+        return POOLS.setdefault(kind, lambda: ThreadPoolExecutor(workers))
+    # Not fork: the caller may run threads (BLAS, jax, torch) a fork would copy mid-step.
+    return POOLS.setdefault(kind, lambda: ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context("forkserver")))
 
 
 def _run_chunk(plan: Plan | str, backend: str, operands: Sequence[Any],
@@ -51,13 +70,8 @@ def run_slices(plan: Plan, be: Backend, operands: Sequence[Any], executor: Any) 
     slices = slice_values(plan)
     if executor == "serial" or len(slices) == 1:
         return _run_chunk(plan, be.name, operands, slices)
-    owned: Executor | None = None
-    if executor == "threads":
-        executor = owned = ThreadPoolExecutor(os.cpu_count() or 1)
-    elif executor == "processes":
-        # Not fork: the caller may run threads (BLAS, jax, torch) a fork would copy mid-step.
-        executor = owned = ProcessPoolExecutor(
-            os.cpu_count() or 1, mp_context=multiprocessing.get_context("forkserver"))
+    if executor in ("threads", "processes"):
+        executor = _pool(executor)
     elif isinstance(executor, str) or not hasattr(executor, "submit"):
         raise EinsumError(f"executor must be one of {', '.join(EXECUTORS)} or have a submit "
                           f"method (a concurrent.futures.Executor, a dask Client); got "
@@ -67,25 +81,21 @@ def run_slices(plan: Plan, be: Backend, operands: Sequence[Any], executor: Any) 
     per = max(1, len(slices) // (4 * workers))
     chunks = [slices[k:k + per] for k in range(0, len(slices), per)]
     local = isinstance(executor, ThreadPoolExecutor)
-    task_plan: Plan | str = plan if local else plan.to_json()
+    task_plan: Plan | str = plan if local else plan_to_json(plan)
     ops: Any = list(operands)
     dask = hasattr(executor, "scatter")
     if dask:  # a dask client: ship the operands once, under keys of this call's own
         ops = executor.scatter(ops, hash=False)
-    try:
-        # A dask client would key equal calls alike and share (or lose) their results
-        # between calls: each call's tasks are its own.
-        kw = {"pure": False} if dask else {}
-        futures = [executor.submit(_run_chunk, task_plan, be.name, ops, chunk, **kw)
-                   for chunk in chunks]
-        result = None
-        for f in futures:  # in order: reproducible sums
-            part = f.result()
-            result = part if result is None else result + part
-        return result
-    finally:
-        if owned is not None:
-            owned.shutdown()
+    # A dask client would key equal calls alike and share (or lose) their results
+    # between calls: each call's tasks are its own.
+    kw = {"pure": False} if dask else {}
+    futures = [executor.submit(_run_chunk, task_plan, be.name, ops, chunk, **kw)
+               for chunk in chunks]
+    result = None
+    for f in futures:  # in order: reproducible sums
+        part = f.result()
+        result = part if result is None else result + part
+    return result
 
 
 def _worker_count(executor: Any) -> int:

@@ -22,9 +22,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .backends import Backend
-from .plan import Plan, Step, StepKind, _Kernels, relayout
-from .structured.rewrite import Affine, Source
+from ..backends import Backend
+from ..plan import Kernels, Plan, Step, StepKind, relayout
+from ..structured.rewrite import Affine, Source
 
 __all__ = ["ConvStep", "NativeProgram", "conv_steps", "native_program"]
 
@@ -85,7 +85,7 @@ class NativeProgram:
             steps, size-1 squeezes only, are skipped).
     """
 
-    kernels: _Kernels
+    kernels: Kernels
     fns: dict[int, Callable[[Any, Any], Any]]
     leaves: frozenset[int]
 

@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from .backends import Backend, backend_for
-from .errors import ShapeError
-from .structured.operands import Selector, Structured
-from .structured.rewrite import Affine, Gather, Rewrite, output_mask
+from ..backends import Backend, backend_for
+from ..errors import ShapeError
+from ..structured.operands import Selector, Structured
+from ..structured.rewrite import Affine, Gather, Rewrite, output_mask
 
 __all__ = ["dense_operands", "structured_inputs", "embed_output"]
 
