@@ -7,11 +7,11 @@ import itertools
 
 import numpy as np
 import pytest
-from einopt.run.native import conv_steps
 
 import einopt
 from einopt.backends.numpy import NumpyBackend
 from einopt.backends.numpy_conv import conv
+from einopt.run.native import conv_steps
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from einopt.run.schedule import build_schedule
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import einopt
 from einopt import delta, switch
+from einopt.run.schedule import build_schedule
 from einopt.structured.switch import expand, signatures
 
 

@@ -2,10 +2,10 @@ import json
 
 import numpy as np
 import pytest
-from einopt.optimize.cache import canonical_key
 
 import einopt
 from einopt.network import build_network
+from einopt.optimize.cache import canonical_key
 from einopt.parse import parse
 
 

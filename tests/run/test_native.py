@@ -8,11 +8,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from backend_libs import lib_param
-from einopt.run.execute import inner_native
-from einopt.run.native import conv_steps, native_program
 
 import einopt
 from einopt.backends import backend_for
+from einopt.run.execute import inner_native
+from einopt.run.native import conv_steps, native_program
 
 LIBS = [lib_param("torch"), lib_param("jax")]
 SPATIAL = ["hwd", "xyz", "abe"]  # input positions, output positions, taps per dim
