@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .api import Plan, einsum, plan
-from .errors import EinsumError, OperandTypeError
-from .parse import sublist_args
+from ..api import Plan, einsum, plan
+from ..errors import EinsumError, OperandTypeError
+from ..parse import sublist_args
 
 __all__ = ["contract", "contract_path", "contract_expression", "PathInfo", "ContractExpression"]
 
