@@ -1,23 +1,32 @@
-"""einopt vs numpy.einsum(optimize=True) vs opt_einsum.contract, in one process.
+"""einopt against numpy.einsum and opt_einsum, with and without planning, in one process.
 
 Usage::
 
-    python benchmarks/core.py              # full run (~0.2 s per measurement)
+    python benchmarks/core.py              # full run (3 seeds, ~0.1 s per measurement)
     python benchmarks/core.py --quick      # shorter measurements, fewer repeats
     python benchmarks/core.py --filter chain --markdown
     python benchmarks/core.py --blas-threads 1   # single-threaded BLAS on a busy machine
 
-For every expression the operands are seeded random float64 arrays.  einopt's
-result is checked against ``numpy.einsum`` before anything is timed; a mismatch is
-flagged in the table and listed at the end, it is never skipped silently.
+einopt caches its plan, so a warm ``einopt.einsum`` call does no planning.  It is
+compared with peers that plan on every call (``numpy.einsum(optimize=True)``,
+``opt_einsum.contract``) and, like with like, with peers whose planning is done once
+beforehand (``numpy.einsum`` with a path from ``numpy.einsum_path``,
+``opt_einsum.contract_expression`` with its own path or with einopt's).  Every tool's
+result is checked against a reference (``numpy.einsum(optimize=False)``, or an
+extended-precision evaluation where that loop is too slow) for every operand seed
+before anything is timed; a mismatch is flagged in the table and listed at the end, it
+is never skipped silently.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import platform
+import re
+import statistics
 import subprocess
 import sys
 import zlib
@@ -29,15 +38,15 @@ from typing import Any
 import numpy as np
 
 try:
-    from ._timing import format_seconds, measure, time_once
+    from ._timing import format_seconds, measure_many, time_once
 except ImportError:  # run as a script: benchmarks/ is on sys.path
-    from _timing import format_seconds, measure, time_once
+    from _timing import format_seconds, measure_many, time_once
 
 import einopt
 
 try:
     import opt_einsum
-except ImportError:  # the table still runs, with the opt_einsum column empty
+except ImportError:  # the table still runs, with the opt_einsum columns empty
     opt_einsum = None
 
 
@@ -61,12 +70,18 @@ class Case:
     def shapes(self) -> list[tuple[int, ...]]:
         return [tuple(self.sizes[c] for c in term) for term in self.input_terms()]
 
-    def operands(self) -> list[np.ndarray]:
-        rng = np.random.default_rng(zlib.crc32(self.name.encode()))
+    def operands(self, seed: int = 0) -> list[np.ndarray]:
+        """Random float64 operands in [0, 1); seed 0 gives the operands of earlier runs."""
+        key = zlib.crc32(self.name.encode())
+        rng = np.random.default_rng(key if seed == 0 else (key, seed))
         ops: list[np.ndarray] = []
         for k, shape in enumerate(self.shapes()):
             ops.append(ops[self.same[k]] if k in self.same else rng.random(shape))
         return ops
+
+    def naive_size(self) -> int:
+        """Iterations of the unoptimized loop: the product of every index's size."""
+        return math.prod(self.sizes[c] for c in set(self.eq) if c.isalpha())
 
     def shape_text(self) -> str:
         return ", ".join("x".join(map(str, s)) or "()" for s in self.shapes())
@@ -219,8 +234,160 @@ def limit_blas_threads(n: int, argv: Sequence[str] | None) -> str:
             os.environ[var] = str(n)
         args = list(sys.argv[1:] if argv is None else argv)
         sys.stdout.flush()
-        os.execv(sys.executable, [sys.executable, os.path.abspath(__file__), *args])
+        # restart the script that is running (core.py or one that imports this helper)
+        os.execv(sys.executable, [sys.executable, os.path.abspath(sys.argv[0]), *args])
     return f"{n} thread(s) via {', '.join(_THREAD_VARS)} (--blas-threads)"
+
+
+# --------------------------------------------------------------------------- checks
+
+#: The reference is ``numpy.einsum(optimize=False)`` (numpy's unoptimized C loop) up to
+#: this many loop iterations; above it, numpy.einsum in long double along a path.
+NAIVE_LIMIT = 10**8
+#: Relative tolerance of every check. The operands are positive, so no sum cancels and
+#: a correct float64 result is within a few ulps times the length of a sum.
+RTOL = 1e-9
+
+
+@dataclass(frozen=True)
+class Reference:
+    value: np.ndarray  # float64, or long double when computed in extended precision
+    how: str
+
+
+def reference(eq: str, ops: Sequence[np.ndarray], naive_size: int) -> Reference:
+    """The result every tool is checked against, independent of every tool's path."""
+    if naive_size <= NAIVE_LIMIT:
+        return Reference(np.asarray(np.einsum(eq, *ops, optimize=False)),
+                         "numpy.einsum(optimize=False)")
+    if opt_einsum is not None:
+        path = [tuple(p) for p in opt_einsum.contract_path(eq, *ops, optimize="auto-hq")[0]]
+        whose = "opt_einsum's auto-hq path"
+    else:
+        path = list(np.einsum_path(eq, *ops, optimize="greedy")[0][1:])
+        whose = "numpy's greedy path"
+    wide = [np.asarray(op, dtype=np.longdouble) for op in ops]
+    value = np.asarray(np.einsum(eq, *wide, optimize=["einsum_path", *path]))
+    bits = np.finfo(np.longdouble).nmant + 1
+    return Reference(value, f"numpy.einsum in long double ({bits}-bit mantissa), {whose}")
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """A numpy copy or view of a numpy, torch or jax result."""
+    if hasattr(x, "detach"):  # torch
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def check(result: Any, ref: Reference, dtype: Any = np.float64) -> str | None:
+    """None when ``result`` matches the reference, else what is wrong with it."""
+    got = to_numpy(result)
+    want = ref.value
+    if got.shape != want.shape:
+        return f"shape {got.shape} != reference {want.shape}"
+    if got.dtype != np.dtype(dtype):
+        return f"dtype {got.dtype} != {np.dtype(dtype)}"
+    if not got.size:
+        return None
+    diff = np.abs(got.astype(want.dtype) - want)
+    scale = np.abs(want)
+    tol = RTOL * scale + RTOL * 1e-3 * float(np.max(scale))
+    if not np.all(diff <= tol):  # also catches NaN
+        rel = float(np.max(diff / np.maximum(scale, np.finfo(np.float64).tiny)))
+        return f"values differ from the reference (max relative error {rel:.3g})"
+    return None
+
+
+# --------------------------------------------------------------------------- tools
+
+
+@dataclass(frozen=True)
+class Tool:
+    """One column: ``make(case, ops)`` builds the call that is timed (building is not
+    timed: a precompiled peer plans there); it returns None where the tool does not
+    apply. ``role``: "einopt", "precompiled" (no planning in the timed call),
+    "planning" (plans on every call) or "hand"."""
+
+    key: str
+    make: Callable[[Case, list[Any]], Callable[[], Any] | None]
+    role: str
+    context: Callable[[], Any] | None = None  # entered around checks and measurements
+
+
+def einopt_path(eq: str, ops: Sequence[Any]) -> list[tuple[int, ...]]:
+    """einopt's contraction path in opt_einsum's linear format."""
+    path = [tuple(int(i) for i in step) for step in einopt.plan(eq, *ops).path]
+    return path or [tuple(range(len(ops)))]  # one operand: one step
+
+
+_FLOPS = re.compile(r"Optimized FLOP count:\s*([0-9.eE+-]+)")
+#: numpy's exhaustive "optimal" search is tried up to this many operands
+NUMPY_OPTIMAL_MAX = 8
+
+
+def numpy_best_path(eq: str, ops: Sequence[np.ndarray]) -> tuple[list[Any], str]:
+    """numpy's cheapest path by its own FLOP count: ``einsum_path`` with ``greedy`` (what
+    ``optimize=True`` uses), ``greedy`` without numpy's default intermediate-size limit,
+    and ``optimal`` (with the limit; up to 8 operands). Ties keep the earlier."""
+    settings: list[tuple[str, Any]] = [("greedy", "greedy"), ("greedy, no size limit",
+                                                             ("greedy", 2**62))]
+    if len(ops) <= NUMPY_OPTIMAL_MAX:
+        settings.append(("optimal", "optimal"))
+    best: tuple[float, list[Any], str] | None = None
+    for name, setting in settings:
+        path, text = np.einsum_path(eq, *ops, optimize=setting)
+        match = _FLOPS.search(text)
+        flops = float(match.group(1)) if match else math.inf
+        if best is None or flops < best[0]:
+            best = (flops, path, name)
+    assert best is not None
+    return best[1], best[2]
+
+
+def _numpy_with_path(case: Case, ops: list[Any]) -> Callable[[], Any]:
+    path, _ = numpy_best_path(case.eq, ops)
+    return lambda: np.einsum(case.eq, *ops, optimize=path)
+
+
+def _expression(case: Case, ops: list[Any], optimize: Any) -> Callable[[], Any]:
+    expr = opt_einsum.contract_expression(case.eq, *[op.shape for op in ops], optimize=optimize)
+    return lambda: expr(*ops)
+
+
+def core_tools() -> list[Tool]:
+    """The columns of the main table, in order."""
+    tools = [
+        Tool("einopt", lambda c, ops: lambda: einopt.einsum(c.eq, *ops), "einopt"),
+        Tool("numpy+path", _numpy_with_path, "precompiled"),
+    ]
+    if opt_einsum is not None:
+        tools += [
+            Tool("oe expr", lambda c, ops: _expression(c, ops, "auto-hq"), "precompiled"),
+            Tool("oe expr(einopt)",
+                 lambda c, ops: _expression(c, ops, einopt_path(c.eq, ops)), "precompiled"),
+        ]
+    tools.append(Tool("numpy(opt)",
+                      lambda c, ops: lambda: np.einsum(c.eq, *ops, optimize=True), "planning"))
+    if opt_einsum is not None:
+        tools.append(Tool("oe contract",
+                          lambda c, ops: lambda: opt_einsum.contract(c.eq, *ops), "planning"))
+    tools.append(Tool("hand", lambda c, ops: (lambda: c.hand(ops)) if c.hand else None, "hand"))
+    return tools
+
+
+def overhead_tools() -> list[Tool]:
+    """Tiny operands: numpy's cheapest entry point is einsum without optimize."""
+    tools = [
+        Tool("einopt", lambda c, ops: lambda: einopt.einsum(c.eq, *ops), "einopt"),
+        Tool("numpy", lambda c, ops: lambda: np.einsum(c.eq, *ops), "precompiled"),
+    ]
+    if opt_einsum is not None:
+        tools += [
+            Tool("oe expr", lambda c, ops: _expression(c, ops, "auto-hq"), "precompiled"),
+            Tool("oe contract", lambda c, ops: lambda: opt_einsum.contract(c.eq, *ops),
+                 "planning"),
+        ]
+    return tools
 
 
 # --------------------------------------------------------------------------- running
@@ -229,68 +396,39 @@ def limit_blas_threads(n: int, argv: Sequence[str] | None) -> str:
 @dataclass
 class Row:
     case: Case
-    einopt: float | None = None
-    numpy: float | None = None
-    opt_einsum: float | None = None
+    times: dict[str, float] = field(default_factory=dict)  # median of per-seed medians
+    status: dict[str, str] = field(default_factory=dict)  # "ok", "WRONG" or "ERROR"
+    roles: dict[str, str] = field(default_factory=dict)
     first_call: float | None = None
-    hand: float | None = None
-    status: str = "ok"  # "ok", "WRONG" or "ERROR"
+    reference: str = ""
     notes: list[str] = field(default_factory=list)
 
     @property
-    def best_other(self) -> float | None:
-        others = [t for t in (self.numpy, self.opt_einsum) if t is not None]
-        return min(others) if others else None
+    def ok(self) -> bool:
+        return self.status.get("einopt") == "ok" and "einopt" in self.times
 
-    @property
-    def ratio(self) -> float | None:
-        if self.einopt is None or self.best_other is None:
+    def cell(self, key: str) -> str:
+        status = self.status.get(key)
+        if status is None:
+            return "-"
+        if status != "ok":
+            return status
+        return format_seconds(self.times.get(key))
+
+    def best(self, role: str) -> tuple[str, float] | None:
+        """The fastest tool of ``role`` that passed every check, and its time."""
+        found = [(t, k) for k, t in self.times.items()
+                 if self.roles.get(k) == role and self.status.get(k) == "ok"]
+        if not found:
             return None
-        return self.einopt / self.best_other
+        t, k = min(found)
+        return k, t
 
-
-def _check(case: Case, result: Any, expected: np.ndarray) -> str | None:
-    """None when ``result`` matches ``expected``, else a description of the mismatch."""
-    result = np.asarray(result)
-    if result.shape != expected.shape:
-        return f"shape {result.shape} != numpy's {expected.shape}"
-    if result.dtype != expected.dtype:
-        return f"dtype {result.dtype} != numpy's {expected.dtype}"
-    if not np.allclose(result, expected):
-        err = float(np.max(np.abs(result - expected))) if result.size else 0.0
-        return f"values differ from numpy.einsum (max abs error {err:.3g})"
-    return None
-
-
-def _verify_einopt(case: Case, ops: Sequence[np.ndarray], expected: np.ndarray,
-                   notes: list[str]) -> str:
-    """Check einopt on a cold and then a warm plan cache; returns "ok", "WRONG" or "ERROR"."""
-    before = [op.copy() for op in ops]
-    einopt.clear_caches()
-    status = "ok"
-    for when in ("first call", "cached call"):
-        try:
-            problem = _check(case, einopt.einsum(case.eq, *ops), expected)
-        except Exception as exc:
-            notes.append(f"einopt.einsum ({when}) raised {type(exc).__name__}: {exc}")
-            return "ERROR"
-        if problem is not None:
-            notes.append(f"einopt ({when}): {problem}")
-            status = "WRONG"
-    for k, (op, old) in enumerate(zip(ops, before, strict=True)):
-        if not np.array_equal(op, old):
-            notes.append(f"einopt modified operand {k} in place")
-            status = "WRONG"
-    return status
-
-
-def _safe_measure(fn: Callable[[], Any], label: str, row: Row, target: float,
-                  repeats: int) -> float | None:
-    try:
-        return measure(fn, target=target, repeats=repeats).median
-    except Exception as exc:  # a crash in one tool must not stop the table
-        row.notes.append(f"{label} raised {type(exc).__name__}: {exc}")
-        return None
+    def ratio(self, role: str) -> float | None:
+        best = self.best(role)
+        if not self.ok or best is None:
+            return None
+        return self.times["einopt"] / best[1]
 
 
 def progress(message: str) -> None:
@@ -299,78 +437,87 @@ def progress(message: str) -> None:
         print(f"  {message}", file=sys.stderr, flush=True)
 
 
-def run_case(case: Case, target: float, repeats: int, cold_repeats: int,
-             show_plan: bool) -> Row:
-    row = Row(case)
-    ops = case.operands()
-    expected = np.einsum(case.eq, *ops, optimize=True)
+def _context(tool: Tool) -> Any:
+    return tool.context() if tool.context is not None else contextlib.nullcontext()
 
-    # Correctness first, on a cold and then a warm plan cache.
-    row.status = _verify_einopt(case, ops, expected, row.notes)
 
-    if show_plan and row.status != "ERROR":
-        try:
-            print(einopt.plan(case.eq, *ops))
-            print()
-        except Exception as exc:
-            row.notes.append(f"einopt.plan raised {type(exc).__name__}: {exc}")
+def _verify(tool: Tool, fn: Callable[[], Any], ops: Sequence[Any], ref: Reference,
+            dtype: Any) -> list[str]:
+    """Problems of one tool on one seed (empty when its result is right). einopt is
+    checked on a cold and then a warm plan cache, and must leave its operands alone."""
+    problems: list[str] = []
+    before = [to_numpy(op).copy() for op in ops] if tool.role == "einopt" else []
+    calls = ["first call", "cached call"] if tool.role == "einopt" else ["call"]
+    if tool.role == "einopt":
+        einopt.clear_caches()
+    with _context(tool):
+        for when in calls:
+            problem = check(fn(), ref, dtype)
+            if problem is not None:
+                problems.append(f"{tool.key} ({when}): {problem}")
+    for k, old in enumerate(before):
+        if not np.array_equal(to_numpy(ops[k]), old):
+            problems.append(f"{tool.key} modified operand {k} in place")
+    return problems
 
-    if row.status != "ERROR":
-        # First call: planning + execution with an empty plan cache.
-        cold = []
-        for _ in range(cold_repeats):
-            einopt.clear_caches()
+
+def run_case(case: Case, tools: Sequence[Tool], seeds: int, target: float, repeats: int,
+             cold_repeats: int, show_plan: bool = False,
+             convert: Callable[[Case, list[np.ndarray]], list[Any]] | None = None,
+             dtype: Any = np.float64) -> Row:
+    """Check every tool on every seed, then time them (interleaved); medians over seeds.
+
+    ``convert`` turns the numpy operands into another library's arrays (the reference
+    is computed from the numpy ones).
+    """
+    row = Row(case, roles={t.key: t.role for t in tools})
+    per_seed: dict[str, list[float]] = {}
+    cold: list[float] = []
+    for seed in range(seeds):
+        np_ops = case.operands(seed)
+        ref = reference(case.eq, np_ops, case.naive_size())
+        row.reference = ref.how
+        ops = convert(case, np_ops) if convert is not None else np_ops
+        if show_plan and seed == 0:
             try:
-                cold.append(time_once(lambda: einopt.einsum(case.eq, *ops)))
+                print(einopt.plan(case.eq, *ops))
+                print()
             except Exception as exc:
-                row.notes.append(f"einopt first call raised {type(exc).__name__}: {exc}")
-                break
-        row.first_call = float(np.median(cold)) if cold else None
-        # Warm: measure() makes a warm-up call first, so the plan is cached.
-        row.einopt = _safe_measure(lambda: einopt.einsum(case.eq, *ops), "einopt", row,
-                                   target, repeats)
-
-    row.numpy = _safe_measure(lambda: np.einsum(case.eq, *ops, optimize=True), "numpy", row,
-                              target, repeats)
-    if opt_einsum is not None:
-        row.opt_einsum = _safe_measure(lambda: opt_einsum.contract(case.eq, *ops),
-                                       "opt_einsum", row, target, repeats)
-
-    hand = case.hand
-    if hand is not None:
-        hand_result = hand(ops)
-        problem = _check(case, hand_result, expected)
-        if problem is not None:
-            row.notes.append(f"hand form: {problem}")
-        row.hand = _safe_measure(lambda: hand(ops), "hand form", row, target, repeats)
-    return row
-
-
-@dataclass
-class OverheadRow:
-    case: Case
-    einopt: float | None = None
-    numpy: float | None = None
-    opt_einsum: float | None = None
-    status: str = "ok"
-    notes: list[str] = field(default_factory=list)
-
-
-def run_overhead(case: Case, target: float, repeats: int) -> OverheadRow:
-    row = OverheadRow(case)
-    ops = case.operands()
-    expected = np.einsum(case.eq, *ops)
-    row.status = _verify_einopt(case, ops, expected, row.notes)
-    holder = Row(case)  # collects crash notes from _safe_measure
-    if row.status != "ERROR":
-        row.einopt = _safe_measure(lambda: einopt.einsum(case.eq, *ops), "einopt", holder,
-                                   target, repeats)
-    row.numpy = _safe_measure(lambda: np.einsum(case.eq, *ops), "numpy", holder, target,
-                              repeats)
-    if opt_einsum is not None:
-        row.opt_einsum = _safe_measure(lambda: opt_einsum.contract(case.eq, *ops),
-                                       "opt_einsum", holder, target, repeats)
-    row.notes.extend(holder.notes)
+                row.notes.append(f"einopt.plan raised {type(exc).__name__}: {exc}")
+        fns: dict[str, Callable[[], Any]] = {}
+        for tool in tools:
+            if row.status.get(tool.key, "ok") != "ok":
+                continue  # failed on an earlier seed: shown as such, not timed
+            try:
+                fn = tool.make(case, ops)
+                if fn is None:
+                    continue
+                problems = _verify(tool, fn, ops, ref, dtype)
+            except Exception as exc:  # a crash in one tool must not stop the table
+                row.status[tool.key] = "ERROR"
+                row.notes.append(f"{tool.key} raised {type(exc).__name__}: {exc} (seed {seed})")
+                continue
+            if problems:
+                row.status[tool.key] = "WRONG"
+                row.notes.extend(f"{p} (seed {seed})" for p in problems)
+                continue
+            row.status[tool.key] = "ok"
+            fns[tool.key] = fn
+        if "einopt" in fns:
+            for _ in range(cold_repeats):  # plan + run with an empty plan cache
+                einopt.clear_caches()
+                cold.append(time_once(fns["einopt"]))
+        contexts = {t.key: t.context for t in tools if t.context is not None and t.key in fns}
+        for key, result in measure_many(fns, target, repeats, contexts=contexts).items():
+            if isinstance(result, Exception):
+                row.status[key] = "ERROR"
+                row.notes.append(f"{key} raised {type(result).__name__} while timed: {result}")
+            else:
+                per_seed.setdefault(key, []).append(result.median)
+    for key, values in per_seed.items():
+        if row.status.get(key) == "ok":
+            row.times[key] = statistics.median(values)
+    row.first_call = statistics.median(cold) if cold else None
     return row
 
 
@@ -406,10 +553,93 @@ def geometric_mean(values: Sequence[float]) -> float:
     return math.exp(sum(math.log(v) for v in values) / len(values))
 
 
+def summarize_ratios(rows: Sequence[Row], role: str, label: str) -> None:
+    """Geometric mean, max, min of einopt / best ``role`` peer, and the losses."""
+    good = [(r, r.ratio(role)) for r in rows]
+    good = [(r, x) for r, x in good if x is not None]
+    print(f"{label}")
+    if not good:
+        print("  (no expression where einopt and such a peer both passed their checks)")
+        return
+    ratios = [x for _, x in good]
+    worst = max(good, key=lambda g: g[1])
+    best = min(good, key=lambda g: g[1])
+
+    def who(r: Row) -> str:
+        b = r.best(role)
+        return f"{r.case.name}, best peer {b[0]}" if b else r.case.name
+
+    def above(limit: float) -> str:
+        over = sorted(((x, r) for r, x in good if x > limit), key=lambda g: -g[0])
+        return ", ".join(f"{r.case.name} {x:.2f}" for x, r in over) or "none"
+
+    print(f"  geometric mean : {geometric_mean(ratios):.3f}  (over {len(good)} expressions)")
+    print(f"  max            : {worst[1]:.2f}  ({who(worst[0])})")
+    print(f"  min            : {best[1]:.2f}  ({who(best[0])})")
+    print(f"  above 1.00     : {above(1.0)}")
+    print(f"  above 1.25     : {above(1.25)}")
+    print(f"  einopt fastest : {sum(1 for x in ratios if x < 1.0)} of {len(good)}")
+
+
+def print_main_table(rows: Sequence[Row], tools: Sequence[Tool], markdown: bool,
+                     first_call: bool = True) -> None:
+    """einopt, the precompiled peers, the headline ratio and the best peer, the peers
+    that plan on every call and einopt's ratio to them, and einopt's first call."""
+    keys = ["einopt", *(t.key for t in tools if t.role == "precompiled")]
+    plan_keys = [t.key for t in tools if t.role == "planning"]
+    headers = ["expr", *keys, "einopt/best", "best peer", *plan_keys]
+    if plan_keys:
+        headers.append("einopt/planning")
+    if first_call:
+        headers.append("einopt 1st call")
+    body = []
+    for row in rows:
+        best = row.best("precompiled")
+        einopt_bad = "" if row.ok else f" {row.status.get('einopt', 'ERROR')}"
+        cells = [row.case.name, *(row.cell(k) for k in keys),
+                 _ratio_text(row.ratio("precompiled")) + einopt_bad,
+                 best[0] if best else "-", *(row.cell(k) for k in plan_keys)]
+        if plan_keys:
+            cells.append(_ratio_text(row.ratio("planning")) + einopt_bad)
+        if first_call:
+            cells.append(format_seconds(row.first_call))
+        body.append(cells)
+    print_table(headers, body, markdown, [False, *[True] * (len(headers) - 1)])
+
+
+def _header_block(lines: Sequence[str], markdown: bool) -> None:
+    if markdown:
+        print("```")
+    print("\n".join(lines))
+    if markdown:
+        print("```")
+
+
+MAIN_LEGEND = """\
+columns (times per call: median over operand seeds of the per-seed medians):
+  einopt           einopt.einsum(eq, *ops), plan cache warm: no planning in the call
+  precompiled peers, planning done once before timing:
+  numpy+path       numpy.einsum(eq, *ops, optimize=path), path from numpy.einsum_path
+                   (cheapest of greedy, greedy without size limit, optimal <= 8 operands)
+  oe expr          opt_einsum.contract_expression(eq, *shapes, optimize="auto-hq")(*ops)
+  oe expr(einopt)  the same expression built with einopt's path
+  einopt/best      einopt / fastest precompiled peer (the headline ratio); below 1:
+                   einopt is faster. 'best peer' names that peer
+  peers that plan on every call:
+  numpy(opt)       numpy.einsum(eq, *ops, optimize=True)
+  oe contract      opt_einsum.contract(eq, *ops) (no path cache: plans every call)
+  einopt/planning  einopt / fastest of numpy(opt), oe contract
+  einopt 1st call  einopt.einsum right after einopt.clear_caches(): parse, plan, run
+a failed check shows WRONG or ERROR in place of a time; see Problems at the end"""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
-                        help="~0.05 s per measurement and 3 repeats instead of 0.2 s and 5")
+                        help="~0.02 s per measurement, 3 repeats, 1 cold call (default: "
+                             "0.1 s, 5, 3)")
+    parser.add_argument("--seeds", type=int, default=3, metavar="N",
+                        help="operand seeds per expression (default 3)")
     parser.add_argument("--filter", metavar="SUBSTR", default=None,
                         help="only cases whose name or equation contains SUBSTR")
     parser.add_argument("--markdown", action="store_true",
@@ -418,9 +648,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--blas-threads", type=int, metavar="N", default=None,
                         help="limit BLAS to N threads (default: leave the BLAS setup alone)")
     args = parser.parse_args(argv)
+    if args.seeds < 1:
+        parser.error("--seeds must be at least 1")
     blas_note = limit_blas_threads(args.blas_threads, argv) if args.blas_threads else None
 
-    target, repeats, cold_repeats = (0.05, 3, 1) if args.quick else (0.2, 5, 3)
+    target, repeats, cold_repeats = (0.02, 3, 1) if args.quick else (0.1, 5, 3)
 
     def selected(case: Case) -> bool:
         return args.filter is None or args.filter in case.name or args.filter in case.eq
@@ -431,99 +663,84 @@ def main(argv: Sequence[str] | None = None) -> int:
     header = machine_header()
     if blas_note:
         header.append(f"blas limit : {blas_note}")
-    if args.markdown:
-        print("```")
-        print("\n".join(header))
-        print("```")
-    else:
-        print("\n".join(header))
-    print(f"\ntiming: median of {repeats} measurements of ~{target} s each, after a warm-up "
-          f"call; first call = median of {cold_repeats} call(s) after einopt.clear_caches()")
-    print("ratio = einopt / min(numpy, opt_einsum); below 1 means einopt is faster\n")
+    header.append(f"timing     : {args.seeds} operand seed(s); per seed, every tool checked, "
+                  f"then {repeats} interleaved measurements of ~{target} s each after a "
+                  f"warm-up call (time.perf_counter, gc off); first call = {cold_repeats} "
+                  "call(s) per seed after einopt.clear_caches()")
+    _header_block(header, args.markdown)
+    print()
+    _header_block([MAIN_LEGEND], args.markdown)
+    print()
 
-    problems: list[str] = []
-    failed = False
+    tools = core_tools()
     rows: list[Row] = []
     for case in cases:
         progress(f"running {case.name} ...")
-        row = run_case(case, target, repeats, cold_repeats, args.plans)
-        rows.append(row)
-        problems.extend(f"{case.name} [{case.eq}; shapes {case.shape_text()}]: {note}"
-                        for note in row.notes)
+        rows.append(run_case(case, tools, args.seeds, target, repeats, cold_repeats,
+                             args.plans))
 
     if rows:
-        headers = ["expr", "equation", "einopt", "numpy(opt)", "opt_einsum", "ratio",
-                   "einopt first call"]
-        body = []
-        for row in rows:
-            ratio = _ratio_text(row.ratio)
-            if row.status != "ok":
-                ratio += f" {row.status}"
-            body.append([row.case.name, row.case.eq, format_seconds(row.einopt),
-                         format_seconds(row.numpy), format_seconds(row.opt_einsum), ratio,
-                         format_seconds(row.first_call)])
-        print_table(headers, body, args.markdown, [False, False, True, True, True, True, True])
+        print_main_table(rows, tools, args.markdown)
+        print()
+        print_table(["expr", "equation", "operand shapes", "numpy path search", "reference"],
+                    [[r.case.name, r.case.eq, r.case.shape_text(),
+                      numpy_best_path(r.case.eq, r.case.operands())[1], r.reference]
+                     for r in rows], args.markdown, [False] * 5)
 
         print()
-        print_table(["expr", "operand shapes"],
-                    [[r.case.name, r.case.shape_text()] for r in rows], args.markdown,
-                    [False, False])
-
-        good = [r for r in rows if r.status == "ok" and r.ratio is not None]
-        ratios = [r.ratio for r in good if r.ratio is not None]
-        print()
-        if good:
-            worst = max(good, key=lambda r: r.ratio or 0.0)
-            best = min(good, key=lambda r: r.ratio or 0.0)
-            faster = sum(1 for r in good if (r.ratio or 0.0) < 1.0)
-            print(f"geometric mean of ratio : {geometric_mean(ratios):.3f}"
-                  f"  (over {len(good)} expressions)")
-            print(f"max ratio               : {worst.ratio:.2f}  ({worst.case.name}: "
-                  f"{worst.case.eq})")
-            print(f"min ratio               : {best.ratio:.2f}  ({best.case.name}: "
-                  f"{best.case.eq})")
-            print(f"einopt fastest on       : {faster} of {len(good)}")
-        bad = [r for r in rows if r.status != "ok"]
+        if args.markdown:
+            print("```")
+        summarize_ratios(rows, "precompiled",
+                         "headline: einopt (plan cached) / best precompiled peer (min of "
+                         f"{', '.join(t.key for t in tools if t.role == 'precompiled')})")
+        summarize_ratios(rows, "planning",
+                         "with planning: einopt (plan cached) / best of "
+                         f"{', '.join(t.key for t in tools if t.role == 'planning')} "
+                         "(they plan on every call)")
+        bad = [r.case.name for r in rows if not r.ok]
         if bad:
-            print(f"excluded (wrong or crashed): {', '.join(r.case.name for r in bad)}")
+            print(f"einopt failed its check on (left out above): {', '.join(bad)}")
+        if args.markdown:
+            print("```")
 
-        hand_rows = [r for r in rows if r.case.hand is not None]
+        hand_rows = [r for r in rows if "hand" in r.status]
         if hand_rows:
             print("\nHand-written numpy equivalents\n")
             print_table(
                 ["expr", "hand form", "einopt", "hand", "einopt/hand"],
-                [[r.case.name, r.case.hand_text, format_seconds(r.einopt),
-                  format_seconds(r.hand),
-                  _ratio_text(r.einopt / r.hand if r.einopt and r.hand else None)]
+                [[r.case.name, r.case.hand_text, r.cell("einopt"), r.cell("hand"),
+                  _ratio_text(r.times["einopt"] / r.times["hand"]
+                              if "einopt" in r.times and "hand" in r.times else None)]
                  for r in hand_rows],
                 args.markdown, [False, False, True, True, True])
 
+    overhead_rows: list[Row] = []
     if overhead_cases:
         print("\nPer-call overhead (tiny operands, warm plan cache; numpy.einsum without "
-              "optimize)\n")
-        body = []
+              "optimize, its cheapest entry point)\n")
+        otools = overhead_tools()
         for case in overhead_cases:
             progress(f"running {case.name} ...")
-            orow = run_overhead(case, target, repeats)
-            problems.extend(f"{case.name} [{case.eq}; shapes {case.shape_text()}]: {note}"
-                            for note in orow.notes)
-            einopt_np = orow.einopt / orow.numpy if orow.einopt and orow.numpy else None
-            einopt_oe = (orow.einopt / orow.opt_einsum
-                         if orow.einopt and orow.opt_einsum else None)
-            status = "" if orow.status == "ok" else f" {orow.status}"
-            failed = failed or orow.status != "ok"
-            body.append([case.eq, case.shape_text(), format_seconds(orow.einopt),
-                         format_seconds(orow.numpy), format_seconds(orow.opt_einsum),
-                         _ratio_text(einopt_np) + status, _ratio_text(einopt_oe) + status])
-        print_table(["equation", "shapes", "einopt", "numpy", "opt_einsum", "einopt/numpy",
-                     "einopt/opt_einsum"], body, args.markdown,
-                    [False, False, True, True, True, True, True])
+            overhead_rows.append(run_case(case, otools, args.seeds, target, repeats, 0))
+        okeys = [t.key for t in otools]
+        body = []
+        for row in overhead_rows:
+            ratios = [_ratio_text(row.times["einopt"] / row.times[k]
+                                  if row.ok and k in row.times else None)
+                      for k in okeys[1:]]
+            body.append([row.case.eq, row.case.shape_text(), *(row.cell(k) for k in okeys),
+                         *ratios])
+        print_table(["equation", "shapes", *okeys, *(f"einopt/{k}" for k in okeys[1:])], body,
+                    args.markdown, [False, False, *[True] * (2 * len(okeys) - 1)])
 
+    problems = [f"{r.case.name} [{r.case.eq}; shapes {r.case.shape_text()}]: {note}"
+                for r in [*rows, *overhead_rows] for note in r.notes]
     if problems:
         print("\nProblems\n")
         for p in problems:
             print(f"- {p}")
-    failed = failed or any(r.status != "ok" for r in rows)
+    failed = any(s != "ok" for r in [*rows, *overhead_rows] for s in r.status.values())
+    print(f"\nchecks: {'FAILED (see Problems)' if failed else 'all tools passed on every seed'}")
     return 1 if failed else 0
 
 

@@ -51,6 +51,11 @@ REPO = Path(__file__).resolve().parent.parent
 DEFAULT_CORPUS = REPO.parent / "shared" / "corpus" / "dev.json"
 
 DP_MAX_TENSORS = 40  # opt_einsum's dp is not even tried on larger networks
+#: cotengra's HyperOptimizer stops after max_repeats trials or max_time seconds, whichever
+#: comes first (default 128 trials); this many trials make max_time the limit everywhere
+CTG_MAX_REPEATS = 10**6
+#: cotengra's path is also contracted, on random operands, up to this many flops
+RESULT_CHECK_FLOPS = 10**7
 QUICK_MAX_TENSORS = 64  # --quick keeps the problems with at most this many tensors
 TIE_RTOL = 1e-9  # two costs within this relative distance count as a tie
 
@@ -134,6 +139,8 @@ class Result:
     seconds: float | None = None  # wall time of the planning call only
     message: str = ""
     path: list[tuple[int, ...]] | None = None
+    check: str = ""  # a failed check of the tool's own claims (cost, result); "" if none
+    checked: str = ""  # what was checked, e.g. "cost" or "cost, result"
 
     @property
     def ok(self) -> bool:
@@ -157,6 +164,8 @@ class Result:
             "seconds": self.seconds,
             "message": self.message,
             "path": None if self.path is None else [list(p) for p in self.path],
+            "checked": self.checked,
+            "check_failed": self.check,
         }
 
 
@@ -264,15 +273,68 @@ def opt_einsum_dp_tool(timeout: float) -> Callable[[Problem], Result]:
     return run
 
 
+def random_operands(problem: Problem, seed: int = 0) -> list[Any]:
+    """Positive operands scaled so that every sum stays near 1: each tensor is divided by
+    ``d ** (1/k)`` for each of its indices of size ``d`` shared by ``k`` tensors."""
+    import numpy as np
+
+    inputs, output = problem.terms()
+    count: dict[str, int] = {}
+    for term in inputs:
+        for c in set(term):
+            count[c] = count.get(c, 0) + 1
+    sizes = problem.size_dict()
+    rng = np.random.default_rng(seed)
+    ops = []
+    for term, shape in zip(inputs, problem.shapes, strict=True):
+        scale = math.prod(sizes[c] ** (-1 / count[c]) for c in set(term) if c not in output)
+        ops.append(rng.uniform(0.5, 1.5, shape) * scale)
+    return ops
+
+
+def check_path(problem: Problem, path: Sequence[Sequence[int]], flops: Any,
+               claimed: Any) -> tuple[str, str]:
+    """(what was checked, what failed) for a path another tool found: its own cost
+    ``claimed`` against einopt's price ``flops``, and, on small enough networks, its
+    result on random operands against einopt's own plan."""
+    import numpy as np
+
+    failed = []
+    checked = ["cost"]
+    if not math.isclose(float(claimed), float(flops), rel_tol=1e-9):
+        failed.append(f"cost {float(claimed):.6g} != einopt's price {float(flops):.6g}")
+    if opt_einsum is not None and flops <= RESULT_CHECK_FLOPS:
+        checked.append("result")
+        ops = random_operands(problem)
+        theirs = np.asarray(opt_einsum.contract(problem.eq, *ops,
+                                                optimize=[tuple(p) for p in path]))
+        ours = np.asarray(einopt.einsum(problem.eq, *ops))
+        if not np.all(np.isfinite(ours)):
+            checked[-1] = "result (not finite, skipped)"
+        elif theirs.shape != ours.shape or not np.allclose(theirs, ours, rtol=1e-6, atol=0):
+            err = float(np.max(np.abs(theirs - ours) / np.abs(ours))) if theirs.shape == \
+                ours.shape else math.inf
+            failed.append(f"result along its path differs from einopt's (max relative "
+                          f"error {err:.3g})")
+    return ", ".join(checked), "; ".join(failed)
+
+
 def cotengra_tool(max_time: float) -> Callable[[Problem], Result]:
     def run(problem: Problem) -> Result:
         inputs, output = problem.terms()
-        opt = cotengra.HyperOptimizer(max_time=max_time, parallel=False, minimize="flops",
-                                      progbar=False)
+        opt = cotengra.HyperOptimizer(max_time=max_time, max_repeats=CTG_MAX_REPEATS,
+                                      parallel=False, minimize="flops", progbar=False)
         start = time.perf_counter()
         tree = opt.search([tuple(t) for t in inputs], tuple(output), problem.size_dict())
         seconds = time.perf_counter() - start
-        return priced(problem, tree.get_path(), seconds)
+        result = priced(problem, tree.get_path(), seconds)
+        if result.ok and result.path is not None:
+            try:
+                result.checked, result.check = check_path(problem, result.path, result.flops,
+                                                          tree.contraction_cost())
+            except Exception as exc:  # noqa: BLE001 - reported as a failed check
+                result.checked, result.check = "cost, result", f"check raised {short_message(exc)}"
+        return result
     return run
 
 
@@ -357,7 +419,7 @@ def progress(message: str) -> None:
 def cell(result: Result, what: str) -> str:
     if result.status == "ok":
         if what == "flops":
-            return f"{result.log10_flops:.2f}"
+            return f"{result.log10_flops:.2f}" + (" CHECK" if result.check else "")
         if what == "size":
             return f"{result.log2_size:.1f}"
         return format_seconds(result.seconds)
@@ -513,6 +575,24 @@ def summarize(rows: Sequence[tuple[Problem, dict[str, Result]]], tools: Sequence
 # --------------------------------------------------------------------------- main
 
 
+def report_checks(rows: Sequence[tuple[Problem, dict[str, Result]]], keys: Sequence[str]
+                  ) -> list[str]:
+    """Print how many paths were checked against their tool's own cost (and contracted)
+    and every failure; returns the failures."""
+    checked = [(p, k, r[k]) for p, r in rows for k in keys if r[k].checked]
+    failed = [f"{p.name} / {k}: {res.check}" for p, k, res in checked if res.check]
+    with_result = sum(1 for _, _, res in checked if "result" in res.checked
+                      and "skipped" not in res.checked)
+    print()
+    print(f"path checks: {len(checked)} cotengra paths checked (their cost against einopt's "
+          f"price; {with_result} also contracted on random operands, up to "
+          f"{RESULT_CHECK_FLOPS:.0e} flops, against einopt's own plan): "
+          f"{'all passed' if not failed else f'{len(failed)} FAILED'}")
+    for line in failed:
+        print(f"- {line}")
+    return failed
+
+
 def parse_times(text: str) -> list[float]:
     try:
         times = [float(x) for x in text.split(",") if x.strip()]
@@ -629,6 +709,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                   for p, r in rows], args.markdown, right)
 
     summary = summarize(rows, tools, times, args.markdown)
+    failed_checks = report_checks(rows, keys)
+    summary["failed_checks"] = failed_checks
     print()
     print(f"total wall time: {elapsed / 60:.1f} min")
 
@@ -650,7 +732,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
         args.json.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
         print(f"raw results written to {args.json}")
-    return 0
+    return 1 if failed_checks else 0
 
 
 if __name__ == "__main__":

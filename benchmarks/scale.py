@@ -2,7 +2,9 @@
 
 Times einopt's ``greedy``, ``auto`` and ``hyper`` (with ``--max-time``) planning the
 whole network, checks the plans are complete, and, with ``--peers``, times opt_einsum's
-greedy on the same network (tens of seconds) and tries cotengra's HyperOptimizer.
+greedy on the same network (tens of seconds) and tries cotengra's HyperOptimizer
+(``max_time=--max-time`` with ``max_repeats=10**6``, so that the time limit is what stops
+it; its path's own cost is checked against einopt's price of that path).
 
     python benchmarks/scale.py [--tensors 10000] [--max-time 5] [--peers]
 """
@@ -15,6 +17,11 @@ import random
 import time
 
 import einopt
+
+try:
+    from .core import machine_header
+except ImportError:  # run as a script: benchmarks/ is on sys.path
+    from core import machine_header
 
 
 def random_regular(n: int, degree: int, seed: int) -> tuple[list[list[int]], dict[int, int]]:
@@ -47,6 +54,7 @@ def main() -> None:
     for t, s in zip(terms, shapes, strict=True):
         sublist += [s, t]
     sublist.append([])
+    print("\n".join(machine_header()))
     print(f"random regular network: {args.tensors} tensors, degree 3, sizes 2-3")
     print(f"{'tool':28s} {'plan time':>10s} {'log10 flops':>12s} {'log2 max size':>14s}")
     for name, kw in [("einopt greedy", {"optimize": "greedy"}),
@@ -73,13 +81,17 @@ def main() -> None:
         try:
             import cotengra as ctg
 
-            opt = ctg.HyperOptimizer(max_time=args.max_time, parallel=False, progbar=False)
+            opt = ctg.HyperOptimizer(max_time=args.max_time, max_repeats=10**6, parallel=False,
+                                     progbar=False)
             t0 = time.perf_counter()
             path, _ = oe.contract_path(eq, *shapes, shapes=True, optimize=opt)
             dt = time.perf_counter() - t0
             p = einopt.plan(*sublist, optimize=path)
+            claimed = float(opt.tree.contraction_cost())
+            agree = math.isclose(claimed, float(p.flops), rel_tol=1e-9)
             print(f"{'cotengra hyper':28s} {dt:9.2f}s {math.log10(p.flops):12.2f} "
-                  f"{math.log2(p.max_size):14.1f}")
+                  f"{math.log2(p.max_size):14.1f}   (its own cost: log10 "
+                  f"{math.log10(claimed):.2f}, {'agrees' if agree else 'CHECK FAILED'})")
         except Exception as e:  # report the failure, as the peer gives it
             print(f"{'cotengra hyper':28s} failed: {type(e).__name__}: {str(e)[:80]}")
 

@@ -1,6 +1,7 @@
 """Docstring examples run as doctests."""
 
 import doctest
+import importlib
 import os
 import pathlib
 import subprocess
@@ -10,11 +11,13 @@ import pytest
 
 import einopt.api
 import einopt.autodiff
-import einopt.compat
+import einopt.run.sharing
 import einopt.structured.operands
 import einopt.torch
 
-MODULES = [einopt.api, einopt.autodiff, einopt.compat, einopt.structured.operands, einopt.torch]
+# compat's functions live in its submodule (the package's name ``contract`` is the function)
+MODULES = [einopt.api, einopt.autodiff, importlib.import_module("einopt.compat.contract"),
+           einopt.run.sharing, einopt.structured.operands, einopt.torch]
 
 
 @pytest.mark.parametrize("module", MODULES, ids=[m.__name__ for m in MODULES])

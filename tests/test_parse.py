@@ -85,3 +85,33 @@ def test_non_ascii_symbols_are_labels():
 def test_digits_are_labels():
     # cotengra's generated equations use digits after the letters.
     assert parse("a0,01->a1").inputs == (("a", "0"), ("0", "1"))
+
+
+#: Every whitespace character opt_einsum's get_symbol produces (past about 8,000 indices).
+GENERATED_SPACES = ["\u1680", "\u2000", "\u2005", "\u200a", "\u2028", "\u2029", "\u202f",
+                    "\u205f", "\u3000"]
+
+
+@pytest.mark.parametrize("space", GENERATED_SPACES)
+def test_unicode_spaces_are_labels(space):
+    eq = parse(f"a{space}b,{space}c->abc")
+    assert eq.inputs == (("a", space, "b"), (space, "c"))
+    assert eq.output == ("a", "b", "c")
+    assert parse(str(eq)) == eq  # the text form reads back the same
+
+
+def test_generated_symbols_never_switch_to_names():
+    oe = pytest.importorskip("opt_einsum")
+    symbols = [oe.get_symbol(i) for i in range(20000)]
+    terms = ["".join(symbols[k:k + 3]) for k in range(0, len(symbols), 3)]
+    eq = parse(",".join(terms) + "->")
+    assert eq.inputs == tuple(tuple(t) for t in terms)
+
+
+@pytest.mark.parametrize(("text", "inputs"), [
+    ("b i, b j -> b", (("b", "i"), ("b", "j"))),  # single characters: numpy's reading
+    ("ab c,c->ab", (("ab", "c"), ("c",))),  # a longer token: names
+    ("ij, jk", (("i", "j"), ("j", "k"))),  # one token per term: letters
+])
+def test_when_names_mode_is_on(text, inputs):
+    assert parse(text).inputs == inputs

@@ -21,9 +21,12 @@ from .autodiff import vjp as vjp
 from .autodiff import vjp_equation as vjp_equation
 from .compat import ContractExpression as ContractExpression
 from .compat import PathInfo as PathInfo
+from .compat import PathOptimizer as PathOptimizer
 from .compat import contract as contract
 from .compat import contract_expression as contract_expression
 from .compat import contract_path as contract_path
+from .compat import einsum_path as einsum_path
+from .compat import shared_intermediates as shared_intermediates
 from .errors import EinsumError as EinsumError
 from .errors import OperandTypeError as OperandTypeError
 from .errors import PathError as PathError
@@ -57,6 +60,7 @@ __all__ = [
     "OperandTypeError",
     "PathError",
     "PathInfo",
+    "PathOptimizer",
     "Plan",
     "Selector",
     "Switch",
@@ -71,6 +75,7 @@ __all__ = [
     "conv_pattern",
     "delta",
     "einsum",
+    "einsum_path",
     "hessian_trace_einsum",
     "jacobian",
     "jacobian_equation",
@@ -78,6 +83,7 @@ __all__ = [
     "jvp_equation",
     "one_hot",
     "plan",
+    "shared_intermediates",
     "switch",
     "vjp",
     "vjp_equation",

@@ -14,18 +14,19 @@ import dataclasses
 import functools
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
 from .backends import NumpyBackend, backend_for
+from .backends.numpy import numpy_subscripts
 from .caches import BoundedDict, clear_all, memoize
 from .codegen import plan_source
-from .errors import PathError
+from .errors import OptionError, OptionTypeError, PathError, SubscriptError, SubscriptTypeError
 from .graphs import svg
 from .network import build_network, shape_of
-from .optimize import Budget, get_optimizer, parse_objective
+from .optimize import Budget, External, get_optimizer, parse_objective
 from .optimize.cache import TreeCache, canonical_key
 from .optimize.cse import find_twins
 from .optimize.slicing import slice_tree
@@ -43,7 +44,8 @@ from .structured.switch import Switch, expansion, pick, signatures
 from .tree import ContractionTree
 from .viz import draw_tree
 
-__all__ = ["einsum", "plan", "Plan", "as_handle", "clear_caches", "CACHE_SIZE"]
+__all__ = ["einsum", "plan", "Plan", "as_handle", "clear_caches", "call_equation", "memory_form",
+           "NO_OPERANDS", "CACHE_SIZE"]
 
 CACHE_SIZE = 1024
 
@@ -119,13 +121,39 @@ def _optimize_key(optimize: Any) -> Any:
         return optimize
     if isinstance(optimize, PlanValue):
         return None
+    if callable(optimize):  # another library's optimizer: unhashable, so never cached
+        return External(optimize)
+    if _numpy_path(optimize):  # ["einsum_path", (0, 2), (0, 1)]: numpy's explicit path
+        optimize = optimize[1:]
+    elif memory_form(optimize) is not None:
+        raise PathError(
+            f"optimize={tuple(optimize)!r} is numpy's (strategy, largest intermediate) form, "
+            f"which einsum and einsum_path take; a plan bounds intermediates by slicing: "
+            f"give memory_limit={optimize[1]!r} instead")
     try:
         return ("path", tuple(tuple(int(p) for p in entry) for entry in optimize))
     except (TypeError, ValueError):
         raise PathError(
-            f"optimize must be a strategy name, a path (list of tuples) or a Plan, "
-            f"got {type(optimize).__name__}"
+            f"optimize must be a strategy name, a path (list of tuples), a Plan or a path "
+            f"optimizer (opt_einsum's protocol), got {type(optimize).__name__}"
         ) from None
+
+
+def _numpy_path(optimize: Any) -> bool:
+    """Whether ``optimize`` is numpy's explicit path: a list ``["einsum_path", ...]``."""
+    return isinstance(optimize, (list, tuple)) and len(optimize) > 0 and \
+        isinstance(optimize[0], str) and optimize[0] == "einsum_path"
+
+
+def memory_form(optimize: Any) -> tuple[str, int] | None:
+    """``(strategy, limit)`` when ``optimize`` is numpy's ``(strategy, memory_limit)`` form
+    (the largest intermediate its path search may make), else None."""
+    if isinstance(optimize, (list, tuple)) and len(optimize) == 2 and \
+            isinstance(optimize[0], str) and optimize[0] != "einsum_path" and \
+            isinstance(optimize[1], (int, float, np.integer, np.floating)) and \
+            not isinstance(optimize[1], bool):
+        return optimize[0], int(optimize[1])
+    return None
 
 
 @memoize("plans", CACHE_SIZE)
@@ -189,7 +217,7 @@ def _make_plan(eq: Equation, shapes: tuple[tuple[int, ...], ...],
     network = build_network(eq, shapes)
     if isinstance(optimize, tuple) and optimize and optimize[0] == "path":
         tree = ContractionTree.from_linear_path(network.num_tensors, optimize[1])
-    elif cache_dir is not None:
+    elif cache_dir is not None and not isinstance(optimize, External):
         cache = TreeCache(cache_dir)
         key = canonical_key(network, (optimize, budget.objective, budget.memory_limit,
                                       budget.max_time, budget.seed))
@@ -295,7 +323,8 @@ def _plan_structured(eq: Equation, items: Sequence[Any], optimize: Any, budget: 
     specs = tuple(spec_of(x) for x in items)
     kinds = tuple(kind_of(x) for x in items)
     aliases = _aliases(items)
-    if budget.progress or cache_dir is not None or isinstance(optimize, PlanValue):
+    if budget.progress or cache_dir is not None or isinstance(optimize, PlanValue) or \
+            callable(optimize):  # an external optimizer is called for every plan
         return _structured_plan(eq, specs, kinds, optimize, budget, cache_dir, aliases)
     return _structured_cached(eq, specs, kinds, _optimize_key(optimize), budget, aliases)
 
@@ -354,9 +383,78 @@ def plan(subscripts: Any, *operands_or_shapes: Any, optimize: Any = "auto",
     return _plan_for(eq, shapes, dtypes, dtype, optimize, budget, cache_dir, aliases)
 
 
-def einsum(subscripts: Any, *operands: Any, optimize: Any = "auto", out: Any = None,
-           dtype: Any = None, memory_limit: int | None = None, order: str = "K",
-           casting: Any = "safe", executor: Any = None) -> Any:
+class _NoOperands:
+    """The default of ``subscripts``: a call without any argument."""
+
+    def __repr__(self) -> str:
+        return "<no operands>"
+
+
+#: ``subscripts`` of a call given nothing (numpy raises "No input operands" for it).
+NO_OPERANDS: Any = _NoOperands()
+
+
+def call_equation(subscripts: Any, operands: Sequence[Any]) -> tuple[Equation, list[Any]]:
+    """``(equation, operands)`` of an einsum call, either form, checked as numpy checks
+    the call: some operand is given, and each subscript list of the sublist form is a
+    list (a :class:`SubscriptTypeError`, a ``TypeError``, where it is not)."""
+    if subscripts is NO_OPERANDS:
+        raise SubscriptError("No input operands: einsum takes subscripts and operands")
+    if not isinstance(subscripts, str):
+        args = (subscripts, *operands)
+        subs = list(args[1::2]) + ([args[-1]] if len(args) % 2 and len(args) > 1 else [])
+        for k, sub in enumerate(subs):
+            if isinstance(sub, (str, bytes)) or not isinstance(sub, Iterable):
+                where = "the output" if k == len(args) // 2 else f"operand {k}"
+                raise SubscriptTypeError(
+                    f"{where}: in the sublist form the subscripts of each operand are a list "
+                    f"of labels, got {type(sub).__name__}")
+    return equation_of(subscripts, operands)
+
+
+_ORDERS = ("C", "F", "A", "K")
+_CASTINGS = ("no", "equiv", "safe", "same_kind", "unsafe")
+
+
+def _option_text(name: str, value: Any) -> str:
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    if not isinstance(value, str):
+        raise OptionTypeError(f"{name} must be str, not {type(value).__name__}")
+    return value
+
+
+def _order_of(order: Any) -> str:
+    """numpy's ``order`` (any case; None is ``"K"``) as one of ``C F A K``."""
+    if order is None:
+        return "K"
+    text = _option_text("order", order)
+    if text.upper() not in _ORDERS:
+        raise OptionError(f"order must be one of 'C', 'F', 'A', or 'K' (got {text!r})")
+    return text.upper()
+
+
+def _casting_of(casting: Any) -> str:
+    text = _option_text("casting", casting)
+    if text not in _CASTINGS:
+        raise OptionError("casting must be one of " + ", ".join(map(repr, _CASTINGS)) +
+                          f" (got {text!r})")
+    return text
+
+
+def _numpy_dtype(dtype: Any) -> Any:
+    """``dtype`` as a numpy dtype (None stays None)."""
+    if dtype is None:
+        return None
+    try:
+        return np.dtype(dtype)
+    except TypeError as e:
+        raise OptionTypeError(f"dtype={dtype!r} is not a numpy dtype: {e}") from None
+
+
+def einsum(subscripts: Any = NO_OPERANDS, *operands: Any, optimize: Any = "auto",
+           out: Any = None, dtype: Any = None, memory_limit: int | None = None,
+           order: str = "K", casting: Any = "safe", executor: Any = None) -> Any:
     """Evaluate an einsum exactly as ``numpy.einsum`` does, on an optimized plan.
 
     Args:
@@ -364,10 +462,17 @@ def einsum(subscripts: Any, *operands: Any, optimize: Any = "auto", out: Any = N
             indices; or the sublist form ``einsum(a, [0, 1], b, [1, 2], [0, 2])``.
         *operands: numpy, torch, jax, cupy or dask arrays (one library per call; numpy
             arrays and Python scalars mix with any), or anything ``numpy.asarray`` reads.
-        optimize: ``"auto"`` (default), ``"optimal"``, ``"greedy"``, a linear path, or a Plan.
+        optimize: ``"auto"`` (default), ``"optimal"``, ``"greedy"``, a linear path, or a
+            Plan; numpy's forms too: a path ``["einsum_path", (0, 2), (0, 1)]``, or
+            ``("greedy", limit)``: no intermediate larger than ``limit`` elements (one
+            einsum of all operands, as numpy runs it, when no plan keeps to that).
         out: array to write the result into.
         dtype: dtype to compute in (operands are cast under ``casting``).
         memory_limit: most elements any intermediate may hold.
+        order: memory layout of a numpy result, as numpy's: ``"K"`` (default: as the plan
+            leaves it), ``"C"``, ``"F"``, or ``"A"`` (``"F"`` when every operand is).
+        casting: numpy's rule for casting the operands (and the result to ``out``):
+            ``"no"``, ``"equiv"``, ``"safe"`` (default), ``"same_kind"`` or ``"unsafe"``.
         executor: where a sliced plan's slices run: ``"threads"``, ``"processes"``,
             ``"serial"``, a ``concurrent.futures.Executor`` or a ``dask.distributed.Client``
             (default: a local thread pool for numpy arrays, serial otherwise).
@@ -375,6 +480,7 @@ def einsum(subscripts: Any, *operands: Any, optimize: Any = "auto", out: Any = N
     Returns:
         The result, an array of the operands' library on their device, of their
         result dtype (or ``dtype``); numpy's 0-d results are scalars, as in numpy.
+        Object arrays are multiplied with Python's ``*`` and ``+`` by numpy's own einsum.
 
     Example:
         >>> import numpy as np, einopt
@@ -382,7 +488,8 @@ def einsum(subscripts: Any, *operands: Any, optimize: Any = "auto", out: Any = N
         >>> einopt.einsum("ij,ij->i", a, a)  # (a * a).sum(axis=1)
         array([ 5., 50.])
     """
-    if out is None and dtype is None and memory_limit is None and executor is None:
+    if out is None and dtype is None and memory_limit is None and executor is None and \
+            order == "K" and casting == "safe":
         try:
             n = len(operands)
             same = (None if n < 2 else ((0, 0) if operands[0] is operands[1] else None)
@@ -394,36 +501,56 @@ def einsum(subscripts: Any, *operands: Any, optimize: Any = "auto", out: Any = N
             pass
         else:
             return prog(*operands)
-    return _einsum(subscripts, operands, optimize, out, dtype, memory_limit, casting, executor)
+    return _einsum(subscripts, operands, optimize, out, dtype, memory_limit, casting, executor,
+                   order)
 
 
 def _einsum(subscripts: Any, operands: Sequence[Any], optimize: Any, out: Any, dtype: Any,
-            memory_limit: Any, casting: Any, executor: Any) -> Any:
-    eq, items = equation_of(subscripts, operands)
+            memory_limit: Any, casting: Any, executor: Any, order: Any = "K") -> Any:
+    order, casting = _order_of(order), _casting_of(casting)
+    eq, items = call_equation(subscripts, operands)
     if any(isinstance(x, Switch) for x in items):
         return _einsum_switches(eq, items, optimize, out, dtype, memory_limit)
     if any(isinstance(x, Structured) for x in items):
         return _einsum_structured(eq, items, optimize, out, dtype, memory_limit, casting,
                                   executor)
     be = backend_for(items)
-    arrays = be.prepare(items, dtype, casting)
     dtypes: tuple[Any, ...] | None = None
     common = None  # other libraries: operands already converted to one dtype
     if isinstance(be, NumpyBackend):  # the plan casts, exactly as numpy.einsum does
+        dtype = _numpy_dtype(dtype)
+        arrays = be.prepare(items, dtype, casting, objects=True)
+        if be.needs_loop(arrays, dtype):  # Python objects: numpy's own loop
+            build_network(eq, [x.shape for x in arrays])  # errors that name the operand
+            return be.loop(numpy_subscripts(eq.inputs, eq.output), arrays, out, dtype, order,
+                           casting)
         dtypes = tuple(x.dtype for x in arrays)
         common = be.common_dtype(arrays, dtype, casting)
+    else:
+        arrays = be.prepare(items, dtype, casting)
     shapes = tuple(tuple(int(d) for d in x.shape) for x in arrays)
     budget = _budget("flops", None, None, memory_limit)
     aliases = _aliases(items)
     if aliases is not None:  # the same array stays one object after conversion
         arrays = [arrays[a] for a in aliases]
-    p = _plan_for(eq, shapes, dtypes, common, optimize, budget, aliases=aliases)
+    limited = memory_form(optimize)
+    if limited is None:
+        p = _plan_for(eq, shapes, dtypes, common, optimize, budget, aliases=aliases)
+    else:
+        p = _plan_within(eq, shapes, dtypes, common, limited, budget, aliases)
+        if p is None:  # no plan keeps to the limit: one einsum of all operands, as numpy
+            if isinstance(be, NumpyBackend):
+                return be.loop(numpy_subscripts(eq.inputs, eq.output), arrays, out, dtype,
+                               order, casting)
+            p = _plan_for(eq, shapes, dtypes, common, False, budget, aliases=aliases)
     if p.tree.sliced:
         if executor is None and isinstance(be, NumpyBackend):
             executor = "threads"  # BLAS releases the GIL: slices overlap
         result = evaluate(p, be, arrays, executor)
         if p.output_shape == ():
             result = be.scalar(result)
+        elif out is None and order != "K" and isinstance(be, NumpyBackend):
+            result = be.in_order(result, order, arrays)
         return result if out is None else be.write_out(result, out, casting)
     prog = program_for(p, be)
     if p.output_shape == ():
@@ -434,7 +561,7 @@ def _einsum(subscripts: Any, operands: Sequence[Any], optimize: Any, out: Any, d
 
     result = prog(*arrays)
     if out is None and dtype is None and memory_limit is None and \
-            not isinstance(optimize, PlanValue):
+            not isinstance(optimize, PlanValue) and not callable(optimize):
         if isinstance(subscripts, str) and (
                 all(type(x) is np.ndarray for x in items) if be.einsum_loops else
                 all(x is y for x, y in zip(items, arrays, strict=True))):
@@ -445,8 +572,25 @@ def _einsum(subscripts: Any, operands: Sequence[Any], optimize: Any, out: Any, d
             except TypeError:
                 pass
     if out is None:
+        if order != "K" and isinstance(be, NumpyBackend):
+            return be.in_order(result, order, arrays)
         return result
     return be.write_out(result, out, casting)
+
+
+def _plan_within(eq: Equation, shapes: tuple[tuple[int, ...], ...],
+                 dtypes: tuple[Any, ...] | None, common: Any, limited: tuple[str, int],
+                 budget: Budget, aliases: tuple[int, ...] | None) -> Plan | None:
+    """A plan by strategy ``limited[0]`` whose steps make no tensor larger than
+    ``limited[1]`` elements (numpy's memory limit: a bound on the search, not slicing),
+    else the plan of least largest tensor if that one keeps to it, else None."""
+    strategy, limit = limited
+    p = _plan_for(eq, shapes, dtypes, common, strategy, budget, aliases=aliases)
+    if p.max_size <= limit:
+        return p
+    small = _plan_for(eq, shapes, dtypes, common, "auto",
+                      _budget("size", None, None, budget.memory_limit), aliases=aliases)
+    return small if small.max_size <= limit else None
 
 
 def _einsum_structured(eq: Equation, items: Sequence[Any], optimize: Any, out: Any,

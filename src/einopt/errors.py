@@ -13,6 +13,11 @@ __all__ = [
     "ShapeError",
     "OperandTypeError",
     "PathError",
+    "IncompletePathError",
+    "SubscriptTypeError",
+    "OptionError",
+    "OptionTypeError",
+    "BackendError",
 ]
 
 
@@ -28,9 +33,33 @@ class ShapeError(EinsumError):
     """Operand shapes disagree with the subscripts or with each other."""
 
 
+class SubscriptTypeError(SubscriptError, TypeError):
+    """The subscripts are of the wrong type: in the sublist form, a subscript list that
+    is not a list of labels (numpy raises ``TypeError``)."""
+
+
 class OperandTypeError(EinsumError, TypeError):
     """An operand is not an array, or cannot be cast as requested."""
 
 
 class PathError(EinsumError):
     """An explicit contraction path or optimizer option is invalid."""
+
+
+class IncompletePathError(PathError, RuntimeError):
+    """An explicit path leaves more than one operand uncontracted (numpy raises
+    ``RuntimeError``)."""
+
+
+class OptionError(EinsumError):
+    """An option of the call has an invalid value: ``order``, ``casting``."""
+
+
+class OptionTypeError(OptionError, TypeError):
+    """An option of the call has the wrong type, or names no dtype (numpy raises
+    ``TypeError``)."""
+
+
+class BackendError(EinsumError, ImportError):
+    """A ``backend=`` names no importable module, or one without the ``einsum`` the
+    contraction needs (opt_einsum lets the ``ImportError`` through)."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .cost import HolderCounts, pair_flops, size_of
-from .errors import PathError
+from .errors import IncompletePathError, PathError
 from .network import Network
 
 __all__ = ["ContractionTree", "TreeCost", "append_merges", "tree_cost"]
@@ -110,7 +110,7 @@ class ContractionTree:
                 x = num_leaves + len(merges) - 1
             live.append(x)
         if len(live) > 1:
-            raise PathError(
+            raise IncompletePathError(
                 f"the path leaves {len(live)} operands; a complete path ends with one"
             )
         return cls(num_leaves, tuple(merges))

@@ -45,17 +45,27 @@ def pytest_configure(config: Any) -> None:
         original = getattr(opt_einsum, name)
         ORIGINALS[f"opt_einsum.{name}"] = original
         setattr(opt_einsum, name, _route(original, getattr(einopt, name)))
+    if hasattr(einopt, "shared_intermediates"):
+        # Sharing contexts are einopt's too (contract runs on einopt), and opt_einsum's
+        # own sharing helpers read einopt's contexts, so both see one cache.
+        import opt_einsum.sharing
+
+        from einopt.run import sharing
+
+        ORIGINALS["opt_einsum.shared_intermediates"] = opt_einsum.shared_intermediates
+        opt_einsum.shared_intermediates = einopt.shared_intermediates
+        for name in ("shared_intermediates", "currently_sharing", "get_sharing_cache",
+                     "count_cached_ops"):
+            ORIGINALS[f"opt_einsum.sharing.{name}"] = getattr(opt_einsum.sharing, name)
+            setattr(opt_einsum.sharing, name, getattr(sharing, name))
 
 
 def pytest_unconfigure(config: Any) -> None:
+    import importlib
+
     import numpy as np
 
     for key, original in ORIGINALS.items():
-        module, name = key.split(".")
-        if module == "numpy":
-            setattr(np, name, original)
-        else:
-            import opt_einsum
-
-            setattr(opt_einsum, name, original)
+        module, _, name = key.rpartition(".")
+        setattr(np if module == "numpy" else importlib.import_module(module), name, original)
     ORIGINALS.clear()

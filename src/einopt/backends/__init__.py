@@ -17,7 +17,8 @@ from ..errors import OperandTypeError
 from .base import Backend
 from .numpy import NumpyBackend
 
-__all__ = ["Backend", "NumpyBackend", "backend_for", "get_backend", "LIBRARIES"]
+__all__ = ["Backend", "NumpyBackend", "backend_for", "get_backend", "named_backend",
+           "LIBRARIES"]
 
 #: Top-level module of an array type -> backend name.
 LIBRARIES = {"torch": "torch", "jax": "jax", "jaxlib": "jax", "cupy": "cupy", "dask": "dask"}
@@ -46,8 +47,13 @@ def get_backend(name: str) -> Backend:
         from .dask import DaskBackend
 
         return DaskBackend()
+    if name.startswith("module:"):
+        from .module import ModuleBackend
+
+        return ModuleBackend(name[len("module:"):])
     known = ", ".join(sorted({"numpy", *LIBRARIES.values()}))
-    raise OperandTypeError(f"unknown backend {name!r}; known: {known}")
+    raise OperandTypeError(f"unknown backend {name!r}; known: {known} (or 'module:NAME' for "
+                           f"a module's einsum)")
 
 
 @memoize("array types", 256)
@@ -78,3 +84,25 @@ def backend_for(operands: Sequence[Any]) -> Backend:
     """The backend of ``operands`` (numpy for ndarrays, lists and Python scalars)."""
     name = backend_name(operands)
     return _NUMPY if name == "numpy" else get_backend(name)
+
+
+#: opt_einsum's names of array libraries (``backend=``) -> einopt's backend.
+LIBRARY_NAMES = {"numpy": "numpy", "torch": "torch", "jax": "jax", "jaxlib": "jax",
+                 "jax.numpy": "jax", "cupy": "cupy", "dask": "dask", "dask.array": "dask"}
+
+
+def named_backend(name: str | None) -> Backend | None:
+    """The backend opt_einsum's ``backend=name`` stands for: None for ``"auto"`` (and
+    None: the operands' own); an array library's backend for its name (the operands
+    are converted to it); any other name is a module whose ``einsum`` runs every step
+    (:class:`~einopt.backends.module.ModuleBackend`, made once per name, as
+    ``get_backend("module:" + name)``)."""
+    if name is None or name == "auto":
+        return None
+    if not isinstance(name, str):
+        raise OperandTypeError(f"backend must be a library or module name, got "
+                               f"{type(name).__name__}")
+    lib = LIBRARY_NAMES.get(name.lower())
+    if lib is not None:
+        return get_backend(lib)
+    return get_backend(f"module:{name}")

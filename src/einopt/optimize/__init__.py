@@ -7,11 +7,13 @@ names of opt_einsum's strategies are accepted as aliases of the nearest einopt o
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from ..errors import PathError
 from ..network import Network
 from ..tree import ContractionTree, tree_cost
-from .greedy import greedy, greedy_run, greedy_tree
+from .external import External, external_tree
+from .greedy import greedy, greedy_run, greedy_tree, random_greedy
 from .hyper import hyper
 from .objective import Budget, Objective, parse_objective
 from .optimal import FULL_LIMIT, OverBudget, bounded_optimal, full_dp, optimal
@@ -19,16 +21,20 @@ from .refine import reconfigure
 
 __all__ = [
     "Budget",
+    "External",
     "Objective",
     "Optimizer",
     "OPTIMIZERS",
     "auto",
+    "auto_hq",
+    "external_tree",
     "get_optimizer",
     "greedy",
     "greedy_tree",
     "hyper",
     "optimal",
     "parse_objective",
+    "random_greedy",
 ]
 
 Optimizer = Callable[[Network, Budget], ContractionTree]
@@ -84,35 +90,94 @@ def naive(network: Network, budget: Budget = DEFAULT_BUDGET) -> ContractionTree:
     return ContractionTree.left_to_right(network.num_tensors)
 
 
+#: Repeats of opt_einsum's ``random-greedy`` and ``random-greedy-128``.
+RANDOM_REPEATS = 32
+RANDOM_REPEATS_HQ = 128
+#: ``auto-hq`` solves exactly up to this many tensors within this work budget (pair
+#: evaluations; opt_einsum's ``auto-hq`` runs its dynamic programming up to 16 tensors).
+AUTO_HQ_EXACT_LIMIT = 16
+AUTO_HQ_BUDGET = 500_000
+
+
+def _sampled(network: Network, budget: Budget, repeats: int) -> ContractionTree:
+    """The best of ``repeats`` randomized greedy trees, refined as ``auto`` refines its
+    greedy tree (once, its costliest subtrees exactly)."""
+    obj = budget.objective
+    best = random_greedy(network, repeats, budget.seed, obj, budget.max_time)
+    return reconfigure(network, best, k=AUTO_RECONFIGURE_K, objective=obj, max_passes=1,
+                       top=AUTO_RECONFIGURE_TOP)
+
+
+def _random_greedy(network: Network, budget: Budget) -> ContractionTree:
+    return _sampled(network, budget, RANDOM_REPEATS)
+
+
+def _random_greedy_128(network: Network, budget: Budget) -> ContractionTree:
+    return _sampled(network, budget, RANDOM_REPEATS_HQ)
+
+
+def auto_hq(network: Network, budget: Budget = DEFAULT_BUDGET) -> ContractionTree:
+    """A higher-quality ``auto`` of bounded work: exact up to 16 tensors (within a work
+    budget), else the best of 128 randomized greedy trees, refined once by exact
+    re-optimization of its costliest subtrees."""
+    n = network.num_tensors
+    obj = budget.objective
+    if 2 < n <= FULL_LIMIT:
+        return full_dp(network, obj)
+    if n <= AUTO_HQ_EXACT_LIMIT and obj.name == "flops":
+        try:
+            return bounded_optimal(network, AUTO_HQ_BUDGET)
+        except OverBudget:
+            pass
+    best = random_greedy(network, RANDOM_REPEATS_HQ, budget.seed, obj, budget.max_time)
+    return reconfigure(network, best, k=AUTO_RECONFIGURE_K + 1, objective=obj, max_passes=1,
+                       top=2 * AUTO_RECONFIGURE_TOP)
+
+
+#: einopt's strategies by name. ``random-greedy``, ``random-greedy-128`` and ``auto-hq``
+#: are opt_einsum's names for searches of fixed work (milliseconds on small networks),
+#: unlike ``hyper``, which spends its whole time budget.
 OPTIMIZERS: dict[str, Optimizer] = {
     "auto": auto,
     "optimal": _optimal,
     "greedy": _greedy,
     "hyper": hyper,
     "naive": naive,
+    "random-greedy": _random_greedy,
+    "random-greedy-128": _random_greedy_128,
+    "auto-hq": auto_hq,
 }
 
+#: The rest of opt_einsum's strategy names (``opt_einsum.paths._PATH_OPTIONS``), each an
+#: alias of the einopt search of similar cost: its exhaustive searches (``optimal``,
+#: ``dp``, ``branch-all``) are exact, ``branch-2`` (a pruned exhaustive search) is
+#: ``auto`` (exact within a work budget), and its single-pass heuristics are greedy.
 ALIASES: dict[str, str] = {
     "dp": "optimal",
+    "dynamic-programming": "optimal",
     "branch-all": "optimal",
-    "branch-2": "greedy",
+    "branch-2": "auto",
     "branch-1": "greedy",
-    "random-greedy": "hyper",
-    "random-greedy-128": "hyper",
-    "auto-hq": "hyper",
     "eager": "greedy",
+    "opportunistic": "greedy",
 }
 
 
-def get_optimizer(name: str | bool | None) -> Optimizer:
-    """The optimizer for a strategy name (``True`` means ``"auto"``, ``False`` no search)."""
+def get_optimizer(name: str | bool | Callable[..., Any] | None) -> Optimizer:
+    """The optimizer for a strategy name (``True`` means ``"auto"``, ``False`` no search),
+    or for another library's optimizer object or path function (see :mod:`.external`)."""
     if name is True:
         return auto
     if name is False or name is None:
         return naive
     if isinstance(name, str):
-        key = ALIASES.get(name, name)
+        key = name.lower()  # opt_einsum's names are case-insensitive
+        key = ALIASES.get(key, key)
         if key in OPTIMIZERS:
             return OPTIMIZERS[key]
+    elif isinstance(name, External):
+        return name.tree
+    elif callable(name):
+        return External(name).tree
     known = ", ".join(sorted([*OPTIMIZERS, *ALIASES]))
     raise PathError(f"unknown optimize strategy {name!r}; known: {known}")

@@ -17,11 +17,13 @@ from __future__ import annotations
 import heapq
 import math
 import random
+import time
 
 from ..network import Network
-from ..tree import ContractionTree
+from ..tree import ContractionTree, tree_cost
+from .objective import FLOPS, Objective
 
-__all__ = ["greedy", "greedy_run", "greedy_tree", "SWEEP_LIMIT"]
+__all__ = ["greedy", "greedy_run", "greedy_tree", "random_greedy", "SWEEP_LIMIT"]
 
 #: The sweeping regime (``"sweep"``) grows one tensor with many indices, so its cost
 #: per merge grows with the network: searches try it only up to this many tensors.
@@ -213,3 +215,43 @@ def greedy_run(network: Network, alpha: float = 1.0, temperature: float = 0.0,
 def greedy(network: Network) -> ContractionTree:
     """The deterministic greedy tree (``alpha = 1``, no noise)."""
     return greedy_tree(network)
+
+
+def random_greedy(network: Network, repeats: int = 32, seed: int | None = None,
+                  objective: Objective = FLOPS, max_time: float | None = None
+                  ) -> ContractionTree:
+    """The best of ``repeats`` greedy trees (opt_einsum's ``random-greedy`` in spirit).
+
+    The first two are the deterministic trees of the ``"global"`` and ``"hybrid"``
+    regimes; each further one draws ``alpha`` in [0, 2], a temperature log-uniform in
+    [0.001, 1] and a regime, seeded by ``seed`` (a fixed seed when None: the same
+    network gets the same tree). ``max_time`` (seconds), when given, ends the repeats
+    early. Trees are compared by ``objective``.
+    """
+    n = network.num_tensors
+    if n <= 2:
+        return greedy_tree(network)
+    rng = random.Random(0 if seed is None else seed)
+    deadline = None if max_time is None else time.perf_counter() + max_time
+    exact = objective.name == "flops"  # greedy_run counts flops exactly
+    best: ContractionTree | None = None
+    best_score: float = math.inf
+    for k in range(max(1, repeats)):
+        if k == 0:
+            tree, flops = greedy_run(network)
+        elif k == 1:
+            tree, flops = greedy_run(network, regime="hybrid")
+        else:
+            regime = REGIMES[rng.randrange(len(REGIMES))]
+            if regime == "sweep" and n > SWEEP_LIMIT:
+                regime = "hybrid"
+            tree, flops = greedy_run(network, rng.uniform(0.0, 2.0),
+                                     math.exp(rng.uniform(math.log(1e-3), 0.0)),
+                                     rng.randrange(2**31), regime)
+        score = flops if exact else objective.score(tree_cost(network, tree))
+        if score < best_score or best is None:
+            best, best_score = tree, score
+        if deadline is not None and time.perf_counter() > deadline:
+            break
+    assert best is not None
+    return best

@@ -26,8 +26,8 @@ from ..plan import Plan, Step, StepKind
 from .native import native_program
 from .views import dense_operands, embed_output, structured_inputs
 
-__all__ = ["cached", "check_operands", "compile_program", "dual_program", "program_for",
-           "slice_sum", "slice_values"]
+__all__ = ["cached", "check_operands", "compile_program", "dual_program", "final_function",
+           "program_for", "slice_sum", "slice_values", "step_function"]
 
 Program = Callable[..., Any]
 
@@ -65,8 +65,10 @@ def _prep(step: Step, be: Backend) -> Callable[[Any], Any]:
     if step.squeeze is not None:
         sq = step.squeeze
         ops.append(lambda x: be.reshape(x, sq))
-    if be.pair_einsum and (step.diagonal is not None or step.sum_axes is not None):
-        # Diagonal and sum as one call of the library's einsum (one fused kernel).
+    if (be.pair_einsum and (step.diagonal is not None or step.sum_axes is not None)
+            or be.einsum_loops and step.diagonal is not None):
+        # Diagonal and sum as one call of the library's einsum (one fused kernel; numpy's
+        # loop reads a trace in place).
         ndim = (sum(len(g) for g in step.diagonal) if step.diagonal
                 else len(step.indices) + len(step.sum_axes or ()))
         groups = step.diagonal or tuple((a,) for a in range(ndim))
@@ -167,6 +169,17 @@ def _final(perm: tuple[int, ...] | None, shape: tuple[int, ...] | None,
     if shape is None:
         return lambda x: be.transpose(x, perm)
     return lambda x: be.reshape(be.transpose(x, perm), shape)
+
+
+def step_function(step: Step, be: Backend) -> Callable[..., Any]:
+    """One step compiled for ``be``: a function of its operand (PREP) or of its two."""
+    return _prep(step, be) if step.kind is StepKind.PREP else _pair(step, be)
+
+
+def final_function(plan: Plan, be: Backend) -> Callable[[Any], Any] | None:
+    """How the last step's result becomes ``plan``'s output on ``be`` (a transpose and or
+    reshape), or None when it already is."""
+    return _final(plan.output_perm, plan.output_reshape, be)
 
 
 def native_of(plan: Plan, be: Backend) -> Any:
