@@ -17,6 +17,7 @@ import einopt.torch
 
 # compat's functions live in its submodule (the package's name ``contract`` is the function)
 MODULES = [einopt.api, einopt.autodiff, importlib.import_module("einopt.compat.contract"),
+           importlib.import_module("einopt.compat.expression"),
            einopt.run.sharing, einopt.structured.operands, einopt.torch]
 
 

@@ -14,7 +14,7 @@ import dataclasses
 import functools
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -23,14 +23,22 @@ from .backends import NumpyBackend, backend_for
 from .backends.numpy import numpy_subscripts
 from .caches import BoundedDict, clear_all, memoize
 from .codegen import plan_source
-from .errors import OptionError, OptionTypeError, PathError, SubscriptError, SubscriptTypeError
+from .errors import OptionTypeError, PathError
 from .graphs import svg
 from .network import build_network, shape_of
 from .optimize import Budget, External, get_optimizer, parse_objective
 from .optimize.cache import TreeCache, canonical_key
 from .optimize.cse import find_twins
 from .optimize.slicing import slice_tree
-from .parse import Equation, equation_of, sublist_args
+from .parse import (
+    NO_OPERANDS,
+    Equation,
+    call_equation,
+    casting_of,
+    equation_of,
+    order_of,
+    sublist_args,
+)
 from .plan import Plan as PlanValue
 from .plan import Shared, build_plan
 from .plan.persist import plan_from_json, plan_to_json
@@ -44,8 +52,7 @@ from .structured.switch import Switch, expansion, pick, signatures
 from .tree import ContractionTree
 from .viz import draw_tree
 
-__all__ = ["einsum", "plan", "Plan", "as_handle", "clear_caches", "call_equation", "memory_form",
-           "NO_OPERANDS", "CACHE_SIZE"]
+__all__ = ["einsum", "plan", "Plan", "as_handle", "clear_caches", "memory_form", "CACHE_SIZE"]
 
 CACHE_SIZE = 1024
 
@@ -383,65 +390,6 @@ def plan(subscripts: Any, *operands_or_shapes: Any, optimize: Any = "auto",
     return _plan_for(eq, shapes, dtypes, dtype, optimize, budget, cache_dir, aliases)
 
 
-class _NoOperands:
-    """The default of ``subscripts``: a call without any argument."""
-
-    def __repr__(self) -> str:
-        return "<no operands>"
-
-
-#: ``subscripts`` of a call given nothing (numpy raises "No input operands" for it).
-NO_OPERANDS: Any = _NoOperands()
-
-
-def call_equation(subscripts: Any, operands: Sequence[Any]) -> tuple[Equation, list[Any]]:
-    """``(equation, operands)`` of an einsum call, either form, checked as numpy checks
-    the call: some operand is given, and each subscript list of the sublist form is a
-    list (a :class:`SubscriptTypeError`, a ``TypeError``, where it is not)."""
-    if subscripts is NO_OPERANDS:
-        raise SubscriptError("No input operands: einsum takes subscripts and operands")
-    if not isinstance(subscripts, str):
-        args = (subscripts, *operands)
-        subs = list(args[1::2]) + ([args[-1]] if len(args) % 2 and len(args) > 1 else [])
-        for k, sub in enumerate(subs):
-            if isinstance(sub, (str, bytes)) or not isinstance(sub, Iterable):
-                where = "the output" if k == len(args) // 2 else f"operand {k}"
-                raise SubscriptTypeError(
-                    f"{where}: in the sublist form the subscripts of each operand are a list "
-                    f"of labels, got {type(sub).__name__}")
-    return equation_of(subscripts, operands)
-
-
-_ORDERS = ("C", "F", "A", "K")
-_CASTINGS = ("no", "equiv", "safe", "same_kind", "unsafe")
-
-
-def _option_text(name: str, value: Any) -> str:
-    if isinstance(value, bytes):
-        value = value.decode("latin-1")
-    if not isinstance(value, str):
-        raise OptionTypeError(f"{name} must be str, not {type(value).__name__}")
-    return value
-
-
-def _order_of(order: Any) -> str:
-    """numpy's ``order`` (any case; None is ``"K"``) as one of ``C F A K``."""
-    if order is None:
-        return "K"
-    text = _option_text("order", order)
-    if text.upper() not in _ORDERS:
-        raise OptionError(f"order must be one of 'C', 'F', 'A', or 'K' (got {text!r})")
-    return text.upper()
-
-
-def _casting_of(casting: Any) -> str:
-    text = _option_text("casting", casting)
-    if text not in _CASTINGS:
-        raise OptionError("casting must be one of " + ", ".join(map(repr, _CASTINGS)) +
-                          f" (got {text!r})")
-    return text
-
-
 def _numpy_dtype(dtype: Any) -> Any:
     """``dtype`` as a numpy dtype (None stays None)."""
     if dtype is None:
@@ -507,7 +455,7 @@ def einsum(subscripts: Any = NO_OPERANDS, *operands: Any, optimize: Any = "auto"
 
 def _einsum(subscripts: Any, operands: Sequence[Any], optimize: Any, out: Any, dtype: Any,
             memory_limit: Any, casting: Any, executor: Any, order: Any = "K") -> Any:
-    order, casting = _order_of(order), _casting_of(casting)
+    order, casting = order_of(order), casting_of(casting)
     eq, items = call_equation(subscripts, operands)
     if any(isinstance(x, Switch) for x in items):
         return _einsum_switches(eq, items, optimize, out, dtype, memory_limit)

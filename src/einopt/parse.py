@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from .caches import memoize
-from .errors import SubscriptError, SubscriptTypeError
+from .errors import OptionError, OptionTypeError, SubscriptError, SubscriptTypeError
 
 __all__ = ["Equation", "Label", "parse", "parse_cached", "parse_sublist", "equation_of",
-           "sort_labels", "sublist_args"]
+           "sort_labels", "sublist_args", "NO_OPERANDS", "call_equation", "order_of",
+           "casting_of"]
 
 Label = Hashable
 
@@ -266,3 +267,65 @@ def equation_of(subscripts: Any, operands: Sequence[Any]) -> tuple[Equation, lis
     if isinstance(subscripts, str):
         return parse_cached(subscripts), list(operands)
     return parse_sublist((subscripts, *operands))
+
+
+# The arguments of an einsum call, read as numpy reads them.
+
+
+class _NoOperands:
+    """The default of ``subscripts``: a call without any argument."""
+
+    def __repr__(self) -> str:
+        return "<no operands>"
+
+
+#: ``subscripts`` of a call given nothing (numpy raises "No input operands" for it).
+NO_OPERANDS: Any = _NoOperands()
+
+
+def call_equation(subscripts: Any, operands: Sequence[Any]) -> tuple[Equation, list[Any]]:
+    """``(equation, operands)`` of an einsum call, either form, checked as numpy checks
+    the call: some operand is given, and each subscript list of the sublist form is a
+    list (a :class:`SubscriptTypeError`, a ``TypeError``, where it is not)."""
+    if subscripts is NO_OPERANDS:
+        raise SubscriptError("No input operands: einsum takes subscripts and operands")
+    if not isinstance(subscripts, str):
+        args = (subscripts, *operands)
+        subs = list(args[1::2]) + ([args[-1]] if len(args) % 2 and len(args) > 1 else [])
+        for k, sub in enumerate(subs):
+            if isinstance(sub, (str, bytes)) or not isinstance(sub, Iterable):
+                where = "the output" if k == len(args) // 2 else f"operand {k}"
+                raise SubscriptTypeError(
+                    f"{where}: in the sublist form the subscripts of each operand are a list "
+                    f"of labels, got {type(sub).__name__}")
+    return equation_of(subscripts, operands)
+
+
+ORDERS = ("C", "F", "A", "K")
+CASTINGS = ("no", "equiv", "safe", "same_kind", "unsafe")
+
+
+def option_text(name: str, value: Any) -> str:
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    if not isinstance(value, str):
+        raise OptionTypeError(f"{name} must be str, not {type(value).__name__}")
+    return value
+
+
+def order_of(order: Any) -> str:
+    """numpy's ``order`` (any case; None is ``"K"``) as one of ``C F A K``."""
+    if order is None:
+        return "K"
+    text = option_text("order", order)
+    if text.upper() not in ORDERS:
+        raise OptionError(f"order must be one of 'C', 'F', 'A', or 'K' (got {text!r})")
+    return text.upper()
+
+
+def casting_of(casting: Any) -> str:
+    text = option_text("casting", casting)
+    if text not in CASTINGS:
+        raise OptionError("casting must be one of " + ", ".join(map(repr, CASTINGS)) +
+                          f" (got {text!r})")
+    return text

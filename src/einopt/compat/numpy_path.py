@@ -22,11 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from ..api import NO_OPERANDS, Plan, call_equation, memory_form, plan
+from ..api import Plan, memory_form, plan
 from ..backends.numpy import letters_for
 from ..errors import IncompletePathError, PathError
 from ..network import Network, bits, build_network
-from ..parse import Equation, sublist_args
+from ..parse import NO_OPERANDS, Equation, call_equation, sublist_args
 
 __all__ = ["einsum_path", "numpy_greedy", "numpy_optimal"]
 

@@ -27,8 +27,9 @@ __all__ = ["StepKind", "Step", "Kernels", "prep_step", "resolve_kernels"]
 _DOT_EINSUM_CONTRACT = 16
 _DOT_EINSUM_BATCH = 1024
 #: An outer product whose inner (right) factor has at most this many elements runs
-#: fastest in numpy's einsum loop; longer rows as a broadcast multiply (measured).
-_OUTER_EINSUM_INNER = 4096
+#: fastest in numpy's einsum loop; longer rows as a broadcast multiply (measured by
+#: benchmarks/kernels.py: at 4096 the loop loses by 1.4-2x, at 2048 it wins).
+_OUTER_EINSUM_INNER = 2048
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
