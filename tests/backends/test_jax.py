@@ -46,6 +46,22 @@ def test_jit_equals_jax_einsum(case):
                                rtol=1e-6, atol=1e-9)
 
 
+MULTI_CASES = [c for c in GRAD_CASES if c.nops >= 3]
+
+
+@pytest.mark.parametrize("case", MULTI_CASES, ids=[c.label for c in MULTI_CASES])
+def test_jit_runs_the_whole_einsum_along_the_plan(case):
+    """Traced, a plain plan of 3+ operands runs as one jax.numpy.einsum along einopt's
+    path (the ellipses, diagonals and size-1 axes of the corpus included): equal to
+    numpy, in value and shape."""
+    arrays = make_operands(case.shapes, np.float64, seed=len(case.eq))
+    ops = [jnp.asarray(x) for x in arrays]
+    f = jax.jit(lambda *xs: einopt.einsum(case.eq, *xs))
+    want = np.einsum(ascii_equation(case.eq), *arrays)
+    np.testing.assert_allclose(f(*ops), want, rtol=1e-6, atol=1e-9)
+    assert f(*ops).shape == want.shape
+
+
 def test_vmap_and_float64():
     w = jnp.asarray(np.random.default_rng(0).standard_normal((5, 3)))
     x = jnp.asarray(np.random.default_rng(1).standard_normal((7, 5)))

@@ -73,6 +73,19 @@ class Backend:
     #: whether every pairwise step runs as the library's two-operand einsum (where that
     #: compiles to one fused contraction, transposes included: XLA's dot_general)
     pair_einsum = False
+    #: whether, while traced by a compiler (``jax.jit``), a whole unsliced contraction runs
+    #: as one call of the library's einsum given the plan's path (:meth:`einsum_path`):
+    #: the compiler then lays out every intermediate for its own kernels
+    whole_einsum = False
+
+    def traced(self, operands: Sequence[Any]) -> bool:
+        """Whether ``operands`` are a compiler's placeholders (not concrete arrays)."""
+        return False
+
+    def einsum_path(self, subscripts: str, operands: Sequence[Any],
+                    path: list[tuple[int, ...]]) -> Any:
+        """The whole einsum, contracted pairwise along ``path`` (opt_einsum's format)."""
+        raise NotImplementedError
 
     def prepare(self, items: Sequence[Any], dtype: Any = None,
                 casting: str = "safe") -> list[Any]:

@@ -324,13 +324,44 @@ def _program(plan: Plan, be: Backend) -> Program:
     if plan.shared is not None:
         return _shared_program(plan, be)
     if not plan.tree.sliced:
-        return compile_program(plan, be)
+        prog = compile_program(plan, be)
+        whole = _whole_einsum(plan, be)
+        if whole is None:
+            return prog
+        traced = be.traced
+
+        def either(*operands: Any) -> Any:
+            return whole(*operands) if traced(operands) else prog(*operands)
+
+        return either
     run, slices = slice_sum(plan, be), slice_values(plan)
 
     def prog(*operands: Any) -> Any:
         return run(operands, slices)
 
     return prog
+
+
+_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def _whole_einsum(plan: Plan, be: Backend) -> Program | None:
+    """The plan as one call of the library's einsum along the plan's path, for backends
+    whose compiler lays out intermediates itself (None where that does not apply: plans
+    of structured operands, or over more than 52 indices)."""
+    net = plan.network
+    if not be.whole_einsum or plan.structure is not None or len(net.sizes) > len(_LETTERS) \
+            or net.num_tensors < 3:
+        return None
+    subs = (",".join("".join(_LETTERS[i] for i in raw) for raw in net.raw) + "->"
+            + "".join(_LETTERS[i] for i in net.output))
+    path, call, shape = plan.path, be.einsum_path, plan.output_shape
+
+    def whole(*operands: Any) -> Any:
+        result = call(subs, operands, path)
+        return result if tuple(result.shape) == shape else be.reshape(result, shape)
+
+    return whole
 
 
 def shared_parts(plan: Plan, be: Backend) -> tuple[Program, Program]:
