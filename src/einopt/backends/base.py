@@ -14,9 +14,9 @@ import numpy as np
 
 from ..errors import OperandTypeError, ShapeError
 
-__all__ = ["Backend", "NumpyLike", "diagonal_subscripts", "zero_pad", "strided_window",
-           "check_kind", "check_not_array",
-           "dtype_result_type", "strided_diagonal"]
+__all__ = ["Backend", "NumpyLike", "diagonal_subscripts", "check_casts", "zero_pad",
+           "strided_window", "check_kind", "check_not_array", "dtype_result_type",
+           "strided_diagonal"]
 
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 #: dtype kinds einsum cannot multiply: strings, bytes, void, datetimes, timedeltas,
@@ -271,11 +271,7 @@ class NumpyLike(Backend):
         if dtype is None:
             return self.result_type(arrays)
         common = np.dtype(dtype)
-        for k, arr in enumerate(arrays):
-            if not np.can_cast(arr.dtype, common, casting):  # type: ignore[arg-type]
-                raise OperandTypeError(
-                    f"operand {k} of dtype {arr.dtype} cannot be cast to dtype={common} "
-                    f"under casting={casting!r}")
+        check_casts(arrays, common, casting, f"dtype={common}")
         return common
 
     def prepare(self, items: Sequence[Any], dtype: Any = None,
@@ -315,3 +311,12 @@ def strided_window(x: Any, axis: int, sizes: tuple[int, int], steps: tuple[int, 
     strides = st[:axis] + (steps[0] * st[axis], steps[1] * st[axis]) + st[axis + 1:]
     base = x[(slice(None),) * axis + (slice(start, None),)]
     return np.lib.stride_tricks.as_strided(base, shape, strides, writeable=False)
+
+
+def check_casts(arrays: Sequence[Any], target: Any, casting: str, what: str) -> None:
+    """Raise an :class:`OperandTypeError` naming the first operand whose dtype does not
+    cast to ``target`` under numpy's ``casting`` rule (``what`` names the target)."""
+    for k, arr in enumerate(arrays):
+        if not np.can_cast(arr.dtype, target, casting):  # type: ignore[arg-type]
+            raise OperandTypeError(f"operand {k} of dtype {arr.dtype} cannot be cast to "
+                                   f"{what} under casting={casting!r}")

@@ -13,6 +13,7 @@ from ..parse import Label
 from . import numpy_conv
 from .base import (
     NumpyLike,
+    check_casts,
     check_kind,
     check_not_array,
     diagonal_subscripts,
@@ -234,9 +235,5 @@ class NumpyBackend(NumpyLike):
         also be of the promoted dtype already, as numpy's einsum requires."""
         common = super().common_dtype(arrays, dtype, casting)
         if dtype is None and casting in _STRICT_CASTINGS:
-            for k, arr in enumerate(arrays):
-                if not np.can_cast(arr.dtype, common, casting):  # type: ignore[arg-type]
-                    raise OperandTypeError(
-                        f"operand {k} of dtype {arr.dtype} cannot be cast to the result "
-                        f"dtype {common} under casting={casting!r}")
+            check_casts(arrays, common, casting, f"the result dtype {common}")
         return common
