@@ -31,32 +31,20 @@ from typing import Any
 
 import numpy as np
 
-try:
-    from .core import (
-        CASES,
-        Case,
-        Row,
-        Tool,
-        einopt_path,
-        machine_header,
-        print_main_table,
-        progress,
-        run_case,
-        summarize_ratios,
-    )
-except ImportError:  # run as a script: benchmarks/ is on sys.path
-    from core import (
-        CASES,
-        Case,
-        Row,
-        Tool,
-        einopt_path,
-        machine_header,
-        print_main_table,
-        progress,
-        run_case,
-        summarize_ratios,
-    )
+if os.path.dirname(os.path.abspath(__file__)) not in sys.path:  # run as a module
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from core import (  # noqa: E402  (the sibling script's cases and table)
+    CASES,
+    Case,
+    Row,
+    Tool,
+    einopt_path,
+    machine_header,
+    print_main_table,
+    progress,
+    run_case,
+    summarize_ratios,
+)
 
 import einopt
 
