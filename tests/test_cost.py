@@ -1,9 +1,11 @@
 import itertools
 import math
 
+import numpy as np
 import pytest
 
-from einopt.cost import HolderCounts, pair_flops, size_of
+import einopt
+from einopt.cost import HolderCounts, count_text, pair_flops, ratio, ratio_text, size_of
 from einopt.network import bits, build_network
 from einopt.parse import parse
 from einopt.tree import ContractionTree, tree_cost
@@ -59,3 +61,32 @@ def test_size_of():
     assert size_of(0b101, (2, 3, 4)) == 8
     assert size_of(0, (2, 3)) == 1
     assert math.prod([]) == 1
+
+
+@pytest.mark.parametrize(("x", "text"), [
+    (0, "0"), (12345, "1.23e+04"), (2.5, "2.5"), (10**400, "1.00e+400"),
+    (999 * 10**997, "9.99e+999"), (9996 * 10**1200, "1.00e+1204"),
+])
+def test_count_text_at_any_size(x, text):
+    assert count_text(x) == text
+
+
+def test_ratio_past_the_float_range():
+    assert ratio(10**400, 10) == math.inf
+    assert ratio(10**400, 10**399) == pytest.approx(10.0)
+    assert ratio_text(10**400, 10**100) == "1e+300"
+    assert ratio_text(10**900, 10**100) == "1.00e+800"
+
+
+def test_plans_of_huge_networks_print():
+    # 1,100 binary indices: the naive cost is near 2**1100, past any float.
+    n = 1100
+    ops = []
+    for k in range(n):
+        ops += [np.ones((2, 2)), [k, (k + 1) % n]]
+    p = einopt.plan(*ops, [], optimize="greedy")
+    assert p.naive_flops.bit_length() > 1100
+    assert p.speedup == math.inf
+    for text in (str(p), repr(p), p.explain(), p.code()):
+        assert "e+" in text
+    assert "speedup=" in repr(p)

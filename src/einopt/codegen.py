@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from .cost import count_text, ratio_text
 from .errors import EinsumError
 from .plan import Plan, Step, StepKind
 
@@ -187,6 +188,6 @@ def plan_source(plan: Plan, backend: str = "numpy", names: Sequence[str] | None 
             if plan.structure is not None else "")
     head = [lib, diag, "",
             f"def contraction({', '.join(dict.fromkeys(args))}):",
-            f'    """{plan.equation} -- {plan.flops:.4g} flops, '
-            f'{plan.speedup:.3g}x fewer than naive.{note}"""']
+            f'    """{plan.equation} -- {count_text(plan.flops, 4)} flops, '
+            f'{ratio_text(plan.naive_flops, plan.flops)}x fewer than naive.{note}"""']
     return "\n".join(head + ["    " + line for line in body]) + "\n"

@@ -13,7 +13,41 @@ from collections.abc import Iterable, Sequence
 
 from .network import FEW_BITS, LONG_MASK, bits
 
-__all__ = ["size_of", "pair_flops", "HolderCounts"]
+__all__ = ["size_of", "pair_flops", "HolderCounts", "count_text", "ratio", "ratio_text"]
+
+
+def count_text(x: int | float, digits: int = 3) -> str:
+    """``x`` in ``%.{digits}g`` style, also where it is an int beyond any float's range.
+
+    Costs are exact Python ints: a network of a thousand binary indices has a naive cost
+    near ``2**1000``, which ``float(x)`` (and so ``f"{x:.3g}"``) cannot convert.
+    """
+    if isinstance(x, int) and x.bit_length() > 1000:
+        e = math.floor(math.log10(x))
+        m = round(10 ** (math.log10(x) - e), digits - 1)
+        if m >= 10:
+            m, e = m / 10, e + 1
+        return f"{m:.{digits - 1}f}e+{e}"
+    return f"{x:.{digits}g}"
+
+
+def ratio(a: int | float, b: int | float) -> float:
+    """``a / b`` as a float, ``inf`` where the quotient passes the float range (huge ints)."""
+    if b == 0:
+        return math.inf if a else math.nan
+    try:
+        return a / b
+    except OverflowError:
+        return math.inf if (a > 0) == (b > 0) else -math.inf
+
+
+def ratio_text(a: int, b: int, digits: int = 3) -> str:
+    """``a / b`` printed like :func:`count_text`, exact in magnitude at any size."""
+    b = max(b, 1)
+    try:
+        return f"{a / b:.{digits}g}"
+    except OverflowError:
+        return count_text(a // b, digits)
 
 
 def size_of(mask: int, sizes: Sequence[int]) -> int:

@@ -7,6 +7,7 @@ import math
 from collections.abc import Sequence
 
 from .codegen import plan_source
+from .cost import count_text, ratio, ratio_text
 from .network import bits, label_text
 from .plan import Plan, Step, StepKind
 from .tree import tree_cost
@@ -21,7 +22,7 @@ def _indices(ids: tuple[int, ...], plan: Plan) -> str:
 
 
 def _fmt(x: float) -> str:
-    return f"{x:.3g}" if x >= 1e4 or x == 0 or x != int(x) else str(int(x))
+    return count_text(x) if x >= 10_000 or x == 0 or x != int(x) else str(int(x))
 
 
 def _step_row(step: Step, plan: Plan, names: dict[int, str], orders: dict[int, tuple[int, ...]]
@@ -56,7 +57,8 @@ def plan_table(plan: Plan) -> str:
         f"einopt plan for {plan.equation}",
         f"  shapes: {', '.join(str(s) for s in plan.shapes)}",
         f"  flops: {_fmt(plan.flops)}  naive: {_fmt(plan.naive_flops)}  "
-        f"speedup: {plan.speedup:.3g}x  largest intermediate: {_fmt(plan.max_size)}  "
+        f"speedup: {ratio_text(plan.naive_flops, plan.flops)}x  "
+        f"largest intermediate: {_fmt(plan.max_size)}  "
         f"sliced: {sliced}",
         f"  path: {plan.path}",
         "",
@@ -113,7 +115,8 @@ def plan_explain(plan: Plan, names: Sequence[str] | None = None,
     total = max(plan.flops, 1)
     for k, step in enumerate(s for s in plan.steps if s.kind is not StepKind.PREP):
         lines.append(f"  step {k}: {step.kind.value:<8} {_fmt(step.flops):>9} flops "
-                     f"({100 * step.flops / total:.0f}%)")
+                     f"({100 * ratio(step.flops, total):.0f}%)")
+    speedup = ratio_text(plan.naive_flops, plan.flops)
     lines += ["", f"flops: {_fmt(plan.flops)}, naive loop: {_fmt(plan.naive_flops)}, "
-                  f"speedup: {plan.speedup:.0f}x", "", plan_source(plan, backend, names)]
+                  f"speedup: {speedup}x", "", plan_source(plan, backend, names)]
     return "\n".join(lines)

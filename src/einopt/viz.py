@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .cost import pair_flops
+from .cost import count_text, pair_flops, ratio_text
 from .graphs import TENSOR_COLOR, draw_graph, factor_graph, figure, index_graph, svg
 from .network import label_text
 
@@ -78,7 +78,8 @@ def draw_tree(plan: Any) -> Any:
             labels = "".join(label_text(net.labels[i]) for i in net.raw[v])
             ax.annotate(f"op{v}[{labels}]", (x_of[v], 0), textcoords="offset points",
                         xytext=(0, -14), ha="center", fontsize=8)
-    ax.set_title(f"contraction tree: {plan.flops:.3g} flops, {plan.speedup:.3g}x fewer "
+    ax.set_title(f"contraction tree: {count_text(plan.flops)} flops, "
+                 f"{ratio_text(plan.naive_flops, plan.flops)}x fewer "
                  "than naive\n(merge size and colour: its share of the flops)")
     return fig
 

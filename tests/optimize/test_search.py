@@ -36,7 +36,7 @@ def test_random_greedy_valid_and_seeded(seed):
     a = greedy_tree(net, alpha=0.7, temperature=0.3, seed=seed)
     b = greedy_tree(net, alpha=0.7, temperature=0.3, seed=seed)
     assert a == b and len(a.merges) == 29
-    assert greedy_tree(net, temperature=0.0) == greedy(net)
+    assert greedy_tree(net, temperature=0.0) == greedy_tree(net)
 
 
 @pytest.mark.parametrize("seed", range(6))

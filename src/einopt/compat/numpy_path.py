@@ -24,6 +24,7 @@ import numpy as np
 
 from ..api import Plan, memory_form, plan
 from ..backends.numpy import letters_for
+from ..cost import count_text
 from ..errors import IncompletePathError, PathError
 from ..network import Network, bits, build_network
 from ..parse import NO_OPERANDS, Equation, call_equation, sublist_args
@@ -328,9 +329,9 @@ def _report(eq: Equation, net: Network, expr: _Expression, path: Path) -> str:
         f"  Complete contraction:  {','.join(inputs)}->{output}",
         f"         Naive scaling:  {bin(everything).count('1')}",
         f"     Optimized scaling:  {max(scales, default=0)}",
-        f"      Naive FLOP count:  {naive:.3e}",
-        f"  Optimized FLOP count:  {opt:.3e}",
-        f"   Theoretical speedup:  {naive / opt:3.3f}",
+        f"      Naive FLOP count:  {_sci(naive)}",
+        f"  Optimized FLOP count:  {_sci(opt)}",
+        f"   Theoretical speedup:  {_fixed(naive, opt)}",
         f"  Largest intermediate:  {max(sizes, default=0):.3e} elements",
         "-" * 74,
         f"{'scaling':>6} {'current':>24} {'remaining':>40}",
@@ -338,3 +339,19 @@ def _report(eq: Equation, net: Network, expr: _Expression, path: Path) -> str:
     ]
     lines += [f"{scale:4d}    {current:>24} {remaining:>40}" for scale, current, remaining in rows]
     return "\n".join(lines)
+
+
+def _sci(x: int) -> str:
+    """numpy's ``%.3e``, also for ints beyond the float range."""
+    try:
+        return f"{x:.3e}"
+    except OverflowError:
+        return count_text(x, 4)
+
+
+def _fixed(a: int, b: int) -> str:
+    """numpy's ``%3.3f`` of ``a / b``, also where the quotient passes the float range."""
+    try:
+        return f"{a / b:3.3f}"
+    except OverflowError:
+        return count_text(a // b, 4)

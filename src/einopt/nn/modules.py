@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from ..api import Plan, einsum, plan
+from ..cost import count_text
 from ..errors import EinsumError, ShapeError
 from ..parse import parse
 from ..structured import conv_pattern
@@ -311,7 +312,7 @@ class _FactoredConvNd(torch.nn.Module):
         y = p.output_shape
         dense = math.prod(y) * self.in_channels * math.prod(self.kernel_size)
         return (f"{type(self).__name__}({self.spec}): {self.num_parameters} parameters, "
-                f"{p.flops:.3g} flops planned for input {tuple(input_shape)} "
+                f"{count_text(p.flops)} flops planned for input {tuple(input_shape)} "
                 f"(dense kernel: {dense:.3g}), path {p.path}")
 
     def extra_repr(self) -> str:

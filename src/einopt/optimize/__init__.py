@@ -12,11 +12,14 @@ from typing import Any
 from ..errors import PathError
 from ..network import Network
 from ..tree import ContractionTree, tree_cost
+from .chain import chain_tree
 from .external import External, external_tree
+from .fast import Compiled, accelerator
 from .greedy import greedy, greedy_run, greedy_tree, random_greedy
 from .hyper import hyper
 from .objective import Budget, Objective, parse_objective
 from .optimal import FULL_LIMIT, OverBudget, bounded_optimal, full_dp, optimal
+from .reference import reference_greedy
 from .refine import reconfigure
 
 __all__ = [
@@ -46,17 +49,47 @@ AUTO_BUDGET = 50_000
 DEFAULT_BUDGET = Budget()
 
 
-#: Beyond the exact search, ``auto`` keeps the better of two greedy regimes (the
-#: global best pair, and opt_einsum's rule: see :func:`greedy_run`), then re-optimizes
-#: exactly the subtrees (up to 5 leaves) of its most expensive nodes, once. That costs
-#: about three greedy runs: an order of magnitude better trees than either greedy alone
-#: on large networks, for little planning time.
+#: Beyond the exact search, ``auto`` starts from opt_einsum's greedy tree (rebuilt exactly:
+#: see :mod:`.reference`), so it is never worse than it, and keeps the cheapest of it,
+#: the compiled greedy trees where the ``fast`` extra is installed, and (below
+#: ``AUTO_GLOBAL_LIMIT`` tensors without it) einopt's global greedy tree; then it re-solves
+#: exactly the subtrees (up to 5 leaves) of the most expensive merges, once.
 AUTO_RECONFIGURE_K = 5
 AUTO_RECONFIGURE_TOP = 8
+AUTO_GLOBAL_LIMIT = 0
+#: Chains up to this length get the exact chain dynamic program (O(n^3): longer ones
+#: would plan slower than greedy; ``optimal`` and ``hyper`` solve any length).
+AUTO_CHAIN_LIMIT = 100
+#: The compiled greedy's cost modifiers ``auto`` tries (1 is the plain size rule).
+AUTO_COSTMODS = (1.0, 0.5, 2.0)
+
+
+def _cheapest(network: Network, trees: list[ContractionTree], obj: Objective
+              ) -> ContractionTree:
+    """The tree of least cost (exact ints for flops), the first one on ties."""
+    if obj.name == "flops":
+        return min(trees, key=lambda t: tree_cost(network, t).flops)
+    return min(trees, key=lambda t: obj.score(tree_cost(network, t)))
+
+
+def refined_greedy(network: Network, obj: Objective, top: int = AUTO_RECONFIGURE_TOP
+                   ) -> ContractionTree:
+    """``auto`` past the exact search: the best greedy tree, its costliest merges refined."""
+    trees = [reference_greedy(network)]
+    module = accelerator()
+    if module is not None:
+        compiled = Compiled(network, module)
+        trees += [compiled.greedy(costmod=c) for c in AUTO_COSTMODS]
+    elif network.num_tensors <= AUTO_GLOBAL_LIMIT:
+        trees.append(greedy_run(network)[0])
+    best = _cheapest(network, trees, obj)
+    return reconfigure(network, best, k=AUTO_RECONFIGURE_K, objective=obj, max_passes=1,
+                       top=top)
 
 
 def auto(network: Network, budget: Budget = DEFAULT_BUDGET) -> ContractionTree:
-    """Exact where that is fast (small, or sparse enough); refined greedy otherwise."""
+    """Exact where that is fast (small, or sparse enough); refined greedy otherwise, never
+    worse than opt_einsum's greedy."""
     n = network.num_tensors
     if 2 < n <= FULL_LIMIT and budget.objective.name != "flops":
         return full_dp(network, budget.objective)
@@ -65,19 +98,25 @@ def auto(network: Network, budget: Budget = DEFAULT_BUDGET) -> ContractionTree:
             return bounded_optimal(network, AUTO_BUDGET)
         except OverBudget:
             pass
-    obj = budget.objective
-    runs = [greedy_run(network, regime="hybrid"), greedy_run(network)]
-    if obj.name == "flops":  # the greedy runs count their flops exactly
-        best = min(runs, key=lambda r: r[1])[0]
-    else:
-        best = min((t for t, _ in runs), key=lambda t: obj.score(tree_cost(network, t)))
-    return reconfigure(network, best, k=AUTO_RECONFIGURE_K, objective=obj, max_passes=1,
-                       top=AUTO_RECONFIGURE_TOP)
+    if n <= AUTO_CHAIN_LIMIT:
+        exact = chain_tree(network, budget.objective)
+        if exact is not None:
+            return exact
+    return refined_greedy(network, budget.objective)
 
 
 def _optimal(network: Network, budget: Budget) -> ContractionTree:
     if 2 < network.num_tensors <= FULL_LIMIT:
         return full_dp(network, budget.objective)
+    exact = chain_tree(network, budget.objective)  # the same search, in O(n^3) numpy
+    if exact is not None:
+        return exact
+    module = accelerator()
+    if module is not None and budget.objective.name == "flops":
+        # the same search over connected subsets, compiled
+        compiled = Compiled(network, module).optimal(budget.objective, outer=False)
+        if compiled is not None:
+            return compiled
     return optimal(network)
 
 

@@ -26,10 +26,13 @@ from typing import Any
 from ..network import Network
 from ..tree import ContractionTree, tree_cost
 from .anneal import anneal
+from .chain import chain_order, chain_tree
+from .fast import Compiled, accelerator
 from .greedy import REGIMES, SWEEP_LIMIT, greedy_tree
 from .objective import Budget
 from .optimal import FULL_LIMIT, OverBudget, bounded_optimal, full_dp
-from .partition import partition_tree
+from .partition import kahypar_profile, partition_tree
+from .reference import reference_greedy
 from .refine import reconfigure
 from .slicing import slice_tree
 
@@ -37,6 +40,8 @@ __all__ = ["hyper", "DEFAULT_TIME"]
 
 DEFAULT_TIME = 1.0
 CHAIN_SHARE = 0.1  # of max_time, per annealing chain
+CHAIN_SECONDS = 4e-10  # the chain dynamic program's time per n^3
+SAMPLE_SHARE = 0.25  # of max_time: sampling greedy and partition trees
 PARTITION_LIMIT = 2000  # tensors
 _EXACT_BUDGET = 200_000
 
@@ -143,6 +148,14 @@ def _fit(regime: str, n: int) -> str:
     return "hybrid" if regime == "sweep" and n > SWEEP_LIMIT else regime
 
 
+def _compiled_params(rng: random.Random, near: dict[str, float] | None) -> dict[str, float]:
+    if near is None:
+        return {"costmod": math.exp(rng.uniform(math.log(0.1), math.log(4.0))),
+                "temperature": math.exp(rng.uniform(math.log(1e-3), 0.0))}
+    return {"costmod": min(4.0, max(0.1, near["costmod"] * math.exp(rng.gauss(0, 0.2)))),
+            "temperature": min(1.0, max(1e-3, near["temperature"] * math.exp(rng.gauss(0, 0.5))))}
+
+
 def _partition_params(rng: random.Random, near: dict[str, float] | None) -> dict[str, float]:
     if near is None:
         return {"imbalance": rng.uniform(0.01, 0.6), "cutoff": rng.randint(4, 7)}
@@ -169,12 +182,30 @@ def hyper(network: Network, budget: Budget) -> ContractionTree:
         return search.best
 
     rng = random.Random(budget.seed)
+    module = accelerator()
+    compiled = Compiled(network, module) if module is not None else None
+    # The floor, whatever the budget: opt_einsum's greedy tree (see .reference).
     t0 = time.perf_counter()
-    search.offer(greedy_tree(network))
-    one = time.perf_counter() - t0  # the time of one greedy run and its scoring
-    search.offer(greedy_tree(network, regime="hybrid"))
+    search.offer(reference_greedy(network))
+    one = time.perf_counter() - t0  # about the time of one greedy run and its scoring
+    # A chain is solved exactly where its O(n^3) dynamic program fits the budget.
+    if CHAIN_SECONDS * n**3 < 0.5 * search.time_left() and chain_order(network) is not None:
+        exact = chain_tree(network, obj)
+        if exact is not None:
+            search.offer(exact)
+    # Quick baselines: the other greedy regimes, compiled greedy trees, a partition tree.
+    quick: list[Callable[[], ContractionTree]] = []
+    if compiled is not None:
+        quick += [compiled.greedy, lambda: compiled.greedy(costmod=0.5)]
+    quick += [lambda: greedy_tree(network), lambda: greedy_tree(network, regime="hybrid")]
     if n <= SWEEP_LIMIT:
-        search.offer(greedy_tree(network, regime="sweep"))
+        quick.append(lambda: greedy_tree(network, regime="sweep"))
+    if n <= PARTITION_LIMIT or kahypar_profile() is not None:
+        quick.append(lambda: partition_tree(network, seed=rng.randrange(2**31), objective=obj))
+    for make in quick:
+        if search.time_left() < 0.75 * total:
+            break
+        search.offer(make())
     for seed in range(4):  # the randomized greedy trees ``auto`` also tries
         if search.time_left() < 0.6 * total + one:
             break
@@ -190,14 +221,16 @@ def hyper(network: Network, budget: Budget) -> ContractionTree:
 
     # Phase 1: sample trees with learned parameters.
     methods = [_Method("greedy", _greedy_params), _Method("partition", _partition_params)]
-    phase1_end = start + 0.25 * total
+    if compiled is not None:
+        methods.append(_Method("compiled", _compiled_params))
+    if n > PARTITION_LIMIT and kahypar_profile() is None:
+        del methods[1]  # the built-in bisection is too slow for the budget there
+    phase1_end = start + SAMPLE_SHARE * total
     while time.perf_counter() < phase1_end and search.time_left() > 0:
         # Draw the method whose best is better more often.
-        m = methods[0] if methods[0].best_score <= methods[1].best_score else methods[1]
+        m = min(methods, key=lambda m: (m.best_score, m.tries))
         if rng.random() < 0.3:
-            m = methods[rng.randrange(2)]
-        if n > PARTITION_LIMIT:  # the built-in bisection is too slow for the budget there
-            m = methods[0]
+            m = methods[rng.randrange(len(methods))]
         if time.perf_counter() + one > phase1_end:
             break
         params = m.draw(rng)
@@ -205,6 +238,9 @@ def hyper(network: Network, budget: Budget) -> ContractionTree:
         if m.name == "greedy":
             tree = greedy_tree(network, params["alpha"], params["temperature"], seed,
                                _regime(params, n))
+        elif m.name == "compiled":
+            assert compiled is not None
+            tree = compiled.greedy(params["costmod"], params["temperature"], seed)
         else:
             tree = partition_tree(network, params["imbalance"], int(params["cutoff"]), seed,
                                   obj)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..cost import count_text, ratio, ratio_text
 from ..network import Network, build_network
 from ..parse import Equation
 from ..tree import ContractionTree, tree_cost
@@ -111,8 +112,8 @@ class Plan:
 
     @property
     def speedup(self) -> float:
-        """``naive_flops / flops``."""
-        return self.naive_flops / max(self.flops, 1)
+        """``naive_flops / flops`` (``inf`` where that passes the float range)."""
+        return ratio(self.naive_flops, max(self.flops, 1))
 
     @property
     def sliced(self) -> tuple[Any, ...]:
@@ -122,7 +123,7 @@ class Plan:
     @property
     def slicing_overhead(self) -> float:
         """``flops / unsliced_flops``: the extra work slicing costs (1.0 when unsliced)."""
-        return self.flops / max(self.unsliced_flops, 1)
+        return ratio(self.flops, max(self.unsliced_flops, 1))
 
     @property
     def num_slices(self) -> int:
@@ -131,8 +132,9 @@ class Plan:
 
     def __repr__(self) -> str:
         sliced = f", sliced={self.sliced!r}" if self.tree.sliced else ""
-        return (f"Plan('{self.equation}', flops={self.flops:.4g}, "
-                f"speedup={self.speedup:.4g}, max_size={self.max_size}{sliced})")
+        speedup = ratio_text(self.naive_flops, self.flops, 4)
+        return (f"Plan('{self.equation}', flops={count_text(self.flops, 4)}, "
+                f"speedup={speedup}, max_size={self.max_size}{sliced})")
 
 
 def build_plan(equation: Equation, network: Network, tree: ContractionTree,
