@@ -8,6 +8,7 @@ hyperedge-aware cost model.
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from .cost import HolderCounts, pair_flops, size_of
 from .errors import IncompletePathError, PathError
 from .network import Network
 
-__all__ = ["ContractionTree", "TreeCost", "append_merges", "tree_cost"]
+__all__ = ["ContractionTree", "TreeCost", "append_merges", "tree_cost", "tree_totals"]
 
 Path = list[tuple[int, ...]]
 
@@ -219,3 +220,52 @@ def tree_cost(network: Network, tree: ContractionTree,
         write += s
         max_size = max(max_size, s)
     return TreeCost(flops, max_size, write, tuple(masks), tuple(node_sizes))
+
+
+def tree_totals(network: Network, tree: ContractionTree,
+                sizes: Sequence[int] | None = None) -> TreeCost:
+    """:func:`tree_cost`'s flops, largest size and write, without the node masks.
+
+    Index sets are held sparsely (sets of ids), so a merge costs time in the indices it
+    touches, not in the network's size: the way to score many candidate trees of a large
+    network (:func:`tree_cost`'s masks are ints as wide as the network has indices).
+    The node fields of the result are empty.
+    """
+    sizes = network.sizes if sizes is None else sizes
+    if 0 in sizes:  # empty indices: the division below needs nonzero sizes
+        return tree_cost(network, tree, sizes)
+    out = {i for i in network.output if network.output_mask >> i & 1}
+    held: list[set[int] | frozenset[int]] = [frozenset(t) for t in network.terms]
+    counts = [0] * network.num_indices
+    for term in network.terms:
+        for i in term:
+            counts[i] += 1
+    node_sizes = [math.prod([sizes[i] for i in t]) for t in network.terms]
+    flops = write = max_size = 0
+    for x, y in tree.merges:
+        a, b = held[x], held[y]
+        if len(a) < len(b):
+            a, b = b, a
+        shared = 1
+        summed = 1
+        gone = []
+        for i in b:
+            if i in a:
+                shared *= sizes[i]
+                counts[i] -= 1
+                if counts[i] == 1 and i not in out:
+                    counts[i] = 0
+                    summed *= sizes[i]
+                    gone.append(i)
+        joint = node_sizes[x] * node_sizes[y] // shared
+        s = joint // summed
+        r = set(a)
+        r.update(b)
+        r.difference_update(gone)
+        held.append(r)
+        held[x] = held[y] = frozenset()
+        node_sizes.append(s)
+        flops += joint
+        write += s
+        max_size = max(max_size, s)
+    return TreeCost(flops, max_size, write, (), ())

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..errors import PathError
 from ..network import Network
-from ..tree import ContractionTree, tree_cost
+from ..tree import ContractionTree, tree_totals
 from .chain import chain_tree
 from .external import External, external_tree
 from .fast import Compiled, accelerator
@@ -60,16 +60,18 @@ AUTO_GLOBAL_LIMIT = 0
 #: Chains up to this length get the exact chain dynamic program (O(n^3): longer ones
 #: would plan slower than greedy; ``optimal`` and ``hyper`` solve any length).
 AUTO_CHAIN_LIMIT = 100
-#: The compiled greedy's cost modifiers ``auto`` tries (1 is the plain size rule).
-AUTO_COSTMODS = (1.0, 0.5, 2.0)
+#: Randomized compiled greedy trees ``auto`` draws (besides the plain one) with ``fast``.
+AUTO_TRIALS = 4
 
 
 def _cheapest(network: Network, trees: list[ContractionTree], obj: Objective
               ) -> ContractionTree:
     """The tree of least cost (exact ints for flops), the first one on ties."""
+    if len(trees) == 1:
+        return trees[0]
     if obj.name == "flops":
-        return min(trees, key=lambda t: tree_cost(network, t).flops)
-    return min(trees, key=lambda t: obj.score(tree_cost(network, t)))
+        return min(trees, key=lambda t: tree_totals(network, t).flops)
+    return min(trees, key=lambda t: obj.score(tree_totals(network, t)))
 
 
 def refined_greedy(network: Network, obj: Objective, top: int = AUTO_RECONFIGURE_TOP
@@ -79,7 +81,7 @@ def refined_greedy(network: Network, obj: Objective, top: int = AUTO_RECONFIGURE
     module = accelerator()
     if module is not None:
         compiled = Compiled(network, module)
-        trees += [compiled.greedy(costmod=c) for c in AUTO_COSTMODS]
+        trees += [compiled.greedy(), compiled.sample(AUTO_TRIALS, seed=0)[0]]
     elif network.num_tensors <= AUTO_GLOBAL_LIMIT:
         trees.append(greedy_run(network)[0])
     best = _cheapest(network, trees, obj)

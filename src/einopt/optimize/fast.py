@@ -69,6 +69,16 @@ class Compiled:
                                           seed=seed, simplify=True, use_ssa=True)
         return self._tree(ssa)
 
+    def sample(self, trials: int, costmod: tuple[float, float] = (0.1, 4.0),
+               temperature: tuple[float, float] = (0.001, 1.0), seed: int | None = None
+               ) -> tuple[ContractionTree, float]:
+        """The cheapest of ``trials`` randomized greedy trees (cost modifier uniform and
+        temperature log-uniform in the ranges), and its log10 flops (float32: to rank)."""
+        ssa, log10_flops = self.module.optimize_random_greedy_track_flops(
+            self.inputs, self.output, self.sizes, ntrials=trials, costmod=costmod,
+            temperature=temperature, seed=seed, simplify=True, use_ssa=True)
+        return self._tree(ssa), float(log10_flops)
+
     def optimal(self, objective: Objective, outer: bool = True) -> ContractionTree | None:
         """The exact optimum over connected subsets (and outer products, with ``outer``),
         or None for an objective cotengrust does not minimize."""

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..network import Network
-from ..tree import ContractionTree, tree_cost
+from ..tree import ContractionTree, tree_totals
 from .anneal import anneal
 from .chain import chain_order, chain_tree
 from .fast import Compiled, accelerator
@@ -65,7 +65,7 @@ class _Search:
     def offer(self, tree: ContractionTree) -> float:
         if self.budget.memory_limit is not None:
             tree = slice_tree(self.network, tree, self.budget.memory_limit)
-        cost = tree_cost(self.network, tree, self.sizes(tree))
+        cost = tree_totals(self.network, tree, self.sizes(tree))
         slices = math.prod(self.network.sizes[i] for i in tree.sliced)
         s = self.budget.objective.score(cost, slices)
         self.trials += 1
