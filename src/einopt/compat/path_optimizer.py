@@ -15,7 +15,9 @@ it. ``import einopt`` does not import opt_einsum; making an optimizer does.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Hashable, Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from ..errors import PathError
@@ -80,18 +82,19 @@ class PathOptimizer:
     def __call__(self, inputs: Iterable[Iterable[Hashable]], output: Iterable[Hashable],
                  size_dict: Mapping[Hashable, int], memory_limit: Any = None) -> Path:
         """The linear path einopt finds for the contraction (see the class doc)."""
+        budget = replace(self._budget, started=time.perf_counter())  # set-up counts too
         network = protocol_network(inputs, output, size_dict)
         n = network.num_tensors
         if n <= 2:
             return [tuple(range(n))] if n else []
         if memory_limit in _UNLIMITED:
-            return self._search(network, self._budget).linear_path()
+            return self._search(network, budget).linear_path()
         try:
             limit = int(memory_limit)
         except (TypeError, ValueError):
             raise PathError(f"memory_limit must be a number of elements, got {memory_limit!r}") \
                 from None
-        return limited_order(network, self._search, self._budget, limit).linear_path()
+        return limited_order(network, self._search, budget, limit).linear_path()
 
     def __repr__(self) -> str:
         return (f"einopt.PathOptimizer(optimize={self.optimize!r}, max_time={self.max_time!r}, "

@@ -21,7 +21,9 @@ from ..network import Network
 from ..tree import ContractionTree
 from .objective import Objective
 
-__all__ = ["accelerator", "Compiled"]
+__all__ = ["accelerator", "Compiled", "MAX_COSTMOD"]
+
+MAX_COSTMOD = 1.0
 
 
 @lru_cache(maxsize=1)
@@ -57,6 +59,12 @@ class Compiled:
         held = {i for term in network.terms for i in term}
         self.sizes = {_char(i): float(network.sizes[i]) for i in held}
 
+    @staticmethod
+    def _safe(costmod: float) -> float:
+        """Cost modifiers above 1 can make cotengrust's log-space scores overflow on
+        networks of huge intermediates (the process aborts): they are capped at 1."""
+        return min(max(costmod, 0.01), MAX_COSTMOD)
+
     def _tree(self, ssa: list[list[int]]) -> ContractionTree:
         return ContractionTree.from_ssa_path(self.network.num_tensors, ssa)
 
@@ -65,17 +73,18 @@ class Compiled:
         """A (randomized) greedy tree by ``size(ab)/c - c*(size(a) + size(b))``, ``c`` the
         cost modifier, with Boltzmann noise of ``temperature`` on the log scores."""
         ssa = self.module.optimize_greedy(self.inputs, self.output, self.sizes,
-                                          costmod=costmod, temperature=temperature,
+                                          costmod=self._safe(costmod), temperature=temperature,
                                           seed=seed, simplify=True, use_ssa=True)
         return self._tree(ssa)
 
-    def sample(self, trials: int, costmod: tuple[float, float] = (0.1, 4.0),
+    def sample(self, trials: int, costmod: tuple[float, float] = (0.1, 1.0),
                temperature: tuple[float, float] = (0.001, 1.0), seed: int | None = None
                ) -> tuple[ContractionTree, float]:
         """The cheapest of ``trials`` randomized greedy trees (cost modifier uniform and
         temperature log-uniform in the ranges), and its log10 flops (float32: to rank)."""
         ssa, log10_flops = self.module.optimize_random_greedy_track_flops(
-            self.inputs, self.output, self.sizes, ntrials=trials, costmod=costmod,
+            self.inputs, self.output, self.sizes, ntrials=trials,
+            costmod=(self._safe(costmod[0]), self._safe(costmod[1])),
             temperature=temperature, seed=seed, simplify=True, use_ssa=True)
         return self._tree(ssa), float(log10_flops)
 

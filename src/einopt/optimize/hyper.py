@@ -27,7 +27,7 @@ from ..network import Network
 from ..tree import ContractionTree, tree_totals
 from .anneal import anneal
 from .chain import chain_order, chain_tree
-from .fast import Compiled, accelerator
+from .fast import MAX_COSTMOD, Compiled, accelerator
 from .greedy import REGIMES, SWEEP_LIMIT, greedy_tree
 from .objective import Budget
 from .optimal import FULL_LIMIT, OverBudget, bounded_optimal, full_dp
@@ -42,6 +42,8 @@ DEFAULT_TIME = 1.0
 CHAIN_SHARE = 0.1  # of max_time, per annealing chain
 CHAIN_SECONDS = 4e-10  # the chain dynamic program's time per n^3
 SAMPLE_SHARE = 0.25  # of max_time: sampling greedy and partition trees
+#: Above this many tensors annealing moves are too slow to pay: sampling takes its time.
+ANNEAL_LIMIT = 3000
 PARTITION_LIMIT = 2000  # tensors
 _EXACT_BUDGET = 200_000
 
@@ -150,9 +152,9 @@ def _fit(regime: str, n: int) -> str:
 
 def _compiled_params(rng: random.Random, near: dict[str, float] | None) -> dict[str, float]:
     if near is None:
-        return {"costmod": math.exp(rng.uniform(math.log(0.1), math.log(4.0))),
+        return {"costmod": math.exp(rng.uniform(math.log(0.1), math.log(MAX_COSTMOD))),
                 "temperature": math.exp(rng.uniform(math.log(1e-3), 0.0))}
-    return {"costmod": min(4.0, max(0.1, near["costmod"] * math.exp(rng.gauss(0, 0.2)))),
+    return {"costmod": min(MAX_COSTMOD, max(0.1, near["costmod"] * math.exp(rng.gauss(0, 0.2)))),
             "temperature": min(1.0, max(1e-3, near["temperature"] * math.exp(rng.gauss(0, 0.5))))}
 
 
@@ -167,9 +169,8 @@ def hyper(network: Network, budget: Budget) -> ContractionTree:
     """Best tree found within ``budget.max_time`` seconds (1 s by default)."""
     n = network.num_tensors
     total = DEFAULT_TIME if budget.max_time is None else budget.max_time
-    start = time.perf_counter()
-    # Leave time for building the plan from the tree (about 75 us per tensor).
-    search = _Search(network, budget, start + 0.9 * total - 1e-4 * n)
+    start = time.perf_counter() if budget.started is None else budget.started
+    search = _Search(network, budget, start + 0.95 * total)
     report = _progress(budget, total)
     obj = budget.objective
     if n <= FULL_LIMIT:
@@ -184,7 +185,8 @@ def hyper(network: Network, budget: Budget) -> ContractionTree:
     rng = random.Random(budget.seed)
     module = accelerator()
     compiled = Compiled(network, module) if module is not None else None
-    # The floor, whatever the budget: opt_einsum's greedy tree (see .reference).
+    # The floor, whatever the budget (a budget below its time, about 30 us per tensor, is
+    # overrun): opt_einsum's greedy tree (see .reference), so hyper never loses to auto.
     t0 = time.perf_counter()
     search.offer(reference_greedy(network))
     one = time.perf_counter() - t0  # about the time of one greedy run and its scoring
@@ -211,8 +213,9 @@ def hyper(network: Network, budget: Budget) -> ContractionTree:
             break
         regime = _fit("sweep", n) if seed % 2 else "global"
         search.offer(greedy_tree(network, temperature=0.1, seed=seed, regime=regime))
-    search.offer(reconfigure(network, search.best, 6, obj, search.deadline,
-                             search.sizes(search.best), max_passes=1, top=24))
+    if search.time_left() > 0.5 * total:
+        search.offer(reconfigure(network, search.best, 6, obj, search.deadline,
+                                 search.sizes(search.best), max_passes=1, top=24))
     if n <= 2 * FULL_LIMIT and obj.name == "flops":
         try:
             search.offer(bounded_optimal(network, _EXACT_BUDGET))
@@ -225,7 +228,7 @@ def hyper(network: Network, budget: Budget) -> ContractionTree:
         methods.append(_Method("compiled", _compiled_params))
     if n > PARTITION_LIMIT and kahypar_profile() is None:
         del methods[1]  # the built-in bisection is too slow for the budget there
-    phase1_end = start + SAMPLE_SHARE * total
+    phase1_end = start + (SAMPLE_SHARE if n <= ANNEAL_LIMIT else 0.85) * total
     while time.perf_counter() < phase1_end and search.time_left() > 0:
         # Draw the method whose best is better more often.
         m = min(methods, key=lambda m: (m.best_score, m.tries))
@@ -253,7 +256,7 @@ def hyper(network: Network, budget: Budget) -> ContractionTree:
     starts = [p[2] for p in search.pool[:3]]
     temps = [0.05, 0.01, 0.2]
     chain = 0
-    while search.time_left() > 0.1 * total:
+    while search.time_left() > 0.1 * total and n <= ANNEAL_LIMIT:
         per_chain = min(search.time_left() - 0.1 * total, CHAIN_SHARE * total)
         if chain < len(starts):
             tree = starts[chain]
@@ -280,7 +283,7 @@ def hyper(network: Network, budget: Budget) -> ContractionTree:
 
     # Phase 3: exact refinement of the best tree's subtrees.
     for k in (8, 10):
-        if search.time_left() <= 5e-5 * n:  # its set-up alone takes about that
+        if search.time_left() <= 2 * one:  # its set-up alone takes about a greedy run
             break
         best = search.best
         search.offer(reconfigure(network, best, k, obj, search.deadline, search.sizes(best)))

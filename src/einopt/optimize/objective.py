@@ -96,6 +96,8 @@ class Budget:
         objective: what to minimize.
         memory_limit: largest intermediate allowed (searches score sliced trees).
         progress: show a progress bar (anytime searches; needs ``tqdm``).
+        started: ``time.perf_counter()`` when the caller's clock started (its own
+            set-up counts against ``max_time``); the search's start when None.
     """
 
     max_time: float | None = None
@@ -103,6 +105,7 @@ class Budget:
     objective: Objective = FLOPS
     memory_limit: int | None = None
     progress: bool = False
+    started: float | None = None
 
     def deadline(self, default: float) -> float:
         """``perf_counter`` time by which an anytime search must stop."""
