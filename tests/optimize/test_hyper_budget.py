@@ -1,0 +1,65 @@
+"""``hyper`` under a cut budget and a shared CPU: never below its floor, never far over time.
+
+The wall-time bounds here are loose (a test must not fail on a slow machine); the
+benchmark ``benchmarks/paths.py`` reports the measured wall time against the budget.
+"""
+
+import multiprocessing
+import time
+
+import pytest
+
+from einopt.network import build_network
+from einopt.optimize import Budget, hyper
+from einopt.optimize.fast import Compiled, accelerator
+from einopt.optimize.reference import reference_greedy
+from einopt.parse import parse
+from einopt.tree import tree_cost
+
+from networks import rand_equation
+
+
+def _burn(seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    x = 0
+    while time.perf_counter() < end:
+        x += 1
+
+
+@pytest.fixture
+def busy_cpu():
+    """Two processes spinning (this machine's CPU shared) for the test's duration."""
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_burn, args=(20.0,), daemon=True) for _ in range(2)]
+    for p in procs:
+        p.start()
+    yield
+    for p in procs:
+        p.terminate()
+        p.join()
+
+
+@pytest.mark.parametrize(("n", "budget"), [(300, 0.1), (1500, 0.2)])
+def test_cut_budget_on_a_busy_machine_keeps_the_floor(busy_cpu, n, budget):
+    eq, shapes = rand_equation(n, 1, hyper=0.3, num_output=2)
+    net = build_network(parse(eq), shapes)
+    start = time.perf_counter()
+    floor_tree = reference_greedy(net)
+    floor_time = time.perf_counter() - start
+    start = time.perf_counter()
+    tree = hyper(net, Budget(max_time=budget, seed=0))
+    wall = time.perf_counter() - start
+    floor = tree_cost(net, floor_tree).flops
+    assert tree_cost(net, tree).flops <= floor
+    module = accelerator()
+    if module is not None:
+        assert tree_cost(net, tree).flops <= tree_cost(net, Compiled(net, module).greedy()).flops
+    assert wall < 3 * (budget + floor_time) + 0.5
+
+
+@pytest.mark.parametrize("budget", [0.05, 0.3, 1.0])
+def test_any_budget_keeps_the_floor(budget):
+    eq, shapes = rand_equation(200, 3, hyper=0.3, num_output=1)
+    net = build_network(parse(eq), shapes)
+    tree = hyper(net, Budget(max_time=budget, seed=1))
+    assert tree_cost(net, tree).flops <= tree_cost(net, reference_greedy(net)).flops
