@@ -187,10 +187,13 @@ def test_greedy_run_counts_its_flops_exactly(seed):
         assert total == flops(net, tree)
 
 
-def test_kahypar_profile_needs_the_variable(monkeypatch):
+def test_kahypar_profile_shipped_or_chosen(monkeypatch):
     from einopt.optimize.partition import kahypar_profile
 
+    pytest.importorskip("kahypar")
     monkeypatch.delenv("EINOPT_KAHYPAR_PROFILE", raising=False)
+    assert kahypar_profile().endswith("kahypar_cut.ini")
+    monkeypatch.setenv("EINOPT_KAHYPAR_PROFILE", "none")
     assert kahypar_profile() is None
     monkeypatch.setenv("EINOPT_KAHYPAR_PROFILE", "/no/such/profile.ini")
     assert kahypar_profile() is None

@@ -31,7 +31,7 @@ from .fast import MAX_COSTMOD, Compiled, accelerator
 from .greedy import REGIMES, SWEEP_LIMIT, greedy_tree
 from .objective import Budget
 from .optimal import FULL_LIMIT, OverBudget, bounded_optimal, full_dp
-from .partition import kahypar_profile, partition_tree
+from .partition import kahypar_profile, partition_params, partition_tree, partition_tree_from
 from .reference import reference_greedy
 from .refine import reconfigure
 from .slicing import slice_tree
@@ -41,9 +41,12 @@ __all__ = ["hyper", "DEFAULT_TIME"]
 DEFAULT_TIME = 1.0
 CHAIN_SHARE = 0.1  # of max_time, per annealing chain
 CHAIN_SECONDS = 4e-10  # the chain dynamic program's time per n^3
+ALPHA_MAX = 16.0  # greedy's weight of the removed sizes, sampled log-uniformly up to this
 SAMPLE_SHARE = 0.25  # of max_time: sampling greedy and partition trees
 #: Above this many tensors annealing moves are too slow to pay: sampling takes its time.
 ANNEAL_LIMIT = 3000
+#: Above this many tensors sampling takes most of the time before annealing.
+SAMPLE_LIMIT = 300
 PARTITION_LIMIT = 2000  # tensors
 _EXACT_BUDGET = 200_000
 
@@ -133,10 +136,11 @@ class _Method:
 
 def _greedy_params(rng: random.Random, near: dict[str, float] | None) -> dict[str, float]:
     if near is None:
-        return {"alpha": rng.uniform(0.0, 2.0),
+        # alpha weighs the removed sizes: large values (up to 16) pay on hypergraphs
+        return {"alpha": math.exp(rng.uniform(math.log(0.05), math.log(ALPHA_MAX))),
                 "temperature": math.exp(rng.uniform(math.log(1e-3), 0.0)),
                 "regime": float(rng.randrange(len(REGIMES)))}
-    return {"alpha": min(4.0, max(0.0, near["alpha"] + rng.gauss(0, 0.2))),
+    return {"alpha": min(2 * ALPHA_MAX, max(0.01, near["alpha"] * math.exp(rng.gauss(0, 0.2)))),
             "temperature": min(2.0, max(1e-3, near["temperature"] * math.exp(rng.gauss(0, 0.5)))),
             "regime": near["regime"] if rng.random() < 0.8 else float(rng.randrange(len(REGIMES)))}
 
@@ -156,13 +160,6 @@ def _compiled_params(rng: random.Random, near: dict[str, float] | None) -> dict[
                 "temperature": math.exp(rng.uniform(math.log(1e-3), 0.0))}
     return {"costmod": min(MAX_COSTMOD, max(0.1, near["costmod"] * math.exp(rng.gauss(0, 0.2)))),
             "temperature": min(1.0, max(1e-3, near["temperature"] * math.exp(rng.gauss(0, 0.5))))}
-
-
-def _partition_params(rng: random.Random, near: dict[str, float] | None) -> dict[str, float]:
-    if near is None:
-        return {"imbalance": rng.uniform(0.01, 0.6), "cutoff": rng.randint(4, 7)}
-    return {"imbalance": min(0.9, max(0.01, near["imbalance"] + rng.gauss(0, 0.08))),
-            "cutoff": min(8, max(3, int(near["cutoff"]) + rng.choice((-1, 0, 0, 1))))}
 
 
 def hyper(network: Network, budget: Budget) -> ContractionTree:
@@ -223,12 +220,13 @@ def hyper(network: Network, budget: Budget) -> ContractionTree:
             pass
 
     # Phase 1: sample trees with learned parameters.
-    methods = [_Method("greedy", _greedy_params), _Method("partition", _partition_params)]
+    methods = [_Method("greedy", _greedy_params), _Method("partition", partition_params)]
     if compiled is not None:
         methods.append(_Method("compiled", _compiled_params))
     if n > PARTITION_LIMIT and kahypar_profile() is None:
         del methods[1]  # the built-in bisection is too slow for the budget there
-    phase1_end = start + (SAMPLE_SHARE if n <= ANNEAL_LIMIT else 0.85) * total
+    share = SAMPLE_SHARE if n <= SAMPLE_LIMIT else 0.6 if n <= ANNEAL_LIMIT else 0.85
+    phase1_end = start + share * total
     while time.perf_counter() < phase1_end and search.time_left() > 0:
         # Draw the method whose best is better more often.
         m = min(methods, key=lambda m: (m.best_score, m.tries))
@@ -245,8 +243,7 @@ def hyper(network: Network, budget: Budget) -> ContractionTree:
             assert compiled is not None
             tree = compiled.greedy(params["costmod"], params["temperature"], seed)
         else:
-            tree = partition_tree(network, params["imbalance"], int(params["cutoff"]), seed,
-                                  obj)
+            tree = partition_tree_from(network, params, seed, obj)
         m.tell(params, search.offer(tree))
         report(time.perf_counter() - start, search.best_score)
 

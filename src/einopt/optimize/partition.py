@@ -1,279 +1,270 @@
-"""Contraction trees by recursive hypergraph bisection (divide and conquer).
+"""Contraction trees by recursive hypergraph partitioning (divide and conquer).
 
-The tensors are split in two so that the indices cut between the halves weigh least
-(an index weighs log2 of its size: cutting it costs a factor of its size), within a
-balance tolerance; each half is split again until groups of at most ``cutoff`` tensors
-remain, which are ordered exactly. The tree merges the halves bottom-up. Bisection
-uses the ``kahypar`` package when it is installed and a profile is configured (see
-:func:`kahypar_profile`), and a built-in partitioner otherwise: greedy region growing
-from a random seed, then Fiduccia–Mattheyses refinement passes that move single tensors
-between the halves.
+Tensors are nodes and indices hyperedges. The tensors are split into ``parts`` blocks
+so that the indices cut between blocks weigh least (an index weighs log2 of its size,
+or 1 each: cutting it costs a factor of its size), within a balance tolerance; each
+block is split again until groups of at most ``cutoff`` tensors remain. Those are
+ordered exactly (up to :data:`EXACT` tensors) or greedily, and the blocks of each split
+are merged in the order an exact (or, for many blocks, greedy) search finds best.
+
+Splits use KaHyPar (the optional ``kahypar`` package) with the profile that ships with
+einopt (see :func:`kahypar_profile`), or the built-in multilevel partitioner of
+:mod:`einopt.optimize.multilevel`. :func:`partition_params` samples the options of a
+tree for randomized searches, and :func:`partition_tree_from` builds one from them.
 """
 
 from __future__ import annotations
 
-import heapq
 import math
 import os
 import random
 from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
+from typing import Any
 
-from ..network import Network, bits
-from ..tree import ContractionTree, append_merges
+from ..network import Network
+from ..tree import ContractionTree
+from .divide import Builder, reduced
+from .multilevel import partition as builtin_partition
 from .objective import FLOPS, Objective
-from .optimal import localize, subset_dp
 
-__all__ = ["partition_tree", "bisect", "kahypar_bisect", "kahypar_profile"]
+__all__ = ["partition_tree", "partition_tree_from", "partition_params", "bisect",
+           "kahypar_bisect", "kahypar_profile", "kahypar_partition", "PARTITIONERS", "EXACT"]
+
+#: Which partitioner splits: KaHyPar when it is available ("auto"), or always one.
+PARTITIONERS = ("auto", "kahypar", "builtin")
+#: Groups of at most this many tensors are ordered exactly (greedily beyond).
+EXACT = 7
+#: The blocks of a split are merged in an exactly best order up to this many blocks.
+EXACT_MERGE = 10
+#: Groups of fewer tensors are split by the built-in partitioner even where KaHyPar is
+#: used (a KaHyPar call has a fixed cost of about half a millisecond).
+KAHYPAR_MIN = 32
+#: Values of ``EINOPT_KAHYPAR_PROFILE`` that turn KaHyPar off.
+OPT_OUT = ("none", "0")
+#: Integer hyperedge weights are this many units per factor of 2 of an index's size.
+SCALE = 16
+_PROFILES = {"cut": "kahypar_cut.ini", "km1": "kahypar_km1.ini"}
 
 
-def kahypar_profile() -> str | None:
-    """The KaHyPar configuration file to use, if ``kahypar`` is installed and one is set.
-
-    The ``kahypar`` package ships no configuration; point ``EINOPT_KAHYPAR_PROFILE`` at
-    one of KaHyPar's ``.ini`` profiles (a cut-objective, direct k-way one suits
-    bisection) to partition with it.
-    """
-    path = os.environ.get("EINOPT_KAHYPAR_PROFILE")
-    if not path or not os.path.isfile(path):
-        return None
+@cache
+def _kahypar_importable() -> bool:
     try:
         import kahypar  # noqa: F401
     except ImportError:
+        return False
+    return True
+
+
+def kahypar_profile(objective: str = "cut") -> str | None:
+    """The KaHyPar configuration file to split with, or None for the built-in partitioner.
+
+    ``EINOPT_KAHYPAR_PROFILE`` names a profile to use instead of einopt's (for both
+    objectives), or is ``none`` / ``0`` to never use KaHyPar. Otherwise, when
+    ``kahypar`` imports, the profile shipped with einopt for ``objective`` (``"cut"``
+    or ``"km1"``: they differ on splits into more than two blocks).
+    """
+    env = os.environ.get("EINOPT_KAHYPAR_PROFILE", "").strip()
+    if env.lower() in OPT_OUT or not _kahypar_importable():
         return None
-    return path
+    if env:
+        return env if os.path.isfile(env) else None
+    return str(Path(__file__).with_name(_PROFILES[objective]))
 
 
-def kahypar_bisect(nodes: Sequence[int], edges_of: Sequence[Sequence[int]],
-                   weight: Sequence[float], imbalance: float, seed: int,
-                   profile: str) -> set[int]:
-    """One side of a bisection of ``nodes`` computed by KaHyPar with ``profile``."""
+def kahypar_partition(num_nodes: int, pins: Sequence[Sequence[int]], ew: Sequence[int],
+                      parts: int, imbalance: float, seed: int, profile: str) -> list[int]:
+    """Block of each node of a ``parts``-way partition by KaHyPar with ``profile``.
+
+    ``pins`` are the nodes of each hyperedge (each with at least two) and ``ew`` their
+    positive integer weights.
+    """
     import kahypar
 
+    if not pins:  # KaHyPar needs a hyperedge: deal the nodes out in turn
+        return [v % parts for v in range(num_nodes)]
+    index = [0]
+    flat: list[int] = []
+    for p in pins:
+        flat += p
+        index.append(len(flat))
+    graph = kahypar.Hypergraph(num_nodes, len(pins), index, flat, parts, list(ew), [])
+    context = kahypar.Context()  # a used context keeps state: one per call
+    context.loadINIconfiguration(profile)
+    context.setK(parts)
+    context.setEpsilon(max(imbalance, 0.001))
+    context.setSeed(seed)
+    context.suppressOutput(True)
+    kahypar.partition(graph, context)
+    return [graph.blockID(v) for v in range(num_nodes)]
+
+
+def _local_hypergraph(nodes: Sequence[int], edges_of: Sequence[Sequence[int]],
+                      weight: Sequence[float]) -> tuple[list[list[int]], list[int]]:
+    """Hyperedges (local pins) joining two or more of ``nodes``, with integer weights."""
     local = {v: j for j, v in enumerate(nodes)}
     pins: dict[int, list[int]] = {}
     for v in nodes:
         for e in edges_of[v]:
             pins.setdefault(e, []).append(local[v])
     edges = [(e, p) for e, p in pins.items() if len(p) > 1]
-    if not edges:
-        return set(nodes[: len(nodes) // 2])
-    index = [0]
-    flat: list[int] = []
-    for _, p in edges:
-        flat += p
-        index.append(len(flat))
-    weights = [max(1, round(100 * weight[e])) for e, _ in edges]
-    graph = kahypar.Hypergraph(len(nodes), len(edges), index, flat, 2, weights, [])
-    context = kahypar.Context()
-    context.loadINIconfiguration(profile)
-    context.setK(2)
-    context.setEpsilon(max(imbalance, 0.001))
-    context.setSeed(seed)
-    context.suppressOutput(True)
-    kahypar.partition(graph, context)
-    return {v for v in nodes if graph.blockID(local[v]) == 0}
+    return [p for _, p in edges], [max(1, round(SCALE * weight[e])) for e, _ in edges]
+
+
+def kahypar_bisect(nodes: Sequence[int], edges_of: Sequence[Sequence[int]],
+                   weight: Sequence[float], imbalance: float, seed: int,
+                   profile: str) -> set[int]:
+    """One side of a bisection of ``nodes`` computed by KaHyPar with ``profile``."""
+    pins, ew = _local_hypergraph(nodes, edges_of, weight)
+    block = kahypar_partition(len(nodes), pins, ew, 2, imbalance, seed, profile)
+    return {v for v, b in zip(nodes, block, strict=True) if b == 0}
 
 
 def bisect(nodes: Sequence[int], edges_of: Sequence[Sequence[int]], weight: Sequence[float],
-           imbalance: float, rng: random.Random, passes: int = 4, starts: int = 1) -> set[int]:
-    """One side of a balanced min-cut bisection of ``nodes``: the best of ``starts`` tries."""
-    best: tuple[float, set[int]] | None = None
-    for _ in range(starts):
-        side, cut = _bisect_once(nodes, edges_of, weight, imbalance, rng, passes)
-        if best is None or cut < best[0]:
-            best = (cut, side)
-    assert best is not None
-    return best[1]
+           imbalance: float, rng: random.Random, passes: int = 4, starts: int = 2) -> set[int]:
+    """One side of a balanced min-cut bisection of ``nodes`` by the built-in partitioner.
 
-
-def _bisect_once(nodes: Sequence[int], edges_of: Sequence[Sequence[int]],
-                 weight: Sequence[float], imbalance: float, rng: random.Random,
-                 passes: int) -> tuple[set[int], float]:
-    """One side of a balanced min-cut bisection of ``nodes`` (tensor ids), and its cut.
-
-    Args:
-        edges_of: for each tensor id, the hyperedges (index ids) it touches.
-        weight: weight of each hyperedge (index id).
-        imbalance: allowed relative excess of the larger side over half.
+    ``edges_of`` lists the hyperedges of each node, ``weight`` weighs each hyperedge,
+    and no side exceeds half the nodes by more than ``imbalance`` (relative) or one
+    node. ``passes`` is kept for compatibility (refinement stops when it stalls).
     """
-    n = len(nodes)
-    members = set(nodes)
-    pins: dict[int, list[int]] = {}
-    for v in nodes:
-        for e in edges_of[v]:
-            pins.setdefault(e, []).append(v)
-    pins = {e: p for e, p in pins.items() if len(p) > 1}
-    cap = math.floor((1 + imbalance) * n / 2)
-    low = n - cap
-
-    # Initial partition: grow side A from a random seed, most-connected tensor first.
-    side = dict.fromkeys(nodes, 1)
-    start = rng.choice(list(nodes))
-    conn: dict[int, float] = {start: 0.0}
-    heap = [(0.0, rng.random(), start)]
-    size_a = 0
-    target = n // 2
-    while size_a < target:
-        if not heap:  # disconnected: restart from any tensor still on side B
-            rest = [v for v in nodes if side[v] == 1]
-            heap = [(0.0, rng.random(), rng.choice(rest))]
-        _, _, v = heapq.heappop(heap)
-        if side[v] == 0:
-            continue
-        side[v] = 0
-        size_a += 1
-        for e in edges_of[v]:
-            for u in pins.get(e, ()):
-                if side[u] == 1:
-                    conn[u] = conn.get(u, 0.0) + weight[e]
-                    heapq.heappush(heap, (-conn[u], rng.random(), u))
-
-    # Fiduccia–Mattheyses refinement.
-    count = {e: [0, 0] for e in pins}
-    for e, p in pins.items():
-        for v in p:
-            count[e][side[v]] += 1
-
-    def gain(v: int) -> float:
-        s, g = side[v], 0.0
-        for e in edges_of[v]:
-            c = count.get(e)
-            if c is None:
-                continue
-            if c[s] == 1:
-                g += weight[e]  # v is the last pin on its side: the edge becomes uncut
-            if c[1 - s] == 0:
-                g -= weight[e]  # the edge was internal to v's side: it becomes cut
-        return g
-
-    def cut() -> float:
-        return sum(weight[e] for e, c in count.items() if c[0] and c[1])
-
-    best_cut = cut()
-    for _ in range(passes):
-        sizes = [sum(1 for v in nodes if side[v] == 0), 0]
-        sizes[1] = n - sizes[0]
-        heap2 = [(-gain(v), rng.random(), v) for v in nodes]
-        heapq.heapify(heap2)
-        locked: set[int] = set()
-        moves: list[int] = []
-        current = best_cut
-        best_prefix, best_value = 0, best_cut
-        while heap2:
-            g, _, v = heapq.heappop(heap2)
-            if v in locked:
-                continue
-            g_now = gain(v)
-            if -g != g_now:
-                heapq.heappush(heap2, (-g_now, rng.random(), v))
-                continue
-            s = side[v]
-            if sizes[s] - 1 < low:
-                locked.add(v)
-                continue
-            locked.add(v)
-            side[v] = 1 - s
-            sizes[s] -= 1
-            sizes[1 - s] += 1
-            touched = set()
-            for e in edges_of[v]:
-                c = count.get(e)
-                if c is None:
-                    continue
-                c[s] -= 1
-                c[1 - s] += 1
-                touched.update(pins[e])
-            current -= g_now
-            moves.append(v)
-            if current < best_value - 1e-12:
-                best_prefix, best_value = len(moves), current
-            for u in touched:
-                if u not in locked and u in members:
-                    heapq.heappush(heap2, (-gain(u), rng.random(), u))
-        for v in moves[best_prefix:][::-1]:  # undo the moves after the best prefix
-            s = side[v]
-            side[v] = 1 - s
-            for e in edges_of[v]:
-                c = count.get(e)
-                if c is not None:
-                    c[s] -= 1
-                    c[1 - s] += 1
-        if best_value >= best_cut - 1e-12:
-            break
-        best_cut = best_value
-    return {v for v in nodes if side[v] == 0}, best_cut
+    pins, ew = _local_hypergraph(nodes, edges_of, weight)
+    block = builtin_partition(len(nodes), pins, ew, 2, imbalance, rng, starts)
+    return {v for v, b in zip(nodes, block, strict=True) if b == 0}
 
 
 def partition_tree(network: Network, imbalance: float = 0.2, cutoff: int = 6,
                    seed: int | None = None, objective: Objective = FLOPS,
-                   weight_mode: str = "log", starts: int = 3) -> ContractionTree:
-    """Tree by recursive bisection; groups of at most ``cutoff`` tensors solved exactly."""
+                   weight_mode: str = "log", starts: int = 2, *, parts: int = 2,
+                   parts_decay: float = 0.0, imbalance_decay: float = 0.0,
+                   output_weight: float = 1.0, jitter: float = 0.0, absorb: bool = True,
+                   kahypar_objective: str = "cut", partitioner: str = "auto"
+                   ) -> ContractionTree:
+    """Tree by recursive partitioning of the tensors.
+
+    Args:
+        imbalance: balance tolerance per block: a split into ``k`` blocks lets a block
+            exceed the average by the fraction ``k * imbalance``.
+        cutoff: groups of at most this many tensors are not split but ordered (exactly
+            up to :data:`EXACT` tensors, greedily beyond).
+        weight_mode: ``"log"`` (an index weighs log2 of its size) or ``"const"``.
+        starts: initial splits the built-in partitioner tries per bisection.
+        parts: blocks per split of the whole network; a group of a fraction ``s`` of
+            the tensors is split into ``max(2, int(parts * s**parts_decay))`` blocks.
+        imbalance_decay: with ``d >= 0`` the imbalance of a group of fraction ``s`` is
+            ``imbalance * s**d`` (tighter deeper down); with ``d < 0`` it is
+            ``1 - s**-d * (1 - imbalance)`` (looser deeper down).
+        output_weight: factor on the weight of output indices (0: they do not hold
+            tensors together; they are never summed, so cutting them costs less).
+        jitter: with log weights, each index size is multiplied by ``1 + jitter * x``,
+            ``x`` exponential, for diverse trees from one set of options.
+        absorb: fold each tensor whose indices are a subset of another's into it first.
+        kahypar_objective: ``"cut"`` or ``"km1"`` (connectivity), where KaHyPar splits.
+        partitioner: one of :data:`PARTITIONERS`.
+    """
+    if partitioner not in PARTITIONERS:
+        raise ValueError(f"unknown partitioner {partitioner!r}; known: "
+                         f"{', '.join(PARTITIONERS)}")
     n = network.num_tensors
     if n <= 1:
         return ContractionTree(n, ())
     rng = random.Random(seed)
-    profile = kahypar_profile()
-    sizes = network.sizes
-    edges_of = [list(t) for t in network.terms]
-    if weight_mode == "log":
-        weight = [math.log2(s) if s > 1 else 0.01 for s in sizes]
-    else:
-        weight = [1.0] * len(sizes)
-    holders = [0] * network.num_indices
-    for m in network.masks:
-        for i in bits(m):
-            holders[i] += 1
+    profile = None
+    if partitioner != "builtin":
+        profile = kahypar_profile(kahypar_objective)
+        if profile is None and partitioner == "kahypar":
+            raise ValueError("partitioner='kahypar' needs the kahypar package and a profile "
+                             "(EINOPT_KAHYPAR_PROFILE opts out, or names no file)")
+    red = reduced(network, absorb)
+    m = len(red.hosts)
+    log = weight_mode == "log"
+    weight = []
+    for i, w in enumerate(red.log if log else [1.0] * network.num_indices):
+        if jitter and log:
+            w += math.log2(1.0 + jitter * rng.expovariate(1.0))
+        if red.is_out[i]:
+            w *= output_weight
+        weight.append(w)
+    terms = red.terms
 
-    merges: list[tuple[int, int]] = []
-    result: dict[frozenset[int], int] = {}
-
-    def solve_group(group: list[int]) -> int:
-        """Merge ``group`` exactly; return the SSA id of its root."""
-        if len(group) == 1:
-            return group[0]
-        inside = 0
-        for t in group:
-            inside |= network.masks[t]
-        # Indices also held by a tensor outside the group (or the output) are kept.
-        count: dict[int, int] = {}
-        for t in group:
-            for i in network.terms[t]:
-                count[i] = count.get(i, 0) + 1
-        keep = network.output_mask
-        for i, c in count.items():
-            if c < holders[i]:
-                keep |= 1 << i
-        masks, keep_l, sizes_l, _ = localize([network.masks[t] for t in group], keep, sizes)
-        _, split, _ = subset_dp(masks, keep_l, sizes_l, objective)
-        ids = {1 << j: t for j, t in enumerate(group)}
-        return append_merges((1 << len(group)) - 1, lambda s: (split[s], s ^ split[s]), ids,
-                             merges, n)
-
-    # Iterative divide and conquer: split groups top-down, merge halves bottom-up.
-    halves: dict[frozenset[int], tuple[tuple[int, ...], tuple[int, ...]]] = {}
-    stack: list[tuple[tuple[int, ...], bool]] = [(tuple(range(n)), False)]
-    while stack:
-        group, done = stack.pop()
-        key = frozenset(group)
-        if done:
-            ga, gb = halves.pop(key)
-            a, b = result.pop(frozenset(ga)), result.pop(frozenset(gb))
-            merges.append((a, b))
-            result[key] = n + len(merges) - 1
-            continue
-        if len(group) <= cutoff:
-            result[key] = solve_group(list(group))
-            continue
-        if profile is not None:
-            side_a = kahypar_bisect(group, edges_of, weight, imbalance,
-                                    rng.randrange(2**31), profile)
+    def split(group: list[int], counts: dict[int, int]) -> list[list[int]]:
+        s = len(group) / m
+        k = min(len(group), max(2, int(parts * s**parts_decay)))
+        if imbalance_decay >= 0:
+            eps = k * imbalance * s**imbalance_decay
         else:
-            side_a = bisect(group, edges_of, weight, imbalance, rng, starts=starts)
-        ga = tuple(t for t in group if t in side_a)
-        gb = tuple(t for t in group if t not in side_a)
-        if not ga or not gb:
-            ga, gb = group[: len(group) // 2], group[len(group) // 2:]
-        halves[key] = (ga, gb)
-        stack += [(group, True), (gb, False), (ga, False)]
-    return ContractionTree(n, tuple(merges))
+            eps = k * (1 - s**-imbalance_decay * (1 - imbalance))
+        local = {v: j for j, v in enumerate(group)}
+        pins: dict[int, list[int]] = {e: [] for e, c in counts.items()
+                                      if c > 1 and weight[e] > 0}
+        for v in group:
+            for e in terms[v]:
+                p = pins.get(e)
+                if p is not None:
+                    p.append(local[v])
+        edge_pins = list(pins.values())
+        ew = [max(1, round(SCALE * weight[e])) for e in pins]
+        if profile is not None and len(group) >= KAHYPAR_MIN:
+            block = kahypar_partition(len(group), edge_pins, ew, k, eps,
+                                      rng.randrange(2**31), profile)
+        else:  # more effort on the top splits, which decide most of the cost
+            vcycles = 2 if s >= 0.25 else 1 if s >= 1 / 16 else 0
+            block = builtin_partition(len(group), edge_pins, ew, k, eps, rng, starts,
+                                      vcycles=vcycles)
+        blocks: dict[int, list[int]] = {}
+        for v, b in zip(group, block, strict=True):
+            blocks.setdefault(b, []).append(v)
+        return list(blocks.values())
 
+    builder = Builder(red, objective, EXACT, EXACT_MERGE)
+    builder.build(cutoff, split)
+    return ContractionTree(n, tuple(builder.merges))
+
+
+def partition_params(rng: random.Random, near: dict[str, float] | None = None
+                     ) -> dict[str, float]:
+    """Random options of :func:`partition_tree_from`: explored, or perturbed from ``near``."""
+    if near is None:
+        return {"imbalance": math.exp(rng.uniform(math.log(0.005), math.log(0.3))),
+                "imbalance_decay": rng.uniform(-1.0, 3.0),
+                "parts": float(rng.randint(2, 16)),
+                "parts_decay": rng.uniform(0.0, 1.0),
+                "cutoff": float(rng.randint(2, 32)),
+                "log_weights": float(rng.random() < 0.5),
+                "jitter": math.exp(rng.uniform(math.log(0.01), 0.0)),
+                "output_weight": rng.choice((0.0, 1.0)),
+                "km1": float(rng.random() < 0.25),
+                "absorb": float(rng.random() < 0.7),
+                "starts": float(rng.choice((1, 2, 4)))}
+    p = dict(near)
+    p["imbalance"] = min(0.5, max(0.002, p["imbalance"] * math.exp(rng.gauss(0, 0.3))))
+    p["imbalance_decay"] = min(3.0, max(-1.0, p["imbalance_decay"] + rng.gauss(0, 0.3)))
+    if rng.random() < 0.3:
+        p["parts"] = float(min(16, max(2, int(p["parts"]) + rng.choice((-1, 1)))))
+    p["parts_decay"] = min(1.0, max(0.0, p["parts_decay"] + rng.gauss(0, 0.1)))
+    p["cutoff"] = float(min(40, max(2, int(p["cutoff"]) + rng.choice((-2, -1, 0, 0, 1, 2)))))
+    p["jitter"] = min(1.0, max(1e-3, p["jitter"] * math.exp(rng.gauss(0, 0.5))))
+    if rng.random() < 0.2:
+        p["starts"] = float(rng.choice((1, 2, 4)))
+    for key in ("log_weights", "output_weight", "km1", "absorb"):
+        if rng.random() < 0.1:
+            p[key] = 1.0 - p[key]
+    return p
+
+
+def partition_tree_from(network: Network, params: dict[str, Any], seed: int | None = None,
+                        objective: Objective = FLOPS) -> ContractionTree:
+    """:func:`partition_tree` with options from :func:`partition_params` (any may be left
+    out; ``partitioner`` may be among them)."""
+    return partition_tree(
+        network, imbalance=float(params.get("imbalance", 0.2)),
+        cutoff=int(params.get("cutoff", 6)), seed=seed, objective=objective,
+        starts=int(params.get("starts", 2)),
+        weight_mode="log" if params.get("log_weights", 1.0) else "const",
+        parts=int(params.get("parts", 2)), parts_decay=float(params.get("parts_decay", 0.0)),
+        imbalance_decay=float(params.get("imbalance_decay", 0.0)),
+        output_weight=float(params.get("output_weight", 1.0)),
+        jitter=float(params.get("jitter", 0.0)), absorb=bool(params.get("absorb", 1.0)),
+        kahypar_objective="km1" if params.get("km1", 0.0) else "cut",
+        partitioner=str(params.get("partitioner", "auto")))
