@@ -11,11 +11,11 @@ from typing import Any
 
 from ..errors import PathError
 from ..network import Network
-from ..tree import ContractionTree, tree_totals
+from ..tree import ContractionTree
 from .chain import chain_tree
 from .external import External, external_tree
 from .fast import Compiled, accelerator
-from .greedy import greedy, greedy_run, greedy_tree, random_greedy
+from .greedy import greedy, greedy_tree, random_greedy
 from .hyper import hyper
 from .objective import Budget, Objective, parse_objective
 from .optimal import FULL_LIMIT, OverBudget, bounded_optimal, full_dp, optimal
@@ -49,44 +49,24 @@ AUTO_BUDGET = 50_000
 DEFAULT_BUDGET = Budget()
 
 
-#: Beyond the exact search, ``auto`` starts from opt_einsum's greedy tree (rebuilt exactly:
-#: see :mod:`.reference`), so it is never worse than it, and keeps the cheapest of it,
-#: the compiled greedy trees where the ``fast`` extra is installed, and (below
-#: ``AUTO_GLOBAL_LIMIT`` tensors without it) einopt's global greedy tree; then it re-solves
-#: exactly the subtrees (up to 5 leaves) of the most expensive merges, once.
+#: Beyond the exact search, ``auto`` starts from opt_einsum's greedy tree (rebuilt exactly,
+#: in about half its time: see :mod:`.reference`), so it is never worse than it, and
+#: re-solves exactly the subtrees (up to 5 leaves) of its most expensive merges, once.
+#: (The compiled greedy of the ``fast`` extra would add its trees' pricing in Python to
+#: every call, which costs more than it saves here: ``hyper`` and ``optimal`` use it.)
 AUTO_RECONFIGURE_K = 5
 AUTO_RECONFIGURE_TOP = 8
-AUTO_GLOBAL_LIMIT = 0
 #: Chains up to this length get the exact chain dynamic program (O(n^3): longer ones
 #: would plan slower than greedy; ``optimal`` and ``hyper`` solve any length).
 AUTO_CHAIN_LIMIT = 100
-#: Randomized compiled greedy trees ``auto`` draws (besides the plain one) with ``fast``.
-AUTO_TRIALS = 4
-
-
-def _cheapest(network: Network, trees: list[ContractionTree], obj: Objective
-              ) -> ContractionTree:
-    """The tree of least cost (exact ints for flops), the first one on ties."""
-    if len(trees) == 1:
-        return trees[0]
-    if obj.name == "flops":
-        return min(trees, key=lambda t: tree_totals(network, t).flops)
-    return min(trees, key=lambda t: obj.score(tree_totals(network, t)))
 
 
 def refined_greedy(network: Network, obj: Objective, top: int = AUTO_RECONFIGURE_TOP
                    ) -> ContractionTree:
-    """``auto`` past the exact search: the best greedy tree, its costliest merges refined."""
-    trees = [reference_greedy(network)]
-    module = accelerator()
-    if module is not None:
-        compiled = Compiled(network, module)
-        trees += [compiled.greedy(), compiled.sample(AUTO_TRIALS, seed=0)[0]]
-    elif network.num_tensors <= AUTO_GLOBAL_LIMIT:
-        trees.append(greedy_run(network)[0])
-    best = _cheapest(network, trees, obj)
-    return reconfigure(network, best, k=AUTO_RECONFIGURE_K, objective=obj, max_passes=1,
-                       top=top)
+    """``auto`` past the exact search: opt_einsum's greedy tree, its costliest merges
+    re-solved exactly."""
+    return reconfigure(network, reference_greedy(network), k=AUTO_RECONFIGURE_K,
+                       objective=obj, max_passes=1, top=top)
 
 
 def auto(network: Network, budget: Budget = DEFAULT_BUDGET) -> ContractionTree:

@@ -77,14 +77,16 @@ def reference_greedy(network: Network) -> ContractionTree:
             div *= s if i in out or len(holders[i]) > 2 else s * s
         return size[x] * size[y] // div - size[x] - size[y]
 
-    def kept(x: int, y: int) -> frozenset[int]:
-        kx, ky = key_of[x], key_of[y]
-        return ((kx | ky) & out).union(
-            [i for i in kx & ky if i not in out and len(holders[i]) > 2],
-            [i for i in kx ^ ky if i not in out and len(holders[i]) > 1])
+    # A pair's result keeps its shared indices held by 3+ tensors when it is queued: later
+    # merges elsewhere can only lower those counts while the pair waits (a tensor
+    # multiplied into one with the same indices), so they are noted then (rarely any).
+    wide: dict[tuple[int, int], list[int]] = {}
 
-    # A pair's result indices are fixed when it is queued, as its cost is.
-    result: dict[tuple[int, int], frozenset[int]] = {}
+    def note(x: int, y: int) -> None:
+        w = [i for i in key_of[x] & key_of[y] if i not in out and len(holders[i]) > 2]
+        if w:
+            wide[(x, y)] = w
+
     queue: list[tuple[int, int, int]] = []  # (cost, newer id, older id)
     scored: dict[tuple[int, int], int] = {}
     for h in holders.values():
@@ -100,7 +102,7 @@ def reference_greedy(network: Network) -> ContractionTree:
                 if best is None or (c, y) < best[:2]:
                     best = (c, y, x)
             queue.append(best)  # type: ignore[arg-type]
-            result[best[1:]] = kept(x, best[1])  # type: ignore[index]
+            note(best[1], x)  # type: ignore[index]
     heapq.heapify(queue)
 
     # A queued pair names its tensors by their index sets: it stays valid while tensors
@@ -113,7 +115,9 @@ def reference_greedy(network: Network) -> ContractionTree:
         x, y = id_of.get(kx, -1), id_of.get(ky, -1)
         if x < 0 or y < 0:
             continue
-        kz = result[(y0, x0)]
+        kz = ((kx | ky) & out).union(
+            wide.get((y0, x0), ()),
+            [i for i in kx ^ ky if i not in out and len(holders[i]) > 1])
         del key_of[x], key_of[y], id_of[kx], id_of[ky]
         for i in kx:
             if i not in out:
@@ -150,7 +154,7 @@ def reference_greedy(network: Network) -> ContractionTree:
             # z is the newest tensor: ties go to the older partner
             c, w = min((cost(z, w), w) for w in partners)
             heapq.heappush(queue, (c, z, w))
-            result[(z, w)] = kept(z, w)
+            note(z, w)
 
     # Outer products, smallest output part first.
     rest = [(math.prod([sizes[i] for i in key & out]), t, key) for t, key in key_of.items()]
