@@ -41,6 +41,8 @@ __all__ = ["hyper", "DEFAULT_TIME"]
 DEFAULT_TIME = 1.0
 CHAIN_SHARE = 0.1  # of max_time, per annealing chain
 CHAIN_SECONDS = 4e-10  # the chain dynamic program's time per n^3
+PROMISING = 1.0  # log10: sampled trees within 10x of the best are refined at once
+RECONFIGURE_TOP = 32  # merges re-solved per refinement of a sampled tree
 ALPHA_MAX = 16.0  # greedy's weight of the removed sizes, sampled log-uniformly up to this
 SAMPLE_SHARE = 0.25  # of max_time: sampling greedy and partition trees
 #: Above this many tensors annealing moves are too slow to pay: sampling takes its time.
@@ -244,7 +246,15 @@ def hyper(network: Network, budget: Budget) -> ContractionTree:
             tree = compiled.greedy(params["costmod"], params["temperature"], seed)
         else:
             tree = partition_tree_from(network, params, seed, obj)
-        m.tell(params, search.offer(tree))
+        before = search.best_score
+        score = search.offer(tree)
+        if score <= before + PROMISING and search.time_left() > 0.1 * total:
+            # Promising: its costliest merges re-solved exactly (as the final refinement
+            # does), which often turns a near miss into the best tree.
+            tree = reconfigure(network, tree, 6, obj, search.deadline, search.sizes(tree),
+                               max_passes=1, top=RECONFIGURE_TOP)
+            score = min(score, search.offer(tree))
+        m.tell(params, score)
         report(time.perf_counter() - start, search.best_score)
 
     # Phase 2: short annealing chains (annealing is seed-sensitive: many short chains

@@ -66,7 +66,9 @@ def partition(num_nodes: int, pins: Sequence[Sequence[int]], ew: Sequence[int], 
     Args:
         pins: the nodes of each hyperedge (edges with fewer than two pins are ignored).
         ew: positive integer weight of each hyperedge.
-        imbalance: allowed relative excess of a block's weight over the average.
+        imbalance: allowed relative excess of a block's weight over the average (a
+            block may always exceed it by one lightest node); every block gets a node
+            where there are enough.
         starts: initial splits tried on each coarsest hypergraph.
         vw: node weights (1 each by default).
         vcycles: extra coarsen-and-refine cycles per bisection.
@@ -89,7 +91,11 @@ def partition(num_nodes: int, pins: Sequence[Sequence[int]], ew: Sequence[int], 
                          vcycles)
         for s, kk, base in ((1, k - k0, first + k0), (0, k0, first)):
             sub = [j for j in range(len(nodes)) if side[j] == s]
-            stack.append((_restrict(lev, sub), [nodes[j] for j in sub], kk, base))
+            if kk == 1:
+                for j in sub:
+                    block[nodes[j]] = base
+            else:
+                stack.append((_restrict(lev, sub), [nodes[j] for j in sub], kk, base))
     return block
 
 
@@ -112,7 +118,8 @@ def _restrict(level: _Level, nodes: list[int]) -> _Level:
 
 
 def _block_cap(total: int, parts: int, imbalance: float, slack: int) -> int:
-    """Most weight a block may take: the average and ``imbalance`` more, or ``slack``."""
+    """Most weight a block may take: the average and ``imbalance`` more, or ``slack``
+    over the average (so that refinement can always move a node)."""
     return max(math.floor((1 + imbalance) * total / parts), math.ceil(total / parts) + slack)
 
 
@@ -292,7 +299,11 @@ def _grow(level: _Level, target: float, rng: random.Random) -> list[int]:
 
 def _refine(level: _Level, side: list[int], caps: tuple[int, int], floors: tuple[int, int],
             rng: random.Random, passes: int) -> tuple[int, int]:
-    """Fiduccia–Mattheyses passes on ``side`` (changed in place); its (penalty, cut)."""
+    """Fiduccia–Mattheyses passes on ``side`` (changed in place); its (penalty, cut).
+
+    Gains are computed only for nodes on cut hyperedges and for nodes a move touches,
+    then kept exact by delta updates; ties are broken in a random order.
+    """
     pins, ew, vw, inc = level.pins, level.ew, level.vw, level.inc
     n = len(vw)
     m = len(pins)
@@ -319,34 +330,36 @@ def _refine(level: _Level, side: list[int], caps: tuple[int, int], floors: tuple
     def penalty() -> int:
         return max(0, weight[0] - cap0) + max(0, weight[1] - cap1)
 
+    def full_gain(v: int) -> int:
+        g = 0
+        own, other = (count1, count0) if side[v] else (count0, count1)
+        for e in inc[v]:
+            if own[e] == 1:
+                g += ew[e]
+            elif other[e] == 0:
+                g -= ew[e]
+        return g
+
     pen = penalty()
     limit = max(FRUITLESS_MIN, min(n // 3, FRUITLESS_MAX))
     for _ in range(passes):
+        salt = rng.getrandbits(30)
         gain = [0] * n
-        for v in range(n):
-            g = 0
-            if side[v]:
-                for e in inc[v]:
-                    if count1[e] == 1:
-                        g += ew[e]
-                    elif count0[e] == 0:
-                        g -= ew[e]
-            else:
-                for e in inc[v]:
-                    if count0[e] == 1:
-                        g += ew[e]
-                    elif count1[e] == 0:
-                        g -= ew[e]
-            gain[v] = g
-        rank = [rng.random() for _ in range(n)]
-        heaps: list[list[tuple[int, float, int]]] = [[], []]
+        known = [False] * n
+        heaps: list[list[tuple[int, int, int]]] = [[], []]
         for e, p in enumerate(pins):
             if count0[e] and count1[e]:
                 for v in p:
-                    heaps[side[v]].append((-gain[v], rank[v], v))
+                    if not known[v]:
+                        known[v] = True
+                        g = gain[v] = full_gain(v)
+                        heaps[side[v]].append((-g, v ^ salt, v))
         if pen:  # every node may help restore the balance
             for v in range(n):
-                heaps[side[v]].append((-gain[v], rank[v], v))
+                if not known[v]:
+                    known[v] = True
+                    g = gain[v] = full_gain(v)
+                    heaps[side[v]].append((-g, v ^ salt, v))
         heapq.heapify(heaps[0])
         heapq.heapify(heaps[1])
         locked = [False] * n
@@ -392,9 +405,11 @@ def _refine(level: _Level, side: list[int], caps: tuple[int, int], floors: tuple
             cur_cut -= choice_gain
             if cur_pen or weight[t] > caps[t]:
                 cur_pen = penalty()
-            # Delta gain updates (counts before and after the move).
+            # Delta gain updates (counts before and after the move) for nodes whose gain
+            # is known; the others get theirs once all counts are updated.
             cs, ct, xs, xt = (count0, count1, xor0, xor1) if s == 0 else (count1, count0, xor1,
                                                                           xor0)
+            fresh: list[int] = []
             for e in inc[v]:
                 w = ew[e]
                 p = pins[e]
@@ -402,13 +417,16 @@ def _refine(level: _Level, side: list[int], caps: tuple[int, int], floors: tuple
                 if before_t == 0:
                     for u in p:
                         if not locked[u]:
-                            gain[u] += w
-                            heapq.heappush(heaps[side[u]], (-gain[u], rank[u], u))
+                            if known[u]:
+                                gain[u] += w
+                                heapq.heappush(heaps[side[u]], (-gain[u], u ^ salt, u))
+                            else:
+                                fresh.append(u)
                 elif before_t == 1:
                     u = xt[e]
-                    if not locked[u]:
+                    if not locked[u] and known[u]:
                         gain[u] -= w
-                        heapq.heappush(heaps[t], (-gain[u], rank[u], u))
+                        heapq.heappush(heaps[t], (-gain[u], u ^ salt, u))
                 cs[e] -= 1
                 ct[e] += 1
                 xs[e] ^= v
@@ -416,14 +434,19 @@ def _refine(level: _Level, side: list[int], caps: tuple[int, int], floors: tuple
                 after_s = cs[e]
                 if after_s == 0:
                     for u in p:
-                        if not locked[u]:
+                        if not locked[u] and known[u]:
                             gain[u] -= w
-                            heapq.heappush(heaps[side[u]], (-gain[u], rank[u], u))
+                            heapq.heappush(heaps[side[u]], (-gain[u], u ^ salt, u))
                 elif after_s == 1:
                     u = xs[e]
-                    if not locked[u]:
+                    if not locked[u] and known[u]:
                         gain[u] += w
-                        heapq.heappush(heaps[s], (-gain[u], rank[u], u))
+                        heapq.heappush(heaps[s], (-gain[u], u ^ salt, u))
+            for u in fresh:
+                if not known[u]:
+                    known[u] = True
+                    g = gain[u] = full_gain(u)
+                    heapq.heappush(heaps[side[u]], (-g, u ^ salt, u))
             moves.append(v)
             if (cur_pen, cur_cut) < best[:2]:
                 best = (cur_pen, cur_cut, len(moves))

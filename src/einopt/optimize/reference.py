@@ -115,46 +115,56 @@ def reference_greedy(network: Network) -> ContractionTree:
         x, y = id_of.get(kx, -1), id_of.get(ky, -1)
         if x < 0 or y < 0:
             continue
-        kz = ((kx | ky) & out).union(
-            wide.get((y0, x0), ()),
-            [i for i in kx ^ ky if i not in out and len(holders[i]) > 1])
+        cx, cy = kx - out, ky - out  # the indices that join tensors
+        kz = frozenset(wide.get((y0, x0), ())).union(
+            [i for i in cx ^ cy if len(holders[i]) > 1])
+        if out:
+            kz |= (kx | ky) & out
         del key_of[x], key_of[y], id_of[kx], id_of[ky]
-        for i in kx:
-            if i not in out:
-                holders[i].discard(x)
-        for i in ky:
-            if i not in out:
-                holders[i].discard(y)
+        for i in cx:
+            holders[i].discard(x)
+        for i in cy:
+            holders[i].discard(y)
         merges.append((x, y))
         z = nxt
         nxt += 1
         old = id_of.get(kz)
+        cz = kz - out if out else kz
         if old is not None:  # equal to a waiting tensor's indices: multiply them now
             merges.append((old, z))
             del key_of[old]
-            for i in kz:
-                if i not in out:
-                    holders[i].discard(old)
+            for i in cz:
+                holders[i].discard(old)
             z = nxt
             nxt += 1
-        for i in kz:
-            if i not in out:
-                holders[i].add(z)
+        for i in cz:
+            holders[i].add(z)
         key_of[z] = ever[z] = kz
         id_of[kz] = z
-        size[z] = math.prod([sizes[i] for i in kz])
+        sz = size[z] = math.prod([sizes[i] for i in kz])
         # A pair queued before some of its partners merged away keeps indices no other
         # tensor holds now: they are summed at this tensor's next merge.
-        lone = [sizes[i] for i in kz if i not in out and len(holders[i]) == 1]
-        if lone:
-            alone[z] = math.prod(lone)
-        partners = set().union(*[holders[i] for i in kz if i not in out])
+        lone = [sizes[i] for i in cz if len(holders[i]) == 1]
+        az = alone[z] = math.prod(lone) if lone else 1
+        partners = set().union(*[holders[i] for i in cz])
         partners.discard(z)
-        if partners:
-            # z is the newest tensor: ties go to the older partner
-            c, w = min((cost(z, w), w) for w in partners)
-            heapq.heappush(queue, (c, z, w))
-            note(z, w)
+        if not partners:
+            continue
+        # z is the newest tensor: its best partner, ties going to the older one (cost()
+        # inlined: this loop is most of the time).
+        bc = bw = -1
+        first = True
+        for w in partners:
+            div = az * alone.get(w, 1)
+            for i in kz & key_of[w]:
+                s = sizes[i]
+                div *= s if i in out or len(holders[i]) > 2 else s * s
+            sw = size[w]
+            c = sz * sw // div - sz - sw
+            if first or c < bc or (c == bc and w < bw):
+                bc, bw, first = c, w, False
+        heapq.heappush(queue, (bc, z, bw))
+        note(z, bw)
 
     # Outer products, smallest output part first.
     rest = [(math.prod([sizes[i] for i in key & out]), t, key) for t, key in key_of.items()]
