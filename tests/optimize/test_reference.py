@@ -21,14 +21,16 @@ CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
 
 
 def random_network(seed: int, n: int) -> tuple[list[str], str, dict[str, int]]:
-    """Operands with hyperedges, batch indices, repeated and size-1 axes, duplicate
-    operands and indices only one operand holds: every case opt_einsum's rule treats
+    """Operands with hyperedges, batch indices, repeated, size-1 and size-0 axes,
+    duplicate operands and indices only one operand holds: every case opt_einsum's rule treats
     specially."""
     rng = random.Random(seed)
     letters = [chr(c) for c in range(ord("a"), ord("a") + 26)] + [chr(c) for c in
                                                                    range(0xC0, 0xC0 + 40)]
     num = rng.randint(max(2, n // 2), 2 * n)
     sizes = {c: rng.choice([1, 2, 2, 3, 4, 5]) for c in letters[:num]}
+    if rng.random() < 0.1:  # an empty axis: sizes of 0 flow through every score
+        sizes[rng.choice(letters[:num])] = 0
     terms = []
     for _ in range(n):
         if terms and rng.random() < 0.1:

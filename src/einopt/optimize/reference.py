@@ -75,7 +75,14 @@ def reference_greedy(network: Network) -> ContractionTree:
         for i in key_of[x] & key_of[y]:
             s = sizes[i]
             div *= s if i in out or len(holders[i]) > 2 else s * s
+        if not div:  # a size-0 index: count the result's indices one by one
+            return joined(x, y) - size[x] - size[y]
         return size[x] * size[y] // div - size[x] - size[y]
+
+    def joined(x: int, y: int) -> int:
+        """The size of x and y's product: their output indices and those others hold."""
+        return math.prod([sizes[i] for i in key_of[x] | key_of[y]
+                          if i in out or len(holders[i] - {x, y}) > 0])
 
     # A pair's result keeps its shared indices held by 3+ tensors when it is queued: later
     # merges elsewhere can only lower those counts while the pair waits (a tensor
@@ -115,7 +122,7 @@ def reference_greedy(network: Network) -> ContractionTree:
         x, y = id_of.get(kx, -1), id_of.get(ky, -1)
         if x < 0 or y < 0:
             continue
-        cx, cy = kx - out, ky - out  # the indices that join tensors
+        cx, cy = (kx - out, ky - out) if out else (kx, ky)  # the indices that join tensors
         kz = frozenset(wide.get((y0, x0), ())).union(
             [i for i in cx ^ cy if len(holders[i]) > 1])
         if out:
@@ -154,17 +161,26 @@ def reference_greedy(network: Network) -> ContractionTree:
         # inlined: this loop is most of the time).
         bc = bw = -1
         first = True
+        hyper = False  # whether the best pair shares an index held by 3+ tensors
         for w in partners:
             div = az * alone.get(w, 1)
+            many = False
             for i in kz & key_of[w]:
                 s = sizes[i]
-                div *= s if i in out or len(holders[i]) > 2 else s * s
+                if i in out:
+                    div *= s
+                elif len(holders[i]) > 2:
+                    div *= s
+                    many = True
+                else:
+                    div *= s * s
             sw = size[w]
-            c = sz * sw // div - sz - sw
+            c = (sz * sw // div if div else joined(z, w)) - sz - sw
             if first or c < bc or (c == bc and w < bw):
-                bc, bw, first = c, w, False
+                bc, bw, first, hyper = c, w, False, many
         heapq.heappush(queue, (bc, z, bw))
-        note(z, bw)
+        if hyper:
+            note(z, bw)
 
     # Outer products, smallest output part first.
     rest = [(math.prod([sizes[i] for i in key & out]), t, key) for t, key in key_of.items()]
