@@ -93,7 +93,7 @@ def _track_tools(n: int, c: int, h: int) -> Tools:
 
     def ours() -> Any:
         model.zero_grad()
-        with et.track(model, ["grad_norm2"]) as t:
+        with et.track(model, ["grad_norm2"], convention="batch") as t:
             F.mse_loss(model(x), y).backward()
         return t[model.weight]["grad_norm2"]
 

@@ -13,12 +13,12 @@ import einopt.api
 import einopt.autodiff
 import einopt.run.sharing
 import einopt.structured.operands
-import einopt.torch
+import einopt.torch.tracker
 
 # compat's functions live in its submodule (the package's name ``contract`` is the function)
 MODULES = [einopt.api, einopt.autodiff, importlib.import_module("einopt.compat.contract"),
            importlib.import_module("einopt.compat.expression"),
-           einopt.run.sharing, einopt.structured.operands, einopt.torch]
+           einopt.run.sharing, einopt.structured.operands, einopt.torch.tracker]
 
 
 @pytest.mark.parametrize("module", MODULES, ids=[m.__name__ for m in MODULES])

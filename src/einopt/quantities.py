@@ -41,7 +41,7 @@ from .errors import EinsumError
 from .parse import Label, parse_cached, sublist_args
 
 __all__ = ["LayerEinsum", "QUANTITIES", "FIRST_ORDER", "quantity", "first_order_plan",
-           "from_per_example"]
+           "from_per_example", "shared_quantity"]
 
 QUANTITIES = ("grad", "grad_batch", "grad_norm2", "grad_sq_sum", "ggn_diag", "ggn_trace",
               "ggn_trace_batch", "hvp", "kfac")
@@ -203,6 +203,78 @@ def quantity(name: str, layer: LayerEinsum, operands: Sequence[Any], g: Any = No
         factor_g = _twice([y], [g], keep_g, g_out)
         return factor_a, factor_g
     raise EinsumError(f"unknown quantity {name!r}; choose from {', '.join(QUANTITIES)}")
+
+
+#: quantities that are sums of products of two per-example gradients (or GGN columns)
+PAIRED = {"grad_norm2": "n", "grad_sq_sum": "w", "ggn_diag": "w", "ggn_trace": "",
+          "ggn_trace_batch": "n"}
+
+
+def _side(name: str, layer: LayerEinsum, operands: Sequence[Any], t: Any
+          ) -> tuple[list[tuple[Any, ...]], list[Any]]:
+    """One use's half of a paired quantity: the VJP terms of ``W`` with the cotangent
+    ``g`` (first order) or the loss Hessian factor ``S`` (second order, column ``C``)."""
+    terms, pos = layer.grad_terms()
+    y = tuple(layer.output)
+    last = y if name in FIRST_ORDER else (*y, _Column())
+    return terms + [last], [operands[k] for k in pos] + [t]
+
+
+def shared_quantity(name: str, uses: Sequence[tuple[LayerEinsum, Sequence[Any], Any]]) -> Any:
+    """Quantity ``name`` of a parameter that several einsums use: a layer called more
+    than once in a forward pass, or weights tied across layers.
+
+    Each example's gradient is the sum over uses, so a squared norm (or a diagonal, or a
+    trace) is ``sum_{r,s} <G_r, G_s>``: every pair of uses' cross term, each one einsum
+    over both uses' operands, planned like the single-use quantity (which is the term
+    ``r = s``). ``uses`` holds ``(layer, operands, t)`` with ``t`` the output gradient
+    ``g`` (first order) or the factor ``S`` (second order); the uses' parameters must
+    have the same shape in their einsums (their labels may differ).
+    """
+    if name in ("grad", "grad_batch"):
+        total = None
+        for layer, ops, g in uses:
+            part = quantity(name, layer, ops, g=g)
+            total = part if total is None else total + part
+        return total
+    if name not in PAIRED:
+        raise EinsumError(f"{name} of a parameter used several times is not offered")
+    first = uses[0][0]
+    w_labels, n = first.inputs[first.w], first.batch
+    output = {"n": (n,), "w": w_labels, "": ()}[PAIRED[name]]
+    sides = []
+    for layer, ops, t in uses:
+        terms, arrays = _side(name, layer, ops, t)
+        sides.append((_relabel(terms, layer, n, w_labels), arrays))
+    total = None
+    for r, (terms_a, arrays_a) in enumerate(sides):
+        for s_ in range(r, len(sides)):
+            terms_b, arrays_b = sides[s_]
+            terms_b = [tuple(Copy(lab) if isinstance(lab, _Own) else lab for lab in term)
+                       for term in terms_b]
+            part = _einsum(*sublist_args(arrays_a + arrays_b, terms_a + terms_b, output))
+            part = part if s_ == r else 2 * part
+            total = part if total is None else total + part
+    return total
+
+
+@dataclass(frozen=True)
+class _Own:
+    """A label of one use's own (neither the batch, nor the parameter's, nor ``C``)."""
+
+    label: Hashable
+
+    def __str__(self) -> str:
+        return str(self.label)
+
+
+def _relabel(terms: list[tuple[Any, ...]], layer: LayerEinsum, n: Label,
+             w_labels: tuple[Label, ...]) -> list[tuple[Any, ...]]:
+    """``terms`` with the batch named ``n``, the parameter's labels ``w_labels`` (by
+    position) and every other label its use's own."""
+    names = {layer.batch: n, **dict(zip(layer.inputs[layer.w], w_labels, strict=True))}
+    return [tuple(names[lab] if lab in names else lab if isinstance(lab, _Column)
+                  else _Own(lab) for lab in term) for term in terms]
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,9 @@ from ..errors import ShapeError
 from ..parse import sublist_args
 from ..structured import conv_pattern
 
-__all__ = ["conv_einsum", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
-           "conv_transpose3d", "unfold", "conv_nd", "conv_transpose_nd"]
+__all__ = ["conv_einsum", "conv_transpose_einsum", "conv1d", "conv2d", "conv3d",
+           "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "unfold", "conv_nd",
+           "conv_transpose_nd"]
 
 # Labels of the sublist form: batch, group, in-channel, out-channel, then per spatial
 # dimension t its input position, tap and output position.
@@ -95,12 +96,14 @@ def conv_nd(x: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any
     return y if bias is None else y + bias.reshape(1, -1, *([1] * nd))
 
 
-def conv_transpose_nd(x: Any, weight: Any, bias: Any = None, stride: Any = 1,
-                      padding: Any = 0, output_padding: Any = 0, groups: int = 1,
-                      dilation: Any = 1, optimize: Any = "auto") -> Any:
-    """N-d transposed convolution of ``x`` ``(N, C, *S)`` with ``weight``
-    ``(C, K / groups, *taps)``: the same pattern as :func:`conv_nd`, with the output
-    position summed and the input position kept."""
+def conv_transpose_einsum(x: Any, weight: Any, stride: Any = 1, padding: Any = 0,
+                          output_padding: Any = 0, groups: int = 1, dilation: Any = 1
+                          ) -> tuple[list[Any], list[tuple[str, ...]], tuple[str, ...]]:
+    """The einsum of an N-d transposed convolution, as :func:`conv_einsum` gives a
+    convolution's: the input ``(N, G, C/G, *S)`` first, the kernel ``(G, C/G, K/G,
+    *taps)`` second, then one pattern per spatial dimension (the convolution's pattern
+    with the output position summed and the input position kept); the output is
+    ``(N, G, K/G, *out)``."""
     nd = x.dim() - 2
     _check(x, weight, nd, groups, transposed=True)
     strides = as_tuple(stride, nd, "stride")
@@ -109,19 +112,32 @@ def conv_transpose_nd(x: Any, weight: Any, bias: Any = None, stride: Any = 1,
     extra = as_tuple(output_padding, nd, "output_padding")
     n, c = x.shape[:2]
     kg = weight.shape[1]
-    xs = x.reshape(n, groups, c // groups, *x.shape[2:])
-    ws = weight.reshape(groups, c // groups, kg, *weight.shape[2:])
-    args: list[Any] = [xs, [BATCH, _G, _C, *map(output_label, range(nd))],
-                       ws, [_G, _C, _K, *map(tap_label, range(nd))]]
+    operands: list[Any] = [x.reshape(n, groups, c // groups, *x.shape[2:]),
+                           weight.reshape(groups, c // groups, kg, *weight.shape[2:])]
+    terms = [(BATCH, _G, _C, *map(output_label, range(nd))),
+             (_G, _C, _K, *map(tap_label, range(nd)))]
     for t in range(nd):
         o, taps = x.shape[2 + t], weight.shape[2 + t]
         size = (o - 1) * strides[t] - 2 * pads[t] + dilations[t] * (taps - 1) + extra[t] + 1
         if size < 1:
             raise ShapeError(f"transposed convolution output size {size} < 1 in spatial dim {t}")
-        args += [conv_pattern(size, taps, strides[t], pads[t], dilations[t], output_size=o),
-                 [tap_label(t), output_label(t), input_label(t)]]
-    y = einsum(*args, [BATCH, _G, _K, *map(input_label, range(nd))], optimize=optimize)
-    y = y.reshape(n, groups * kg, *y.shape[3:])
+        operands.append(conv_pattern(size, taps, strides[t], pads[t], dilations[t],
+                                     output_size=o))
+        terms.append((tap_label(t), output_label(t), input_label(t)))
+    return operands, terms, (BATCH, _G, _K, *map(input_label, range(nd)))
+
+
+def conv_transpose_nd(x: Any, weight: Any, bias: Any = None, stride: Any = 1,
+                      padding: Any = 0, output_padding: Any = 0, groups: int = 1,
+                      dilation: Any = 1, optimize: Any = "auto") -> Any:
+    """N-d transposed convolution of ``x`` ``(N, C, *S)`` with ``weight``
+    ``(C, K / groups, *taps)``: the same pattern as :func:`conv_nd`, with the output
+    position summed and the input position kept."""
+    nd = x.dim() - 2
+    operands, terms, output = conv_transpose_einsum(x, weight, stride, padding,
+                                                    output_padding, groups, dilation)
+    y = einsum(*sublist_args(operands, terms, output), optimize=optimize)
+    y = y.reshape(x.shape[0], groups * weight.shape[1], *y.shape[3:])
     return y if bias is None else y + bias.reshape(1, -1, *([1] * nd))
 
 

@@ -56,28 +56,31 @@ def _setup(name, loss):
     return model, x, y, fn
 
 
+@pytest.mark.parametrize("convention", ["example", "batch"])
 @pytest.mark.parametrize("loss", ["mse", "cross_entropy"])
 @pytest.mark.parametrize("name", NAMES)
-def test_first_order_quantities(name, loss):
+def test_first_order_quantities(name, loss, convention):
     model, x, y, fn = _setup(name, loss)
     names = ["grad", "grad_batch", "grad_norm2", "variance"]
     fn(model(x), y).backward()  # untracked: torch's own gradients
     plain = {k: v.grad.clone() for k, v in model.named_parameters()}
     model.zero_grad()
-    with et.track(model, names) as t:
+    with et.track(model, names, convention=convention) as t:
         fn(model(x), y).backward()
     for key, p in model.named_parameters():  # formed from the per-example gradients
         torch.testing.assert_close(p.grad, plain[key])
     params = {k: v.detach() for k, v in model.named_parameters()}
 
-    def loss_n(p, xn, yn):  # the n-th example's share of the mean loss
-        return fn(functional_call(model, p, (xn[None],)), yn[None]) / N
+    share = N if convention == "batch" else 1
+
+    def loss_n(p, xn, yn):  # the n-th example's loss, or its share of the mean loss
+        return fn(functional_call(model, p, (xn[None],)), yn[None]) / share
 
     per = vmap(grad(loss_n), in_dims=(None, 0, 0))(params, x, y)
     for key, p in model.named_parameters():
         got, want = t[p], per[key]
         torch.testing.assert_close(got["grad_batch"], want)
-        torch.testing.assert_close(got["grad"], p.grad)
+        torch.testing.assert_close(got["grad"], p.grad)  # of the loss backpropagated
         torch.testing.assert_close(got["grad_norm2"], want.flatten(1).square().sum(1))
         torch.testing.assert_close(got["variance"], want.square().sum(0))
 
@@ -98,7 +101,7 @@ def test_weight_gradient_from_per_example_gradients(names, formed):
     want_x = x.grad.clone()
     model.zero_grad()
     x.grad = None
-    with et.track(model, names) as t:
+    with et.track(model, names, convention="batch") as t:
         F.mse_loss(model(x), y).backward()
     assert all((r.per_example is not None) == formed for r in t.records)
     for key, p in model.named_parameters():
@@ -142,21 +145,24 @@ def _ggn(model, x, y, loss, key):
 @pytest.mark.parametrize("name", NAMES)
 def test_second_order_quantities(name, loss):
     model, x, y, fn = _setup(name, loss)
-    names = ["hessian_diag", "hessian_trace", "hessian_trace_batch"]
-    with et.track(model, names, loss=loss) as t:
+    names = ["ggn_diag", "ggn_trace", "ggn_trace_batch"]
+    with et.track(model, names, loss=loss, convention="batch") as t:
+        fn(model(x), y).backward()
+    with et.track(model, ["ggn_trace_batch"], loss=loss) as own:  # each example's loss
         fn(model(x), y).backward()
     for key, p in model.named_parameters():
         ggn, per = _ggn(model, x, y, loss, key)
         got = t[p]
-        torch.testing.assert_close(got["hessian_diag"].reshape(-1), ggn.diagonal())
-        torch.testing.assert_close(got["hessian_trace"], ggn.trace())
-        torch.testing.assert_close(got["hessian_trace_batch"], per)
+        torch.testing.assert_close(got["ggn_diag"].reshape(-1), ggn.diagonal())
+        torch.testing.assert_close(got["ggn_trace"], ggn.trace())
+        torch.testing.assert_close(got["ggn_trace_batch"], per)
+        torch.testing.assert_close(own[p]["ggn_trace_batch"], per * N)
 
 
 def test_last_layer_hessian_is_exact():
     """For the last layer (linear in its weight, MSE) the GGN is the Hessian."""
     model, x, y, fn = _setup("linear", "mse")
-    with et.track(model, ["hessian_diag", "hessian_trace"], loss="mse") as t:
+    with et.track(model, ["ggn_diag", "ggn_trace"], loss="mse") as t:
         fn(model(x), y).backward()
     w = model[2].weight
     params = {k: v.detach() for k, v in model.named_parameters()}
@@ -167,8 +173,8 @@ def test_last_layer_hessian_is_exact():
         return fn(functional_call(model, q, (x,)), y)
 
     hess = torch.autograd.functional.hessian(loss_of, w.detach()).reshape(w.numel(), -1)
-    torch.testing.assert_close(t[w]["hessian_diag"].reshape(-1), hess.diagonal())
-    torch.testing.assert_close(t[w]["hessian_trace"], hess.trace())
+    torch.testing.assert_close(t[w]["ggn_diag"].reshape(-1), hess.diagonal())
+    torch.testing.assert_close(t[w]["ggn_trace"], hess.trace())
 
 
 def test_kfac_factors_of_a_linear_layer():
@@ -192,7 +198,10 @@ def test_errors():
         with et.track(model, ["nope"]):
             pass
     with pytest.raises(einopt.EinsumError, match="loss"):
-        with et.track(model, ["hessian_trace"]):
+        with et.track(model, ["ggn_trace"]):
+            pass
+    with pytest.raises(einopt.EinsumError, match="'ggn_diag'"):  # the GGN's, named so
+        with et.track(model, ["hessian_diag"]):
             pass
     with et.track(model, ["grad_norm2"]) as t:
         model(torch.randn(3, 2)).sum().backward()
@@ -208,7 +217,7 @@ def test_linear_norms_keep_torch_weight_gradient():
     with et.track(model, ["grad_norm2"]) as t:
         F.mse_loss(model(x), y).backward()
     assert t.records[0].per_example is None
-    g = 2 * (model(x) - y).detach() / y.numel()
+    g = 2 * (model(x) - y).detach() / y.shape[1]  # of each example's own mean loss
     want = g.square().sum(1) * x.square().sum(1)
     torch.testing.assert_close(t[model.weight]["grad_norm2"], want)
 

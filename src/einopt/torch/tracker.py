@@ -1,0 +1,429 @@
+"""The tracker: hooks that record each supported layer's einsum operands and output
+gradients during the forward and backward passes, and the quantities read from them.
+
+Second-order quantities need ``loss="mse"`` or ``"cross_entropy"`` (mean reduction,
+torch's default; ``loss_reduction="sum"`` for sums): the loss Hessian's factor ``S`` at
+the model output is backpropagated to every layer's output in one batched autograd
+call while the backward pass runs, so they are the generalized Gauss-Newton's (the
+Hessian's for the layers the loss follows through linear maps only).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ..autodiff import vjp
+from ..caches import BoundedDict
+from ..errors import EinsumError
+from ..parse import Equation
+from ..quantities import (
+    FIRST_ORDER,
+    LayerEinsum,
+    first_order_plan,
+    from_per_example,
+    quantity,
+    shared_quantity,
+)
+from ..structured.rewrite import spec_of
+from .layers import (
+    bias_layer,
+    channel_axes,
+    layer_einsum,
+    layer_output_shape,
+    supported,
+    unsupported,
+)
+
+__all__ = ["track", "Tracker", "NAMES", "CONVENTIONS"]
+
+#: quantity names: the einopt.quantities ones, and a torch-style alias
+NAMES = {
+    "grad": "grad", "grad_batch": "grad_batch", "grad_norm2": "grad_norm2",
+    "grad_sq_sum": "grad_sq_sum", "variance": "grad_sq_sum",
+    "ggn_diag": "ggn_diag", "ggn_trace": "ggn_trace", "ggn_trace_batch": "ggn_trace_batch",
+    "kfac": "kfac",
+}
+#: names that once meant the GGN and now say where it is
+_RENAMED = {"hessian_diag": "ggn_diag", "hessian_trace": "ggn_trace",
+            "hessian_trace_batch": "ggn_trace_batch"}
+_SECOND = {"ggn_diag", "ggn_trace", "ggn_trace_batch"}
+#: how each per-example quantity scales with the per-example loss convention: the power
+#: of the batch size it is multiplied by when the loss is the batch mean
+_PER_EXAMPLE_POWER = {"grad_batch": 1, "grad_norm2": 2, "grad_sq_sum": 2, "ggn_trace_batch": 1}
+#: ``"example"``: per-example quantities are those of each example's own loss (as DP-SGD
+#: clips them); ``"batch"``: those of its share of the loss as backpropagated
+CONVENTIONS = ("example", "batch")
+#: per (layer, operand shapes, quantities): whether backward forms per-example gradients
+FORMS: BoundedDict[Any, bool] = BoundedDict("tracked backward forms", 1024)
+_LINEAR_OR_CONV = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
+
+
+class _Record:
+    """What one tracked module saw: its einsum, operands, output, and gradients."""
+
+    def __init__(self, module: torch.nn.Module, layer: LayerEinsum, operands: list[Any],
+                 w_shape: tuple[int, ...], y: torch.Tensor) -> None:
+        self.module, self.layer, self.operands, self.w_shape = module, layer, operands, w_shape
+        self.y: torch.Tensor | None = y  # dropped when the block ends (it holds the graph)
+        self.y_shape = tuple(y.shape)
+        self.g: torch.Tensor | None = None
+        self.s: torch.Tensor | None = None
+        self.per_example: torch.Tensor | None = None  # formed in backward, if it pays
+
+
+class _FromExamples(torch.autograd.Function):
+    """A tracked layer's output again, with a backward pass that forms the per-example
+    weight gradients once: the weight's gradient is their sum, and the tracked
+    quantities read them. Used where the quantities' own plans would form them anyway
+    (a convolution over a large grid): torch's weight-gradient kernel then does not
+    run as well."""
+
+    @staticmethod
+    def forward(ctx: Any, y: torch.Tensor, x: torch.Tensor, weight: torch.Tensor,
+                bias: torch.Tensor | None, rec: _Record) -> torch.Tensor:
+        ctx.rec, ctx.x_shape = rec, x.shape
+        return y.view_as(y)
+
+    @staticmethod
+    def backward(ctx: Any, gy: torch.Tensor) -> tuple[Any, ...]:
+        rec: _Record = ctx.rec
+        layer = rec.layer
+        # With create_graph (a gradient penalty), every product stays differentiable.
+        graph = torch.is_grad_enabled()
+        ops = [o.detach() if isinstance(o, torch.Tensor) and not graph else o
+               for o in rec.operands]
+        g = (gy if graph else gy.detach()).reshape(layer_output_shape(layer, ops))
+        rec.g = g.detach()
+        grads = quantity("grad_batch", layer, ops, g=g)
+        rec.per_example = grads.detach()
+        weight = rec.module.weight
+        gw = from_per_example("grad", layer, grads).reshape(weight.shape)
+        gx = gb = None
+        if ctx.needs_input_grad[1]:  # the einsum's VJP for its input
+            eq = Equation(layer.inputs, layer.output)
+            gx = vjp(eq, ops, layer.x, g).reshape(ctx.x_shape)
+        if ctx.needs_input_grad[3]:
+            bias = rec.module.bias
+            assert isinstance(bias, torch.Tensor)
+            b_layer, b_ops = bias_layer(bias, rec.y_shape,
+                                        channel_axes(rec.module, rec.y_shape))
+            gb = quantity("grad", b_layer, b_ops, g=gy if graph else gy.detach())
+        return None, gx, gw, gb, None
+
+
+
+@dataclass(frozen=True)
+class _Use:
+    """One use of a parameter in a forward pass: the einsum it is ``W`` of, that
+    einsum's operands and output gradient (and loss Hessian factor), and the per-example
+    gradients where backward formed them."""
+
+    layer: LayerEinsum
+    operands: list[Any]
+    g: torch.Tensor | None
+    s: torch.Tensor | None
+    per_example: torch.Tensor | None
+    shape: tuple[int, ...]  # the parameter's shape in the einsum
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.operands[self.layer.x].shape[0])
+
+
+class Tracker:
+    """Collects, per tracked parameter, the requested quantities (see :func:`track`)."""
+
+    def __init__(self, model: torch.nn.Module, names: Sequence[str], loss: str | None,
+                 loss_reduction: str, convention: str = "example") -> None:
+        for q in names:
+            if q in _RENAMED:
+                raise EinsumError(f"{q!r} is not offered: it was the generalized Gauss-Newton "
+                                  f"matrix's, which is {_RENAMED[q]!r}")
+            if q not in NAMES:
+                raise EinsumError(f"unknown quantity {q!r}; choose from "
+                                  f"{', '.join(sorted(NAMES))}")
+        if convention not in CONVENTIONS:
+            raise EinsumError(f"convention={convention!r}: choose 'example' (each example's "
+                              "own loss) or 'batch' (its share of the batch loss)")
+        if loss_reduction not in ("mean", "sum"):
+            raise EinsumError(f"loss_reduction={loss_reduction!r}: choose 'mean' or 'sum'")
+        self.names = list(names)
+        self.model = model
+        self.loss, self.reduction, self.convention = loss, loss_reduction, convention
+        self._second = any(NAMES[q] in _SECOND for q in names)
+        if self._second and loss not in ("mse", "cross_entropy"):
+            raise EinsumError("second-order quantities need loss='mse' or 'cross_entropy'")
+        self.records: list[_Record] = []
+        self._output: torch.Tensor | None = None
+        self._handles: list[Any] = []
+        self._results: dict[torch.nn.Parameter, dict[str, Any]] = {}
+        self._tracked: set[torch.nn.Parameter] = set()
+        self._propagating = False
+
+    # Hooks.
+    def _attach(self) -> None:
+        for name, module in self.model.named_modules():
+            reason = unsupported(module)
+            if reason is not None:
+                raise EinsumError(f"cannot track module {name or '(the model)'!r} "
+                                  f"({type(module).__name__}): {reason}")
+        for module in self.model.modules():
+            if supported(module):
+                self._handles.append(module.register_forward_hook(self._forward))
+                self._tracked.update(p for p in _params(module) if p.requires_grad)
+        self._handles.append(self.model.register_forward_pre_hook(self._new_pass))
+        if self._second:
+            self._handles.append(self.model.register_forward_hook(self._model_output))
+
+    def _new_pass(self, module: torch.nn.Module, inputs: Any) -> None:
+        """A forward pass after a backward pass starts afresh (a training loop inside
+        the block); calls before any backward (a model run on two inputs for one loss)
+        add uses to the same pass."""
+        if any(r.g is not None for r in self.records):
+            for r in self.records:
+                r.y = None
+            self.records.clear()
+            self._results.clear()
+
+    def _detach(self) -> None:
+        """Remove every hook and let go of the outputs (and so of the graph)."""
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+        self._output = None
+        for r in self.records:
+            r.y = None
+
+    def _forward(self, module: torch.nn.Module, inputs: tuple[Any, ...], y: Any) -> Any:
+        x = inputs[0]
+        if not isinstance(y, torch.Tensor) or not y.requires_grad:
+            return None
+        found = layer_einsum(module, x, y)
+        if found is None:
+            return None
+        layer, operands, w_shape = found
+        rec = _Record(module, layer, operands, w_shape, y)
+        self.records.append(rec)
+        self._results.clear()  # a new forward pass: quantities are read afresh
+        if self._from_examples(module, layer, operands, y):
+            bias = getattr(module, "bias", None)
+            return _FromExamples.apply(y.detach(), x, module.weight,
+                                       bias if isinstance(bias, torch.nn.Parameter) else None,
+                                       rec)
+
+        def keep(g: torch.Tensor) -> None:
+            if not self._propagating:  # not the batched pass of the Hessian factor
+                rec.g = g.detach()
+
+        self._handles.append(y.register_hook(keep))
+        return None
+
+    def _from_examples(self, module: torch.nn.Module, layer: LayerEinsum,
+                       operands: list[Any], y: torch.Tensor) -> bool:
+        """Whether to form the per-example gradients in backward and the weight's
+        gradient from them: only first-order quantities are tracked, and their plans
+        form the per-example gradients anyway (or ``grad_batch`` is asked for)."""
+        wanted = {NAMES[q] for q in self.names}
+        weight = getattr(module, "weight", None)
+        if (self._second or not wanted <= set(FIRST_ORDER) or layer.x != 0
+                or not isinstance(module, _LINEAR_OR_CONV)
+                or getattr(module, "padding_mode", "zeros") != "zeros"
+                or not isinstance(weight, torch.nn.Parameter) or not weight.requires_grad):
+            return False
+        if "grad_batch" in wanted:
+            return True
+        key = (layer, tuple(spec_of(o) for o in operands), frozenset(wanted))
+        found = FORMS.get(key)
+        if found is None:  # planned once per layer and shapes, not every forward
+            ops = [o.detach() if isinstance(o, torch.Tensor) else o for o in operands]
+            g = y.detach().reshape(layer_output_shape(layer, ops))
+            each = first_order_plan("grad_batch", layer, ops, g).flops
+            found = FORMS[key] = any(first_order_plan(q, layer, ops, g).flops >= 0.9 * each
+                                     for q in wanted - {"grad"})
+        return bool(found)
+
+    def _model_output(self, module: torch.nn.Module, inputs: Any, out: Any) -> None:
+        if isinstance(out, torch.Tensor) and out.requires_grad:
+            self._output = out
+            self._handles.append(out.register_hook(self._second_order))
+
+    def _second_order(self, grad: torch.Tensor) -> None:
+        """While backward runs: backpropagate the loss Hessian factor to every layer."""
+        if self._propagating:
+            return
+        out = self._output
+        assert out is not None
+        s_out = _loss_factor(out.detach(), self.loss, self.reduction)  # (C, *out.shape)
+        live = [r for r in self.records if r.y is not None]
+        ys = [r.y for r in live if r.y is not None]
+        self._propagating = True
+        try:
+            cols = torch.autograd.grad(out, ys, grad_outputs=s_out, is_grads_batched=True,
+                                       retain_graph=True, allow_unused=True)
+        finally:
+            self._propagating = False
+        for r, c in zip(live, cols, strict=True):
+            r.s = None if c is None else c.movedim(0, -1).detach()
+
+    # Results.
+    def __getitem__(self, param: torch.nn.Parameter) -> dict[str, Any]:
+        if param not in self._tracked:
+            raise EinsumError("that parameter belongs to no tracked layer (or is frozen)")
+        if param not in self._results:
+            self._compute()
+        try:
+            return self._results[param]
+        except KeyError:
+            raise EinsumError("that parameter's layer did not run in a tracked forward "
+                              "pass") from None
+
+    def _compute(self) -> None:
+        uses: dict[torch.nn.Parameter, list[_Use]] = {}
+        for rec in self.records:
+            for p, use in _uses_of(rec):
+                uses.setdefault(p, []).append(use)
+        for p, us in uses.items():
+            self._results[p] = {name: self._value(NAMES[name], us, tuple(p.shape))
+                                for name in self.names}
+
+    def _value(self, q: str, uses: list[_Use], shape: tuple[int, ...]) -> Any:
+        """Quantity ``q`` of a parameter from its uses, in the tracker's convention."""
+        if len(uses) == 1:
+            u = uses[0]
+            if u.per_example is not None and q in FIRST_ORDER:
+                value = from_per_example(q, u.layer, u.per_example)
+            else:
+                value = quantity(q, u.layer, u.operands, g=u.g, s=u.s)
+            value = _to_param_shape(q, value, shape)
+        elif q in ("grad", "grad_batch"):
+            value = sum(_to_param_shape(q, quantity(q, u.layer, u.operands, g=u.g), shape)
+                        for u in uses)
+        elif q == "kfac":  # every use's factors summed (as for extra positions)
+            parts = [quantity(q, u.layer, u.operands, g=u.g) for u in uses]
+            value = tuple(sum(f[k] for f in parts) for k in range(2))
+        elif len({u.shape for u in uses}) > 1:  # the einsums hold it differently shaped
+            if q not in FIRST_ORDER:
+                raise EinsumError(f"{q} of a parameter shaped differently in its uses' "
+                                  "einsums is not offered")
+            per = sum(quantity("grad_batch", u.layer, u.operands, g=u.g)
+                      .reshape(u.batch_size, *shape) for u in uses)
+            assert isinstance(per, torch.Tensor)
+            value = {"grad_norm2": lambda: per.flatten(1).square().sum(1),
+                     "grad_sq_sum": lambda: per.square().sum(0)}[q]()
+        else:
+            second = q not in FIRST_ORDER
+            value = _to_param_shape(q, shared_quantity(
+                q, [(u.layer, u.operands, u.s if second else u.g) for u in uses]), shape)
+        power = _PER_EXAMPLE_POWER.get(q, 0)
+        if power and self.convention == "example" and self.reduction == "mean":
+            value = value * uses[0].batch_size ** power
+        return value
+
+
+def _params(module: torch.nn.Module) -> list[torch.nn.Parameter]:
+    """The module's own weight and bias (those its einsum layers hold)."""
+    return [p for p in (getattr(module, "weight", None), getattr(module, "bias", None))
+            if isinstance(p, torch.nn.Parameter)]
+
+
+def _uses_of(rec: _Record) -> list[tuple[torch.nn.Parameter, _Use]]:
+    """The weight's and the bias's uses in one recorded call of a layer."""
+    found: list[tuple[torch.nn.Parameter, _Use]] = []
+    module = rec.module
+    weight = getattr(module, "weight", None)
+    entries: list[tuple[Any, LayerEinsum, list[Any], tuple[int, ...], Any]] = []
+    if isinstance(weight, torch.nn.Parameter) and weight.requires_grad:
+        entries.append((weight, rec.layer, rec.operands, rec.w_shape, rec.per_example))
+    bias = getattr(module, "bias", None)
+    if isinstance(bias, torch.nn.Parameter) and bias.requires_grad:
+        layer, ops = bias_layer(bias, rec.y_shape, channel_axes(module, rec.y_shape))
+        entries.append((bias, layer, ops, tuple(bias.shape), None))
+    for p, layer, ops, shape, per in entries:
+        ops = [o.detach() if isinstance(o, torch.Tensor) else o for o in ops]
+        y_shape = tuple(layer_output_shape(layer, ops))
+        g = None if rec.g is None else rec.g.reshape(y_shape)
+        s = None if rec.s is None else rec.s.reshape(*y_shape, rec.s.shape[-1])
+        found.append((p, _Use(layer, ops, g, s, per, shape)))
+    return found
+
+
+def _to_param_shape(q: str, value: Any, shape: tuple[int, ...]) -> Any:
+    if q in ("grad", "grad_sq_sum", "ggn_diag"):
+        return value.reshape(shape)
+    if q == "grad_batch":
+        return value.reshape(value.shape[0], *shape)
+    return value
+
+
+def _loss_factor(out: torch.Tensor, loss: str | None, reduction: str) -> torch.Tensor:
+    """``S`` with ``d2L/dout2 = S S^T`` per example, as ``(C, *out.shape)`` columns.
+
+    ``cross_entropy`` takes logits ``(N, ..., K)``, classes last, with one loss term
+    per position (as a language model's ``(N, T, V)``): the Hessian is block diagonal
+    over positions, so ``S`` has a column per position and class.
+    """
+    n = out.shape[0]
+    if loss == "mse":
+        numel = out.numel() if reduction == "mean" else 1
+        scale = math.sqrt(2.0 / numel)
+        per = out[0].numel()
+        eye = torch.eye(per, dtype=out.dtype, device=out.device) * scale
+        return eye.reshape(per, 1, *out.shape[1:]).expand(per, *out.shape).contiguous()
+    if loss == "cross_entropy":
+        if out.dim() < 2:
+            raise EinsumError(f"cross_entropy tracking takes (N, ..., K) logits, got shape "
+                              f"{tuple(out.shape)}")
+        k = out.shape[-1]
+        positions = out.shape[1:-1]
+        count = math.prod(positions)
+        p = torch.softmax(out.reshape(n, count, k), dim=-1)
+        sq = p.sqrt()
+        scale = 1.0 / math.sqrt(n * count) if reduction == "mean" else 1.0
+        # S = diag(sqrt p) - p sqrt(p)^T per position, S S^T = diag(p) - p p^T
+        s = (torch.diag_embed(sq) - p[..., :, None] * sq[..., None, :]) * scale  # n t k c
+        eye = torch.eye(count, dtype=out.dtype, device=out.device)
+        cols = torch.einsum("ntkc,tu->tcnuk", s, eye)  # column (t, c) holds position t only
+        return cols.reshape(count * k, *out.shape).contiguous()
+    raise EinsumError(f"unknown loss {loss!r}")
+
+
+@contextmanager
+def track(model: torch.nn.Module, quantities: Sequence[str], loss: str | None = None,
+          loss_reduction: str = "mean", convention: str = "example") -> Iterator[Tracker]:
+    """Track ``quantities`` of every supported layer of ``model`` during the forward and
+    backward passes run inside the block; read them as ``tracker[param][name]``.
+
+    Per-example quantities (``grad_batch``, ``grad_norm2``, ``grad_sq_sum``,
+    ``ggn_trace_batch``) are those of each example's own loss by default
+    (``convention="example"``, as DP-SGD clips them): with ``loss_reduction="mean"``
+    (the loss is the batch mean of per-example losses) the gradients are scaled by the
+    batch size. ``convention="batch"`` gives those of each example's share of the loss
+    as backpropagated. ``grad``, ``ggn_diag``, ``ggn_trace`` and ``kfac`` are always of
+    the loss as backpropagated. A parameter used several times in the forward pass
+    (a layer called twice, weights tied across layers) gets the quantities of the sum
+    over its uses.
+
+    Raises :class:`~einopt.EinsumError` at once when a module holds trainable
+    parameters that cannot be tracked (naming it), such as BatchNorm in training mode.
+
+    Example:
+        >>> import torch, einopt.torch
+        >>> model = torch.nn.Linear(3, 2)
+        >>> x, y = torch.randn(5, 3), torch.randn(5, 2)
+        >>> with einopt.torch.track(model, ["grad_norm2"]) as t:
+        ...     torch.nn.functional.mse_loss(model(x), y).backward()
+        >>> t[model.weight]["grad_norm2"].shape
+        torch.Size([5])
+    """
+    tracker = Tracker(model, quantities, loss, loss_reduction, convention)
+    tracker._attach()
+    try:
+        yield tracker
+    finally:
+        tracker._detach()
