@@ -15,9 +15,12 @@ parameter ``W``, and any constants such as convolution patterns), the output gra
 ``grad_sq_sum``        ``sum_n (dL_n/dW)^2`` (for the gradient variance)
 ``ggn_diag``           ``diag(J^T S S^T J)``: the gradient einsum with ``S`` for ``g``,
                        twice, sharing ``C`` too
-``ggn_trace``          its trace; ``ggn_trace_batch`` per example. For a layer linear in
-                       ``W`` (every einsum layer) these are the Hessian's diagonal and
-                       trace with respect to ``W``.
+``ggn_trace``          its trace; ``ggn_trace_batch`` per example.
+``hessian_diag``       ``diag(J^T H J)`` with ``H = d2L_n/dy2`` whole (``h``, shaped
+                       ``y.shape + y.shape[1:]``): the Hessian's diagonal with respect
+                       to ``W``, exact because ``y`` is linear in ``W``; ``hessian_trace``
+                       and ``hessian_trace_batch`` likewise. With ``H = S S^T`` (the
+                       loss's own curvature only) they are the GGN's.
 ``hvp``                ``J^T S S^T J v``: the JVP einsum of ``v``, then ``S S^T``, then the
                        VJP einsum
 ``kfac``               ``(A, G)``: the input-side and output-side Kronecker factors,
@@ -44,6 +47,7 @@ __all__ = ["LayerEinsum", "QUANTITIES", "FIRST_ORDER", "quantity", "first_order_
            "from_per_example", "shared_quantity"]
 
 QUANTITIES = ("grad", "grad_batch", "grad_norm2", "grad_sq_sum", "ggn_diag", "ggn_trace",
+              "hessian_diag", "hessian_trace", "hessian_trace_batch",
               "ggn_trace_batch", "hvp", "kfac")
 #: the quantities of the per-example gradients alone (each a function of them)
 FIRST_ORDER = ("grad", "grad_batch", "grad_norm2", "grad_sq_sum")
@@ -149,7 +153,7 @@ def from_per_example(name: str, layer: LayerEinsum, grads: Any) -> Any:
 
 
 def quantity(name: str, layer: LayerEinsum, operands: Sequence[Any], g: Any = None,
-             s: Any = None, v: Any = None) -> Any:
+             s: Any = None, v: Any = None, h: Any = None) -> Any:
     """Quantity ``name`` (one of :data:`QUANTITIES`) of ``layer`` on ``operands``.
 
     Args:
@@ -157,6 +161,7 @@ def quantity(name: str, layer: LayerEinsum, operands: Sequence[Any], g: Any = No
         s: ``S``, shaped ``y.shape + (C,)`` with ``d2L/dy2 = S S^T`` per example
             (second-order quantities).
         v: a direction shaped like ``W`` (``hvp``).
+        h: ``d2L_n/dy2`` per example, shaped ``y.shape + y.shape[1:]`` (``hessian_*``).
     """
     terms, pos = layer.grad_terms()
     arrays = [operands[k] for k in pos]
@@ -186,6 +191,18 @@ def quantity(name: str, layer: LayerEinsum, operands: Sequence[Any], g: Any = No
         sjv = _einsum(s, [*y, c], jv, list(y), [n, c])  # S^T J v, per example and column
         hs = _einsum(s, [*y, c], sjv, [n, c], list(y))  # S S^T J v
         return _einsum(*sublist_args(arrays + [hs], terms + [y], w_labels))
+    if name in ("hessian_diag", "hessian_trace", "hessian_trace_batch"):
+        if h is None:
+            raise EinsumError(f"{name} needs the Hessian h of the loss in the layer output")
+        keep = {n, *w_labels}
+        second = [_copy(t, keep) for t in terms]
+        # y's second copy: the parameter's own indices stay shared (J is a selector in
+        # them, so H is read on their diagonal)
+        h_term = (*y, *_copy([lab for lab in y if lab != n], keep))
+        output = {"hessian_diag": w_labels, "hessian_trace": (),
+                  "hessian_trace_batch": (n,)}[name]
+        return _einsum(*sublist_args(arrays + [h] + arrays, terms + [h_term] + second,
+                                     output))
     if name == "kfac":
         if g is None:
             raise EinsumError("kfac needs the output gradient g")

@@ -200,7 +200,7 @@ def test_errors():
     with pytest.raises(einopt.EinsumError, match="loss"):
         with et.track(model, ["ggn_trace"]):
             pass
-    with pytest.raises(einopt.EinsumError, match="'ggn_diag'"):  # the GGN's, named so
+    with pytest.raises(einopt.EinsumError, match="loss"):
         with et.track(model, ["hessian_diag"]):
             pass
     with et.track(model, ["grad_norm2"]) as t:

@@ -7,10 +7,12 @@ holds the quantity for that parameter. Each parameterized layer (:mod:`.layers`:
 ``Embedding``, the norms' affine weights, einopt's own layers and any module with an
 ``einsum_layer(x)`` method) is described by the einsum linear in its weight; every
 quantity is that einsum's naive form (:mod:`einopt.quantities`), planned by einopt.
+:class:`DPSGD` clips every example's gradient and noises the sum the same way.
 """
 
 from .layers import SUPPORTED, layer_einsum, supported, unsupported
+from .private import DPSGD, clipped_sum
 from .tracker import CONVENTIONS, NAMES, Tracker, track
 
 __all__ = ["track", "Tracker", "layer_einsum", "NAMES", "CONVENTIONS", "SUPPORTED",
-           "supported", "unsupported"]
+           "supported", "unsupported", "DPSGD", "clipped_sum"]

@@ -2,10 +2,13 @@
 gradients during the forward and backward passes, and the quantities read from them.
 
 Second-order quantities need ``loss="mse"`` or ``"cross_entropy"`` (mean reduction,
-torch's default; ``loss_reduction="sum"`` for sums): the loss Hessian's factor ``S`` at
-the model output is backpropagated to every layer's output in one batched autograd
-call while the backward pass runs, so they are the generalized Gauss-Newton's (the
-Hessian's for the layers the loss follows through linear maps only).
+torch's default; ``loss_reduction="sum"`` for sums). ``ggn_*``: the loss Hessian's
+factor ``S`` at the model output is backpropagated to every layer's output in one
+batched autograd call while the backward pass runs (the generalized Gauss-Newton).
+``hessian_*``: exact; each layer output's whole per-example Hessian adds the model's
+own curvature by double backward, one direction per entry of an example's output
+(meant for small models), and the weight's Hessian is that between the einsum's
+Jacobians, exactly, since every tracked layer is linear in its weight.
 """
 
 from __future__ import annotations
@@ -47,15 +50,15 @@ NAMES = {
     "grad": "grad", "grad_batch": "grad_batch", "grad_norm2": "grad_norm2",
     "grad_sq_sum": "grad_sq_sum", "variance": "grad_sq_sum",
     "ggn_diag": "ggn_diag", "ggn_trace": "ggn_trace", "ggn_trace_batch": "ggn_trace_batch",
-    "kfac": "kfac",
+    "hessian_diag": "hessian_diag", "hessian_trace": "hessian_trace",
+    "hessian_trace_batch": "hessian_trace_batch", "kfac": "kfac",
 }
-#: names that once meant the GGN and now say where it is
-_RENAMED = {"hessian_diag": "ggn_diag", "hessian_trace": "ggn_trace",
-            "hessian_trace_batch": "ggn_trace_batch"}
-_SECOND = {"ggn_diag", "ggn_trace", "ggn_trace_batch"}
+_HESSIAN = {"hessian_diag", "hessian_trace", "hessian_trace_batch"}
+_SECOND = {"ggn_diag", "ggn_trace", "ggn_trace_batch", *_HESSIAN}
 #: how each per-example quantity scales with the per-example loss convention: the power
 #: of the batch size it is multiplied by when the loss is the batch mean
-_PER_EXAMPLE_POWER = {"grad_batch": 1, "grad_norm2": 2, "grad_sq_sum": 2, "ggn_trace_batch": 1}
+_PER_EXAMPLE_POWER = {"grad_batch": 1, "grad_norm2": 2, "grad_sq_sum": 2, "ggn_trace_batch": 1,
+                      "hessian_trace_batch": 1}
 #: ``"example"``: per-example quantities are those of each example's own loss (as DP-SGD
 #: clips them); ``"batch"``: those of its share of the loss as backpropagated
 CONVENTIONS = ("example", "batch")
@@ -75,6 +78,7 @@ class _Record:
         self.g: torch.Tensor | None = None
         self.s: torch.Tensor | None = None
         self.per_example: torch.Tensor | None = None  # formed in backward, if it pays
+        self.h: torch.Tensor | None = None  # d2L/dy2 per example, (N, Y, Y) flattened
 
 
 class _FromExamples(torch.autograd.Function):
@@ -130,6 +134,7 @@ class _Use:
     s: torch.Tensor | None
     per_example: torch.Tensor | None
     shape: tuple[int, ...]  # the parameter's shape in the einsum
+    h: torch.Tensor | None = None
 
     @property
     def batch_size(self) -> int:
@@ -142,9 +147,6 @@ class Tracker:
     def __init__(self, model: torch.nn.Module, names: Sequence[str], loss: str | None,
                  loss_reduction: str, convention: str = "example") -> None:
         for q in names:
-            if q in _RENAMED:
-                raise EinsumError(f"{q!r} is not offered: it was the generalized Gauss-Newton "
-                                  f"matrix's, which is {_RENAMED[q]!r}")
             if q not in NAMES:
                 raise EinsumError(f"unknown quantity {q!r}; choose from "
                                   f"{', '.join(sorted(NAMES))}")
@@ -157,6 +159,7 @@ class Tracker:
         self.model = model
         self.loss, self.reduction, self.convention = loss, loss_reduction, convention
         self._second = any(NAMES[q] in _SECOND for q in names)
+        self._hessian = any(NAMES[q] in _HESSIAN for q in names)
         if self._second and loss not in ("mse", "cross_entropy"):
             raise EinsumError("second-order quantities need loss='mse' or 'cross_entropy'")
         self.records: list[_Record] = []
@@ -167,12 +170,17 @@ class Tracker:
         self._propagating = False
 
     # Hooks.
-    def _attach(self) -> None:
+    def _attach_check(self) -> None:
+        """Raise, naming it, on the first module whose trainable parameters cannot be
+        tracked."""
         for name, module in self.model.named_modules():
             reason = unsupported(module)
             if reason is not None:
                 raise EinsumError(f"cannot track module {name or '(the model)'!r} "
                                   f"({type(module).__name__}): {reason}")
+
+    def _attach(self) -> None:
+        self._attach_check()
         for module in self.model.modules():
             if supported(module):
                 self._handles.append(module.register_forward_hook(self._forward))
@@ -270,6 +278,34 @@ class Tracker:
             self._propagating = False
         for r, c in zip(live, cols, strict=True):
             r.s = None if c is None else c.movedim(0, -1).detach()
+        if self._hessian:
+            self._exact(out, grad, live)
+
+    def _exact(self, out: torch.Tensor, grad: torch.Tensor, live: list[_Record]) -> None:
+        """Each layer output's whole per-example Hessian ``d2L/dy2``: the loss's own
+        curvature carried back (``S S^T``) plus the model's, ``sum_k dL/dout_k
+        d2out_k/dy2``, by double backward with a basis direction per output entry
+        (batched over the examples, which the model does not mix)."""
+        self._propagating = True
+        try:
+            for r in live:
+                y = r.y
+                assert y is not None
+                (u,) = torch.autograd.grad(out, y, grad_outputs=grad.detach(),
+                                           retain_graph=True, create_graph=True,
+                                           allow_unused=True)
+                n, size = y.shape[0], y[0].numel()
+                if u is None or not u.requires_grad:
+                    rest = torch.zeros(n, size, size, dtype=y.dtype, device=y.device)
+                else:
+                    rows = _double_backward(u, y)
+                    rest = (torch.zeros(n, size, size, dtype=y.dtype, device=y.device)
+                            if rows is None else rows.reshape(size, n, size).transpose(0, 1))
+                s = (r.s if r.s is not None else
+                     torch.zeros(*y.shape, 1, dtype=y.dtype, device=y.device)).reshape(n, size, -1)
+                r.h = (s @ s.transpose(1, 2) + rest.detach()).contiguous()
+        finally:
+            self._propagating = False
 
     # Results.
     def __getitem__(self, param: torch.nn.Parameter) -> dict[str, Any]:
@@ -283,12 +319,16 @@ class Tracker:
             raise EinsumError("that parameter's layer did not run in a tracked forward "
                               "pass") from None
 
-    def _compute(self) -> None:
+    def _uses(self) -> dict[torch.nn.Parameter, list[_Use]]:
+        """Every tracked parameter's uses in the recorded pass."""
         uses: dict[torch.nn.Parameter, list[_Use]] = {}
         for rec in self.records:
             for p, use in _uses_of(rec):
                 uses.setdefault(p, []).append(use)
-        for p, us in uses.items():
+        return uses
+
+    def _compute(self) -> None:
+        for p, us in self._uses().items():
             self._results[p] = {name: self._value(NAMES[name], us, tuple(p.shape))
                                 for name in self.names}
 
@@ -299,8 +339,11 @@ class Tracker:
             if u.per_example is not None and q in FIRST_ORDER:
                 value = from_per_example(q, u.layer, u.per_example)
             else:
-                value = quantity(q, u.layer, u.operands, g=u.g, s=u.s)
+                value = quantity(q, u.layer, u.operands, g=u.g, s=u.s, h=u.h)
             value = _to_param_shape(q, value, shape)
+        elif q in _HESSIAN:
+            raise EinsumError(f"{q} of a parameter used several times is not offered (its "
+                              "uses' outputs depend on each other through it); ggn_* is")
         elif q in ("grad", "grad_batch"):
             value = sum(_to_param_shape(q, quantity(q, u.layer, u.operands, g=u.g), shape)
                         for u in uses)
@@ -326,6 +369,25 @@ class Tracker:
         return value
 
 
+def _double_backward(u: torch.Tensor, y: torch.Tensor) -> torch.Tensor | None:
+    """``d(u . e_k)/dy`` for every basis direction ``e_k`` of one example's entries (the
+    same entry of every example at once): batched, or one by one where an operation's
+    double backward cannot be batched."""
+    n, size = y.shape[0], y[0].numel()
+    basis = torch.eye(size, dtype=y.dtype, device=y.device)
+    basis = basis[:, None, :].expand(size, n, size).reshape(size, *y.shape)
+    try:
+        (rows,) = torch.autograd.grad(u, y, grad_outputs=basis, retain_graph=True,
+                                      is_grads_batched=True, allow_unused=True)
+        return rows
+    except RuntimeError:
+        found = [torch.autograd.grad(u, y, grad_outputs=b, retain_graph=True,
+                                     allow_unused=True)[0] for b in basis]
+        if found[0] is None:
+            return None
+        return torch.stack(found)
+
+
 def _params(module: torch.nn.Module) -> list[torch.nn.Parameter]:
     """The module's own weight and bias (those its einsum layers hold)."""
     return [p for p in (getattr(module, "weight", None), getattr(module, "bias", None))
@@ -349,12 +411,13 @@ def _uses_of(rec: _Record) -> list[tuple[torch.nn.Parameter, _Use]]:
         y_shape = tuple(layer_output_shape(layer, ops))
         g = None if rec.g is None else rec.g.reshape(y_shape)
         s = None if rec.s is None else rec.s.reshape(*y_shape, rec.s.shape[-1])
-        found.append((p, _Use(layer, ops, g, s, per, shape)))
+        h = None if rec.h is None else rec.h.reshape(*y_shape, *y_shape[1:])
+        found.append((p, _Use(layer, ops, g, s, per, shape, h)))
     return found
 
 
 def _to_param_shape(q: str, value: Any, shape: tuple[int, ...]) -> Any:
-    if q in ("grad", "grad_sq_sum", "ggn_diag"):
+    if q in ("grad", "grad_sq_sum", "ggn_diag", "hessian_diag"):
         return value.reshape(shape)
     if q == "grad_batch":
         return value.reshape(value.shape[0], *shape)

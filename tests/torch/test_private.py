@@ -1,0 +1,132 @@
+"""DPSGD: the clipped, noised gradient equals clipping torch.func's per-example
+gradients by hand, flat and per layer, with shared weights, norms and embeddings."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+from torch.func import functional_call, grad, vmap  # noqa: E402
+
+import einopt  # noqa: E402
+import einopt.torch as et  # noqa: E402
+
+nn = torch.nn
+N = 6
+
+
+class Small(nn.Module):
+    """Convolutions (one reused), GroupNorm, an embedding of a class token, a head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(2, 4, 3, padding=1)
+        self.mid = nn.Conv2d(4, 4, 3, padding=1)
+        self.norm = nn.GroupNorm(2, 4)
+        self.tag = nn.Embedding(3, 4)
+        self.head = nn.Linear(4 * 36, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        img, tags = x[:, :2], x[:, 2, 0, 0].long()
+        h = torch.tanh(self.norm(self.conv(img)))
+        h = torch.tanh(self.mid(torch.tanh(self.mid(h))))
+        h = h + self.tag(tags)[:, :, None, None]
+        return self.head(h.flatten(1))
+
+
+def _data():
+    torch.manual_seed(0)
+    model = Small().double()
+    x = torch.randn(N, 3, 6, 6, dtype=torch.float64)
+    x[:, 2] = torch.randint(0, 3, (N, 1, 1)).double()
+    y = torch.randint(0, 3, (N,))
+    return model, x, y
+
+
+def _by_hand(model, x, y, bounds, flat):
+    """Clip torch.func's per-example gradients of each example's loss and sum them."""
+    params = {k: v.detach() for k, v in model.named_parameters()}
+
+    def loss_n(p, xn, yn):
+        return F.cross_entropy(functional_call(model, p, (xn[None],)), yn[None])
+
+    per = vmap(grad(loss_n), in_dims=(None, 0, 0))(params, x, y)
+    norms = {k: g.flatten(1).square().sum(1) for k, g in per.items()}
+    if flat:
+        total = sum(norms.values()).sqrt()
+        c = {k: (bounds[k] / (total + 1e-6)).clamp(max=1) for k in per}
+    else:
+        c = {k: (bounds[k] / (norms[k].sqrt() + 1e-6)).clamp(max=1) for k in per}
+    return {k: torch.einsum("n,n...->...", c[k], g) / N for k, g in per.items()}
+
+
+@pytest.mark.parametrize("clipping", ["flat", "per_layer"])
+@pytest.mark.parametrize("bound", [0.05, 100.0])  # clips every example, or none
+def test_clipped_gradients_equal_clipping_by_hand(clipping, bound):
+    model, x, y = _data()
+    dp = et.DPSGD(model, max_grad_norm=bound, noise_multiplier=0.0, clipping=clipping)
+    with dp.step():
+        F.cross_entropy(model(x), y).backward()
+    names = [k for k, _ in model.named_parameters()]
+    each = bound if clipping == "flat" else bound / math.sqrt(len(names))
+    want = _by_hand(model, x, y, dict.fromkeys(names, each), clipping == "flat")
+    for key, p in model.named_parameters():
+        torch.testing.assert_close(p.grad, want[key])
+
+
+def test_no_clipping_gives_the_plain_gradient():
+    model, x, y = _data()
+    F.cross_entropy(model(x), y).backward()
+    plain = {k: p.grad.clone() for k, p in model.named_parameters()}
+    model.zero_grad()
+    dp = et.DPSGD(model, max_grad_norm=1e6, noise_multiplier=0.0)
+    with dp.step():
+        F.cross_entropy(model(x), y).backward()
+    for key, p in model.named_parameters():
+        torch.testing.assert_close(p.grad, plain[key])
+
+
+def test_noise_is_gaussian_with_the_set_scale():
+    model, x, y = _data()
+    dp0 = et.DPSGD(model, max_grad_norm=0.5, noise_multiplier=0.0)
+    with dp0.step():
+        F.cross_entropy(model(x), y).backward()
+    clean = torch.cat([p.grad.flatten() for p in model.parameters()])
+    dp = et.DPSGD(model, max_grad_norm=0.5, noise_multiplier=2.0,
+                  generator=torch.Generator().manual_seed(1))
+    with dp.step():
+        F.cross_entropy(model(x), y).backward()
+    noisy = torch.cat([p.grad.flatten() for p in model.parameters()])
+    noise = (noisy - clean) * N / (0.5 * 2.0)  # standard normal draws
+    assert noise.numel() > 500
+    assert abs(noise.mean().item()) < 0.15 and abs(noise.std().item() - 1) < 0.15
+
+
+def test_epsilon_from_the_accountant():
+    pytest.importorskip("dp_accounting")
+    model, x, y = _data()
+    dp = et.DPSGD(model, max_grad_norm=1.0, noise_multiplier=1.1, sample_rate=0.01)
+    for _ in range(3):
+        model.zero_grad()
+        with dp.step():
+            F.cross_entropy(model(x), y).backward()
+    eps = dp.epsilon(1e-5)
+    assert dp.steps == 3 and 0 < eps < 10
+    more = et.DPSGD(model, max_grad_norm=1.0, noise_multiplier=1.1, sample_rate=0.01)
+    more.steps = 300
+    assert more.epsilon(1e-5) > eps
+
+
+def test_errors():
+    model, _, _ = _data()
+    with pytest.raises(einopt.EinsumError, match="clipping"):
+        et.DPSGD(model, 1.0, 1.0, clipping="nope")
+    with pytest.raises(einopt.EinsumError, match="one positive bound per trainable"):
+        et.DPSGD(model, [1.0, 2.0], 1.0, clipping="per_layer")
+    with pytest.raises(einopt.EinsumError, match="sample_rate"):
+        et.DPSGD(model, 1.0, 1.0).epsilon(1e-5)
+    with pytest.raises(einopt.EinsumError, match="BatchNorm"):
+        et.DPSGD(nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2)), 1.0, 1.0)
