@@ -87,7 +87,8 @@ class DPSGD:
     def step(self) -> Iterator[Tracker]:
         """Record one batch's forward and backward pass; on leaving, replace every
         parameter's gradient by the clipped, noised one."""
-        tracker = Tracker(self.model, ["grad_norm2"], None, self.loss_reduction)
+        tracker = Tracker(self.model, ["grad_norm2"], None, self.loss_reduction,
+                          record_only=True)
         tracker._attach()
         try:
             yield tracker

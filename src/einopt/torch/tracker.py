@@ -122,6 +122,47 @@ class _FromExamples(torch.autograd.Function):
 
 
 
+class _Recorded(torch.autograd.Function):
+    """A tracked layer's output again, with a backward pass that records the output
+    gradient and computes only the input's gradient (torch's own kernel): the weight's
+    and the bias's gradients are left to the caller (DP-SGD replaces them by clipped
+    sums, so torch's weight-gradient kernels need not run)."""
+
+    @staticmethod
+    def forward(ctx: Any, y: torch.Tensor, x: torch.Tensor, weight: torch.Tensor,
+                bias: torch.Tensor | None, rec: _Record) -> torch.Tensor:
+        ctx.rec = rec
+        ctx.save_for_backward(x, weight)
+        return y.view_as(y)
+
+    @staticmethod
+    def backward(ctx: Any, gy: torch.Tensor) -> tuple[Any, ...]:
+        rec: _Record = ctx.rec
+        rec.g = gy.detach()
+        gx = None
+        if ctx.needs_input_grad[1]:
+            x, weight = ctx.saved_tensors
+            module = rec.module
+            if isinstance(module, torch.nn.Linear):
+                gx = gy @ weight
+            else:
+                nd = x.dim() - 2
+                gx = torch.ops.aten.convolution_backward(
+                    gy, x, weight, None, list(module.stride), list(module.padding),
+                    list(module.dilation), False, [0] * nd, module.groups,
+                    [True, False, False])[0]
+        return None, gx, None, None, None
+
+
+def _input_grad_only(module: torch.nn.Module) -> bool:
+    """Whether :class:`_Recorded` computes this module's input gradient."""
+    weight = getattr(module, "weight", None)
+    return (isinstance(module, _LINEAR_OR_CONV) and isinstance(weight, torch.nn.Parameter)
+            and weight.requires_grad
+            and getattr(module, "padding_mode", "zeros") == "zeros"
+            and not isinstance(getattr(module, "padding", 0), str))
+
+
 @dataclass(frozen=True)
 class _Use:
     """One use of a parameter in a forward pass: the einsum it is ``W`` of, that
@@ -145,7 +186,8 @@ class Tracker:
     """Collects, per tracked parameter, the requested quantities (see :func:`track`)."""
 
     def __init__(self, model: torch.nn.Module, names: Sequence[str], loss: str | None,
-                 loss_reduction: str, convention: str = "example") -> None:
+                 loss_reduction: str, convention: str = "example",
+                 record_only: bool = False) -> None:
         for q in names:
             if q not in NAMES:
                 raise EinsumError(f"unknown quantity {q!r}; choose from "
@@ -158,6 +200,7 @@ class Tracker:
         self.names = list(names)
         self.model = model
         self.loss, self.reduction, self.convention = loss, loss_reduction, convention
+        self.record_only = record_only  # weights' gradients are the caller's to set
         self._second = any(NAMES[q] in _SECOND for q in names)
         self._hessian = any(NAMES[q] in _HESSIAN for q in names)
         if self._second and loss not in ("mse", "cross_entropy"):
@@ -224,6 +267,11 @@ class Tracker:
             return _FromExamples.apply(y.detach(), x, module.weight,
                                        bias if isinstance(bias, torch.nn.Parameter) else None,
                                        rec)
+        if self.record_only and not self._second and _input_grad_only(module):
+            bias = getattr(module, "bias", None)
+            return _Recorded.apply(y.detach(), x, module.weight,
+                                   bias if isinstance(bias, torch.nn.Parameter) else None,
+                                   rec)
 
         def keep(g: torch.Tensor) -> None:
             if not self._propagating:  # not the batched pass of the Hessian factor
