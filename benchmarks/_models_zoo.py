@@ -353,8 +353,11 @@ _MAKERS = {"plain": _plain, "torch.func": _torch_func, "einopt": _einopt,
 
 
 def make_step(tool: str, model: nn.Module, xs: tuple[Any, ...], y: Any, task: str,
-              sigma: float) -> Step:
-    """One step of ``tool`` for ``task`` on a copy of ``model``: it returns the
+              sigma: float, copy_model: bool = True) -> Step:
+    """One step of ``tool`` for ``task`` on a copy of ``model`` (on ``model`` itself with
+    ``copy_model=False``: Opacus and BackPACK hook into it for good): it returns the
     per-example squared gradient norms (``norms``) or the parameters' gradients after
     the clipped, noised step (``dpsgd``; the plain step returns the plain gradients)."""
-    return _MAKERS[tool](copy.deepcopy(model), xs, y, task, sigma)
+    if tool not in _MAKERS or task not in (*TASKS, "plain"):
+        raise ValueError(f"unknown tool {tool!r} or task {task!r}")
+    return _MAKERS[tool](copy.deepcopy(model) if copy_model else model, xs, y, task, sigma)

@@ -14,8 +14,11 @@ plus, where it has one, a bias ``y[n, ..., o, ...] = 1[n, ...] b[o, ...]``:
 ``BatchNorm`` (eval)       ``xhat[n, c, s...] w[c]`` with the running statistics
 =========================  ================================================================
 
-A module of one's own joins by an ``einsum_layer(x)`` method. Modules that hold
-parameters and are none of these are named by :func:`unsupported` before tracking starts.
+``MultiheadAttention`` (:mod:`.attention`, through its projections) and ``RNN``,
+``LSTM``, ``GRU`` (:mod:`.recurrent`, over their time steps) run a rewritten forward
+pass while tracked. A module of one's own joins by an ``einsum_layer(x)`` method.
+Modules that hold parameters and are none of these are named by :func:`unsupported`
+before tracking starts.
 """
 
 from __future__ import annotations
@@ -59,6 +62,13 @@ def unsupported(module: torch.nn.Module) -> str | None:
                 "LayerNorm, put the module in eval mode, or freeze its parameters")
     if isinstance(module, _INSTANCE_NORMS) and module.track_running_stats and module.training:
         return "InstanceNorm with track_running_stats is tracked in eval mode only"
+    if isinstance(module, torch.nn.RNNBase):  # rewritten over time steps while tracked
+        return None
+    if isinstance(module, torch.nn.MultiheadAttention):
+        if module.bias_k is not None:
+            return ("MultiheadAttention with add_bias_kv: its extra key and value rows "
+                    "are added after the projections; they are not tracked")
+        return None
     if isinstance(module, torch.nn.Embedding) and (module.scale_grad_by_freq
                                                    or module.max_norm is not None):
         return ("Embedding with scale_grad_by_freq or max_norm changes its gradient with "

@@ -13,6 +13,7 @@ Jacobians, exactly, since every tracked layer is linear in its weight.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -34,6 +35,7 @@ from ..quantities import (
     shared_quantity,
 )
 from ..structured.rewrite import spec_of
+from .attention import Entry, attention_forward, attention_params
 from .layers import (
     bias_layer,
     channel_axes,
@@ -42,6 +44,7 @@ from .layers import (
     supported,
     unsupported,
 )
+from .recurrent import RECURRENT, recurrent_forward, recurrent_params
 
 __all__ = ["track", "Tracker", "NAMES", "CONVENTIONS"]
 
@@ -71,10 +74,13 @@ class _Record:
     """What one tracked module saw: its einsum, operands, output, and gradients."""
 
     def __init__(self, module: torch.nn.Module, layer: LayerEinsum, operands: list[Any],
-                 w_shape: tuple[int, ...], y: torch.Tensor) -> None:
+                 w_shape: tuple[int, ...], y: torch.Tensor | None,
+                 entries: list[Entry] | None = None,
+                 y_shape: tuple[int, ...] | None = None) -> None:
         self.module, self.layer, self.operands, self.w_shape = module, layer, operands, w_shape
+        self.entries = entries  # a rewritten module's einsums, else the module's weight and bias
         self.y: torch.Tensor | None = y  # dropped when the block ends (it holds the graph)
-        self.y_shape = tuple(y.shape)
+        self.y_shape = tuple(y.shape) if y is not None else tuple(y_shape or ())
         self.g: torch.Tensor | None = None
         self.s: torch.Tensor | None = None
         self.per_example: torch.Tensor | None = None  # formed in backward, if it pays
@@ -208,6 +214,7 @@ class Tracker:
         self.records: list[_Record] = []
         self._output: torch.Tensor | None = None
         self._handles: list[Any] = []
+        self._restore: list[Any] = []
         self._results: dict[torch.nn.Parameter, dict[str, Any]] = {}
         self._tracked: set[torch.nn.Parameter] = set()
         self._propagating = False
@@ -225,7 +232,17 @@ class Tracker:
     def _attach(self) -> None:
         self._attach_check()
         for module in self.model.modules():
-            if supported(module):
+            if isinstance(module, torch.nn.MultiheadAttention):
+                self._rewrite(module, functools.partial(attention_forward, module, self._virtual))
+                self._tracked.update(attention_params(module))
+            elif isinstance(module, RECURRENT):
+                if self._second:
+                    raise EinsumError(f"second-order quantities of {type(module).__name__} "
+                                      "are not offered")
+                self._rewrite(module, functools.partial(recurrent_forward, module,
+                                                        self._virtual, self._virtual_steps))
+                self._tracked.update(recurrent_params(module))
+            elif supported(module):
                 self._handles.append(module.register_forward_hook(self._forward))
                 self._tracked.update(p for p in _params(module) if p.requires_grad)
         self._handles.append(self.model.register_forward_pre_hook(self._new_pass))
@@ -242,11 +259,67 @@ class Tracker:
             self.records.clear()
             self._results.clear()
 
+    def _rewrite(self, module: torch.nn.Module, forward: Any) -> None:
+        """Run ``module`` by ``forward`` (which records its einsums) until the block ends."""
+        old = module.__dict__.get("forward")
+        module.forward = forward
+
+        def restore() -> None:
+            if old is None:
+                del module.forward
+            else:
+                module.forward = old
+
+        self._restore.append(restore)
+
+    def _virtual(self, y: torch.Tensor, entries: list[Entry]) -> torch.Tensor:
+        """Record ``y``, the output of a rewritten module's einsums ``entries``."""
+        if not entries or not y.requires_grad:
+            return y
+        _, layer, operands, shape = entries[0]
+        rec = _Record(None, layer, operands, shape, y, entries)  # type: ignore[arg-type]
+        self.records.append(rec)
+        self._results.clear()
+
+        def keep(g: torch.Tensor) -> None:
+            if not self._propagating:
+                rec.g = g.detach()
+
+        self._handles.append(y.register_hook(keep))
+        return y
+
+    def _virtual_steps(self, steps: list[tuple[int, torch.Tensor]], entries: list[Entry]
+                       ) -> None:
+        """Record a weight used once per time step: ``steps`` holds each step's output
+        ``(t, z)``; the einsums ``entries`` have the steps as positions, and their output
+        gradient is gathered from every step's."""
+        if not entries or not steps or not steps[0][1].requires_grad:
+            return
+        z0 = steps[0][1]
+        shape = (z0.shape[0], len(steps), *z0.shape[1:])
+        _, layer, operands, w_shape = entries[0]
+        rec = _Record(None, layer, operands, w_shape, None, entries,  # type: ignore[arg-type]
+                      y_shape=shape)
+        self.records.append(rec)
+        self._results.clear()
+        buffer = z0.new_zeros(shape)
+
+        def keep(t: int, g: torch.Tensor) -> None:
+            if not self._propagating:
+                buffer[:, t] = g.detach()
+                rec.g = buffer
+
+        for t, z in steps:
+            self._handles.append(z.register_hook(functools.partial(keep, t)))
+
     def _detach(self) -> None:
         """Remove every hook and let go of the outputs (and so of the graph)."""
         for h in self._handles:
             h.remove()
         self._handles.clear()
+        for restore in self._restore:
+            restore()
+        self._restore.clear()
         self._output = None
         for r in self.records:
             r.y = None
@@ -448,10 +521,12 @@ def _uses_of(rec: _Record) -> list[tuple[torch.nn.Parameter, _Use]]:
     module = rec.module
     weight = getattr(module, "weight", None)
     entries: list[tuple[Any, LayerEinsum, list[Any], tuple[int, ...], Any]] = []
-    if isinstance(weight, torch.nn.Parameter) and weight.requires_grad:
+    if rec.entries is not None:
+        entries = [(p, layer, ops, shape, None) for p, layer, ops, shape in rec.entries]
+    elif isinstance(weight, torch.nn.Parameter) and weight.requires_grad:
         entries.append((weight, rec.layer, rec.operands, rec.w_shape, rec.per_example))
     bias = getattr(module, "bias", None)
-    if isinstance(bias, torch.nn.Parameter) and bias.requires_grad:
+    if rec.entries is None and isinstance(bias, torch.nn.Parameter) and bias.requires_grad:
         layer, ops = bias_layer(bias, rec.y_shape, channel_axes(module, rec.y_shape))
         entries.append((bias, layer, ops, tuple(bias.shape), None))
     for p, layer, ops, shape, per in entries:
