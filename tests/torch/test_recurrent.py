@@ -13,7 +13,7 @@ import einopt  # noqa: E402
 import einopt.torch as et  # noqa: E402
 
 nn = torch.nn
-N, T, I, H = 3, 4, 3, 5
+N, T, IN, H = 3, 4, 3, 5
 
 
 class Seq(nn.Module):
@@ -31,14 +31,14 @@ class Seq(nn.Module):
 
 
 CASES = {
-    "rnn-tanh": lambda: nn.RNN(I, H, batch_first=True),
-    "rnn-relu-2-layers": lambda: nn.RNN(I, H, num_layers=2, nonlinearity="relu"),
-    "lstm": lambda: nn.LSTM(I, H, batch_first=True),
-    "lstm-bidirectional-2-layers": lambda: nn.LSTM(I, H, num_layers=2, bidirectional=True,
+    "rnn-tanh": lambda: nn.RNN(IN, H, batch_first=True),
+    "rnn-relu-2-layers": lambda: nn.RNN(IN, H, num_layers=2, nonlinearity="relu"),
+    "lstm": lambda: nn.LSTM(IN, H, batch_first=True),
+    "lstm-bidirectional-2-layers": lambda: nn.LSTM(IN, H, num_layers=2, bidirectional=True,
                                                    batch_first=True),
-    "lstm-projection": lambda: nn.LSTM(I, H, proj_size=2, batch_first=True),
-    "gru-bidirectional": lambda: nn.GRU(I, H, bidirectional=True, bias=True),
-    "gru-no-bias": lambda: nn.GRU(I, H, bias=False, batch_first=True),
+    "lstm-projection": lambda: nn.LSTM(IN, H, proj_size=2, batch_first=True),
+    "gru-bidirectional": lambda: nn.GRU(IN, H, bidirectional=True, bias=True),
+    "gru-no-bias": lambda: nn.GRU(IN, H, bias=False, batch_first=True),
 }
 
 
@@ -46,7 +46,7 @@ CASES = {
 def test_recurrent_per_example_gradients(name):
     torch.manual_seed(0)
     model = Seq(CASES[name]()).double()
-    x = torch.randn(N, T, I, dtype=torch.float64)
+    x = torch.randn(N, T, IN, dtype=torch.float64)
     if not model.rnn.batch_first:
         x = x.transpose(0, 1).contiguous()
     y = torch.randn(N, 2, dtype=torch.float64)
@@ -70,8 +70,8 @@ def test_recurrent_per_example_gradients(name):
 
 def test_initial_state_and_refusals():
     torch.manual_seed(0)
-    model = Seq(nn.GRU(I, H, batch_first=True)).double()
-    x = torch.randn(N, T, I, dtype=torch.float64)
+    model = Seq(nn.GRU(IN, H, batch_first=True)).double()
+    x = torch.randn(N, T, IN, dtype=torch.float64)
     h0 = torch.randn(1, N, H, dtype=torch.float64)
     with et.track(model, ["grad_norm2"]) as t:
         out = model(x, h0)
