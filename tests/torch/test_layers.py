@@ -173,3 +173,39 @@ def test_untracked_parameter_raises_without_computing(monkeypatch):
     monkeypatch.setattr(et.Tracker, "_compute", fail)
     with pytest.raises(einopt.EinsumError, match="no tracked layer"):
         t[nn.Parameter(torch.zeros(1))]
+
+
+@pytest.mark.parametrize("mode,form", [("sum", "2d"), ("mean", "2d"), ("sum", "offsets"),
+                                       ("mean", "offsets"), ("sum", "weighted")])
+def test_embedding_bag(mode, form):
+    """Bags of rows (fixed size, or by offsets, or weighted per entry: torch weights
+    them in mode='sum' only), padding rows left out: per-example gradients against
+    autograd, bag by bag."""
+    torch.manual_seed(0)
+    bag = nn.EmbeddingBag(6, 3, mode=mode, padding_idx=1).double()
+    head = nn.Linear(3, 2).double()
+    model = nn.ModuleDict({"bag": bag, "head": head})
+    ids = torch.randint(0, 6, (10,))
+    ids[2] = 1
+    offsets = torch.tensor([0, 3, 4, 7])
+    weights = torch.rand(10, dtype=torch.float64)
+
+    def run(lo=0, hi=4):
+        if form == "2d":
+            return head(bag(ids[:8].reshape(4, 2)[lo:hi]))
+        ends = torch.cat([offsets[1:], torch.tensor([10])])
+        sel = torch.cat([torch.arange(offsets[k], ends[k]) for k in range(lo, hi)])
+        starts = offsets[lo:hi] - offsets[lo]
+        w = weights[sel] if form == "weighted" else None
+        return head(bag(ids[sel], starts, per_sample_weights=w))
+
+    target = torch.randn(4, 2, dtype=torch.float64)
+    with et.track(model, ["grad_batch"], loss_reduction="sum") as t:
+        F.mse_loss(run(), target, reduction="sum").backward()
+    for p in (bag.weight, head.weight):
+        want = []
+        for n in range(4):
+            model.zero_grad()
+            F.mse_loss(run(n, n + 1), target[n:n + 1], reduction="sum").backward()
+            want.append(p.grad.clone())
+        torch.testing.assert_close(t[p]["grad_batch"], torch.stack(want))

@@ -9,6 +9,7 @@ plus, where it has one, a bias ``y[n, ..., o, ...] = 1[n, ...] b[o, ...]``:
                            padding mode: a non-zero mode pads the input first)
 ``ConvTranspose{1,2,3}d``  the convolution's patterns with the output position summed
 ``Embedding``              ``onehot[n, t..., v] W[v, o]``: a selector einsum
+``EmbeddingBag``           ``counts[n, v] W[v, o]``: each bag's (weighted) counts
 ``LayerNorm``, ``RMSNorm``  ``xhat[n, t..., f...] w[f...]`` (``xhat`` the normalized input)
 ``GroupNorm``              ``xhat[n, c, s...] w[c]``
 ``BatchNorm`` (eval)       ``xhat[n, c, s...] w[c]`` with the running statistics
@@ -42,7 +43,8 @@ _NORMS = (torch.nn.LayerNorm, torch.nn.GroupNorm, *_BATCH_NORMS, *_INSTANCE_NORM
 if _RMS_NORM:
     _NORMS = (*_NORMS, _RMS_NORM)
 #: the modules whose weight and bias :func:`layer_einsum` writes as einsums
-SUPPORTED = (torch.nn.Linear, *_CONVS, *_TRANSPOSED, torch.nn.Embedding, *_NORMS)
+SUPPORTED = (torch.nn.Linear, *_CONVS, *_TRANSPOSED, torch.nn.Embedding, torch.nn.EmbeddingBag,
+             *_NORMS)
 
 
 def supported(module: torch.nn.Module) -> bool:
@@ -69,7 +71,10 @@ def unsupported(module: torch.nn.Module) -> str | None:
             return ("MultiheadAttention with add_bias_kv: its extra key and value rows "
                     "are added after the projections; they are not tracked")
         return None
-    if isinstance(module, torch.nn.Embedding) and (module.scale_grad_by_freq
+    if isinstance(module, torch.nn.EmbeddingBag) and module.mode == "max":
+        return "EmbeddingBag with mode='max' is not linear in its weight"
+    if isinstance(module, (torch.nn.Embedding, torch.nn.EmbeddingBag)) and (
+            module.scale_grad_by_freq
                                                    or module.max_norm is not None):
         return ("Embedding with scale_grad_by_freq or max_norm changes its gradient with "
                 "the batch; per-example gradients are not its einsum's")
@@ -88,11 +93,13 @@ def _batch_statistics(module: torch.nn.Module) -> bool:
     return bool(module.training or module.running_mean is None)
 
 
-def layer_einsum(module: torch.nn.Module, x: torch.Tensor, y: torch.Tensor | None = None
+def layer_einsum(module: torch.nn.Module, x: torch.Tensor, y: torch.Tensor | None = None,
+                 inputs: tuple[Any, ...] = ()
                  ) -> tuple[LayerEinsum, list[Any], tuple[int, ...]] | None:
     """``(layer, operands, weight shape in the einsum)`` of a supported module on input
-    ``x`` (and output ``y``, which a transposed convolution reads its size from), or
-    None when it is not one or has no trainable weight."""
+    ``x`` (and output ``y``, which a transposed convolution reads its size from, and
+    all positional ``inputs``, which an EmbeddingBag reads its offsets from), or None
+    when it is not one or has no trainable weight."""
     custom = getattr(module, "einsum_layer", None)
     if callable(custom):
         return custom(x)  # type: ignore[no-any-return]
@@ -130,6 +137,10 @@ def layer_einsum(module: torch.nn.Module, x: torch.Tensor, y: torch.Tensor | Non
         labels = ["n", *(f"t{k}" for k in range(x.dim() - 1))]
         layer = LayerEinsum(((*labels, "v"), ("v", "o")), (*labels, "o"), 0, 1)
         return layer, [hot, weight], tuple(weight.shape)
+    if isinstance(module, torch.nn.EmbeddingBag):
+        counts = _bag_counts(module, x, *inputs[1:3])
+        layer = LayerEinsum((("n", "v"), ("v", "o")), ("n", "o"), 0, 1)
+        return layer, [counts.to(weight.dtype), weight], tuple(weight.shape)
     if isinstance(module, _NORMS):
         xhat = _normalized(module, x)
         axes = channel_axes(module, tuple(xhat.shape))
@@ -138,6 +149,36 @@ def layer_einsum(module: torch.nn.Module, x: torch.Tensor, y: torch.Tensor | Non
         layer = LayerEinsum((tuple(labels), w_labels), tuple(labels), 0, 1)
         return layer, [xhat, weight], tuple(weight.shape)
     return None
+
+
+def _bag_counts(module: torch.nn.EmbeddingBag, x: torch.Tensor, offsets: Any = None,
+                weights: Any = None) -> torch.Tensor:
+    """``(bags, num_embeddings)``: how much of each row each bag sums (its weights,
+    divided by the bag's size for ``mode='mean'``), padding rows left out."""
+    if x.dim() == 2:
+        bags, size = x.shape
+        bag = torch.arange(bags, device=x.device).repeat_interleave(size)
+        x = x.reshape(-1)
+        weights = None if weights is None else weights.reshape(-1)
+    else:
+        ends = torch.cat([offsets[1:], offsets.new_tensor([x.numel()])])
+        if module.include_last_offset:
+            ends = offsets[1:]
+            offsets = offsets[:-1]
+        bag = torch.repeat_interleave(torch.arange(len(offsets), device=x.device),
+                                      ends - offsets)
+        bags = len(offsets)
+    w = (torch.ones(x.shape, dtype=torch.float64, device=x.device) if weights is None
+         else weights.detach().to(torch.float64))
+    if module.padding_idx is not None:
+        w = w * (x != module.padding_idx)
+    counts = torch.zeros(bags, module.num_embeddings, dtype=torch.float64, device=x.device)
+    counts.index_put_((bag, x.long()), w, accumulate=True)
+    if module.mode == "mean":
+        sizes = torch.bincount(bag, weights=(x != module.padding_idx).double()
+                               if module.padding_idx is not None else None, minlength=bags)
+        counts = counts / sizes.clamp(min=1)[:, None]
+    return counts
 
 
 def _normalized(module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:

@@ -243,7 +243,8 @@ class Tracker:
                                                         self._virtual, self._virtual_steps))
                 self._tracked.update(recurrent_params(module))
             elif supported(module):
-                self._handles.append(module.register_forward_hook(self._forward))
+                self._handles.append(module.register_forward_hook(self._forward,
+                                                                  with_kwargs=True))
                 self._tracked.update(p for p in _params(module) if p.requires_grad)
         self._handles.append(self.model.register_forward_pre_hook(self._new_pass))
         if self._second:
@@ -324,11 +325,15 @@ class Tracker:
         for r in self.records:
             r.y = None
 
-    def _forward(self, module: torch.nn.Module, inputs: tuple[Any, ...], y: Any) -> Any:
-        x = inputs[0]
+    def _forward(self, module: torch.nn.Module, inputs: tuple[Any, ...],
+                 kwargs: dict[str, Any], y: Any) -> Any:
+        x = inputs[0] if inputs else next(iter(kwargs.values()))
+        if isinstance(module, torch.nn.EmbeddingBag):  # offsets, per_sample_weights
+            inputs = (x, *(inputs[k] if len(inputs) > k else kwargs.get(name)
+                           for k, name in ((1, "offsets"), (2, "per_sample_weights"))))
         if not isinstance(y, torch.Tensor) or not y.requires_grad:
             return None
-        found = layer_einsum(module, x, y)
+        found = layer_einsum(module, x, y, inputs)
         if found is None:
             return None
         layer, operands, w_shape = found
