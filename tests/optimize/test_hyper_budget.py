@@ -63,3 +63,33 @@ def test_any_budget_keeps_the_floor(budget):
     net = build_network(parse(eq), shapes)
     tree = hyper(net, Budget(max_time=budget, seed=1))
     assert tree_cost(net, tree).flops <= tree_cost(net, reference_greedy(net)).flops
+
+
+def test_long_samplers_stop_at_the_deadline():
+    """Greedy runs and partition trees take a deadline: past it they raise OutOfTime (a
+    single draw on a large hypergraph could otherwise outlast hyper's whole budget)."""
+    from einopt.optimize.greedy import greedy_tree
+    from einopt.optimize.objective import OutOfTime
+    from einopt.optimize.partition import partition_tree
+
+    eq, shapes = rand_equation(2500, 3, hyper=0.3, num_output=1)
+    net = build_network(parse(eq), shapes)
+    past = time.perf_counter() - 1.0
+    with pytest.raises(OutOfTime):
+        greedy_tree(net, deadline=past)
+    with pytest.raises(OutOfTime):
+        partition_tree(net, deadline=past, partitioner="builtin")
+    assert greedy_tree(net, deadline=time.perf_counter() + 60).num_leaves == net.num_tensors
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_wall_time_on_a_large_hypergraph(seed):
+    """Hyper's wall time stays within 10% of its budget on 6,000 tensors (each sampled
+    tree there takes a sizable share of the budget)."""
+    eq, shapes = rand_equation(6000, seed, hyper=0.3, num_output=2)
+    net = build_network(parse(eq), shapes)
+    start = time.perf_counter()
+    tree = hyper(net, Budget(max_time=2.0, seed=seed, started=start))
+    wall = time.perf_counter() - start
+    assert tree_cost(net, tree).flops <= tree_cost(net, reference_greedy(net)).flops
+    assert wall <= 2.2

@@ -21,7 +21,7 @@ import time
 
 from ..network import Network
 from ..tree import ContractionTree, tree_cost
-from .objective import FLOPS, Objective
+from .objective import FLOPS, Objective, OutOfTime
 from .reference import reference_greedy
 
 __all__ = ["greedy", "greedy_run", "greedy_tree", "random_greedy", "SWEEP_LIMIT"]
@@ -49,13 +49,15 @@ REGIMES = ("global", "sweep", "hybrid")
 
 
 def greedy_tree(network: Network, alpha: float = 1.0, temperature: float = 0.0,
-                seed: int | None = None, regime: str = "global") -> ContractionTree:
+                seed: int | None = None, regime: str = "global",
+                deadline: float | None = None) -> ContractionTree:
     """Greedy tree; see :func:`greedy_run` for the parameters."""
-    return greedy_run(network, alpha, temperature, seed, regime)[0]
+    return greedy_run(network, alpha, temperature, seed, regime, deadline)[0]
 
 
 def greedy_run(network: Network, alpha: float = 1.0, temperature: float = 0.0,
-               seed: int | None = None, regime: str = "global") -> tuple[ContractionTree, int]:
+               seed: int | None = None, regime: str = "global",
+               deadline: float | None = None) -> tuple[ContractionTree, int]:
     """Greedy tree and its flops, by cost ``size(ab) - alpha*(size(a)+size(b))``.
 
     ``temperature`` adds Gumbel noise to each candidate's cost (seeded by ``seed``).
@@ -66,6 +68,9 @@ def greedy_run(network: Network, alpha: float = 1.0, temperature: float = 0.0,
     the network, where ``"global"`` merges the globally best pair and grows many
     clusters at once. The regimes differ by orders of magnitude on some networks, each
     way, and the best-only ones queue fewer candidates (they run faster).
+
+    Raises :class:`OutOfTime` once ``time.perf_counter()`` passes ``deadline``: with
+    some parameters a run on a large hypergraph re-queues stale pairs for long.
     """
     if regime not in REGIMES:
         raise ValueError(f"unknown greedy regime {regime!r}; known: {', '.join(REGIMES)}")
@@ -145,6 +150,8 @@ def greedy_run(network: Network, alpha: float = 1.0, temperature: float = 0.0,
     later_best = regime != "global"
     queued: set[tuple[int, int]] = set()  # every pair is found from both ends
     for x in range(n):
+        if deadline is not None and not x & 1023 and time.perf_counter() > deadline:
+            raise OutOfTime("greedy run stopped while queuing the first pairs")
         for c in neighbours(x, first_best):
             if (c[2], c[3]) not in queued:
                 queued.add((c[2], c[3]))
@@ -183,8 +190,12 @@ def greedy_run(network: Network, alpha: float = 1.0, temperature: float = 0.0,
         del sz[x], sz[y]
         return z
 
+    pops = 0
     while heap:
         _, old, x, y = heapq.heappop(heap)
+        pops += 1
+        if deadline is not None and not pops & 1023 and time.perf_counter() > deadline:
+            raise OutOfTime(f"greedy run stopped after {pops} steps")
         if x not in idx or y not in idx:
             if later_best:
                 waiting.update(t for t in (x, y) if t in idx)

@@ -17,6 +17,7 @@ tree choice are optimized together. Small networks are solved exactly.
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 import time
@@ -29,7 +30,7 @@ from .anneal import anneal
 from .chain import chain_order, chain_tree
 from .fast import MAX_COSTMOD, Compiled, accelerator
 from .greedy import REGIMES, SWEEP_LIMIT, greedy_tree
-from .objective import Budget
+from .objective import Budget, OutOfTime
 from .optimal import FULL_LIMIT, OverBudget, bounded_optimal, full_dp
 from .partition import kahypar_profile, partition_params, partition_tree, partition_tree_from
 from .reference import reference_greedy
@@ -125,6 +126,7 @@ class _Method:
         self.best_params: dict[str, float] | None = None
         self.best_score = math.inf
         self.tries = 0
+        self.last = 0.0  # seconds its last draw took
 
     def draw(self, rng: random.Random) -> dict[str, float]:
         self.tries += 1
@@ -198,20 +200,23 @@ def hyper(network: Network, budget: Budget) -> ContractionTree:
     quick: list[Callable[[], ContractionTree]] = []
     if compiled is not None:
         quick += [compiled.greedy, lambda: compiled.greedy(costmod=0.5)]
-    quick += [lambda: greedy_tree(network), lambda: greedy_tree(network, regime="hybrid")]
+    quick += [lambda: greedy_tree(network, deadline=search.deadline),
+              lambda: greedy_tree(network, regime="hybrid", deadline=search.deadline)]
     if n <= SWEEP_LIMIT:
-        quick.append(lambda: greedy_tree(network, regime="sweep"))
+        quick.append(lambda: greedy_tree(network, regime="sweep", deadline=search.deadline))
     if n <= PARTITION_LIMIT or kahypar_profile() is not None:
-        quick.append(lambda: partition_tree(network, seed=rng.randrange(2**31), objective=obj))
+        quick.append(lambda: partition_tree(network, seed=rng.randrange(2**31), objective=obj,
+                                            deadline=search.deadline))
     for make in quick:
         if search.time_left() < 0.75 * total:
             break
-        search.offer(make())
+        _offer(search, make)
     for seed in range(4):  # the randomized greedy trees ``auto`` also tries
         if search.time_left() < 0.6 * total + one:
             break
         regime = _fit("sweep", n) if seed % 2 else "global"
-        search.offer(greedy_tree(network, temperature=0.1, seed=seed, regime=regime))
+        _offer(search, functools.partial(greedy_tree, network, temperature=0.1, seed=seed,
+                                         regime=regime, deadline=search.deadline))
     if search.time_left() > 0.5 * total:
         search.offer(reconfigure(network, search.best, 6, obj, search.deadline,
                                  search.sizes(search.best), max_passes=1, top=24))
@@ -228,34 +233,8 @@ def hyper(network: Network, budget: Budget) -> ContractionTree:
     if n > PARTITION_LIMIT and kahypar_profile() is None:
         del methods[1]  # the built-in bisection is too slow for the budget there
     share = SAMPLE_SHARE if n <= SAMPLE_LIMIT else 0.6 if n <= ANNEAL_LIMIT else 0.85
-    phase1_end = start + share * total
-    while time.perf_counter() < phase1_end and search.time_left() > 0:
-        # Draw the method whose best is better more often.
-        m = min(methods, key=lambda m: (m.best_score, m.tries))
-        if rng.random() < 0.3:
-            m = methods[rng.randrange(len(methods))]
-        if time.perf_counter() + one > phase1_end:
-            break
-        params = m.draw(rng)
-        seed = rng.randrange(2**31)
-        if m.name == "greedy":
-            tree = greedy_tree(network, params["alpha"], params["temperature"], seed,
-                               _regime(params, n))
-        elif m.name == "compiled":
-            assert compiled is not None
-            tree = compiled.greedy(params["costmod"], params["temperature"], seed)
-        else:
-            tree = partition_tree_from(network, params, seed, obj)
-        before = search.best_score
-        score = search.offer(tree)
-        if score <= before + PROMISING and search.time_left() > 0.1 * total:
-            # Promising: its costliest merges re-solved exactly (as the final refinement
-            # does), which often turns a near miss into the best tree.
-            tree = reconfigure(network, tree, 6, obj, search.deadline, search.sizes(tree),
-                               max_passes=1, top=RECONFIGURE_TOP)
-            score = min(score, search.offer(tree))
-        m.tell(params, score)
-        report(time.perf_counter() - start, search.best_score)
+    sampler = _Sampler(network, search, methods, rng, obj, n, compiled, total, one)
+    sampler.run(start + share * total, report, start)
 
     # Phase 2: short annealing chains (annealing is seed-sensitive: many short chains
     # beat one long one), from the best distinct trees first, then alternately from the
@@ -288,11 +267,72 @@ def hyper(network: Network, budget: Budget) -> ContractionTree:
         chain += 1
         report(time.perf_counter() - start, search.best_score)
 
-    # Phase 3: exact refinement of the best tree's subtrees.
+    # Phase 3: exact refinement of the best tree's subtrees, then more samples while
+    # time is left (a large network's phases end early: each draw is long).
     for k in (8, 10):
         if search.time_left() <= 2 * one:  # its set-up alone takes about a greedy run
             break
         best = search.best
         search.offer(reconfigure(network, best, k, obj, search.deadline, search.sizes(best)))
+    sampler.run(search.deadline, report, start)
     report(total, search.best_score)
     return search.best
+
+
+def _offer(search: _Search, make: Callable[[], ContractionTree]) -> float:
+    """Offer ``make()``'s tree; a run cut at the deadline offers nothing."""
+    try:
+        return search.offer(make())
+    except OutOfTime:
+        return math.inf
+
+
+class _Sampler:
+    """Phase 1: trees drawn from the methods with learned parameters, the promising
+    ones refined at once; each method is drawn only where its last draw's time fits."""
+
+    def __init__(self, network: Network, search: _Search, methods: list[_Method],
+                 rng: random.Random, obj: Any, n: int, compiled: Compiled | None,
+                 total: float, one: float) -> None:
+        self.network, self.search, self.methods, self.rng = network, search, methods, rng
+        self.obj, self.n, self.compiled, self.total, self.one = obj, n, compiled, total, one
+
+    def run(self, end: float, report: Callable[[float, float], None], start: float) -> None:
+        search, rng = self.search, self.rng
+        while search.time_left() > 0:
+            now = time.perf_counter()
+            fits = [m for m in self.methods if now + max(m.last, 0.1 * self.one) <= end]
+            if not fits:
+                break
+            # Draw the method whose best is better more often.
+            m = min(fits, key=lambda m: (m.best_score, m.tries))
+            if rng.random() < 0.3:
+                m = fits[rng.randrange(len(fits))]
+            params = m.draw(rng)
+            seed = rng.randrange(2**31)
+            t0 = time.perf_counter()
+            try:
+                tree = self._tree(m.name, params, seed)
+            except OutOfTime:
+                break
+            m.last = time.perf_counter() - t0
+            before = search.best_score
+            score = search.offer(tree)
+            if score <= before + PROMISING and search.time_left() > 0.1 * self.total:
+                # Promising: its costliest merges re-solved exactly (as the final
+                # refinement does), which often turns a near miss into the best tree.
+                tree = reconfigure(self.network, tree, 6, self.obj, search.deadline,
+                                   search.sizes(tree), max_passes=1, top=RECONFIGURE_TOP)
+                score = min(score, search.offer(tree))
+            m.tell(params, score)
+            report(time.perf_counter() - start, search.best_score)
+
+    def _tree(self, name: str, params: dict[str, float], seed: int) -> ContractionTree:
+        network, search = self.network, self.search
+        if name == "greedy":
+            return greedy_tree(network, params["alpha"], params["temperature"], seed,
+                               _regime(params, self.n), deadline=search.deadline)
+        if name == "compiled":
+            assert self.compiled is not None
+            return self.compiled.greedy(params["costmod"], params["temperature"], seed)
+        return partition_tree_from(network, params, seed, self.obj, deadline=search.deadline)

@@ -19,7 +19,11 @@ from dataclasses import dataclass
 from ..errors import PathError
 from ..tree import TreeCost
 
-__all__ = ["Objective", "Budget", "parse_objective", "FLOPS"]
+__all__ = ["Objective", "Budget", "parse_objective", "FLOPS", "OutOfTime"]
+
+
+class OutOfTime(Exception):
+    """A search passed the deadline it was given (its partial result is dropped)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import time
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
@@ -29,7 +30,7 @@ from ..network import Network
 from ..tree import ContractionTree
 from .divide import Builder, reduced
 from .multilevel import partition as builtin_partition
-from .objective import FLOPS, Objective
+from .objective import FLOPS, Objective, OutOfTime
 
 __all__ = ["partition_tree", "partition_tree_from", "partition_params", "bisect",
            "kahypar_bisect", "kahypar_profile", "kahypar_partition", "PARTITIONERS", "EXACT"]
@@ -141,8 +142,8 @@ def partition_tree(network: Network, imbalance: float = 0.1, cutoff: int = 6,
                    weight_mode: str = "log", starts: int = 2, *, parts: int = 2,
                    parts_decay: float = 0.0, imbalance_decay: float = 0.0,
                    output_weight: float = 1.0, jitter: float = 0.0, absorb: bool = True,
-                   kahypar_objective: str = "cut", partitioner: str = "auto"
-                   ) -> ContractionTree:
+                   kahypar_objective: str = "cut", partitioner: str = "auto",
+                   deadline: float | None = None) -> ContractionTree:
     """Tree by recursive partitioning of the tensors.
 
     Scalars are multiplied together and into the smallest tensor first. Groups of
@@ -169,6 +170,8 @@ def partition_tree(network: Network, imbalance: float = 0.1, cutoff: int = 6,
         absorb: fold each tensor whose indices are a subset of another's into it first.
         kahypar_objective: ``"cut"`` or ``"km1"`` (connectivity), where KaHyPar splits.
         partitioner: one of :data:`PARTITIONERS`.
+        deadline: a ``time.perf_counter()`` value; :class:`OutOfTime` is raised at the
+            first split after it.
     """
     if partitioner not in PARTITIONERS:
         raise ValueError(f"unknown partitioner {partitioner!r}; known: "
@@ -196,6 +199,8 @@ def partition_tree(network: Network, imbalance: float = 0.1, cutoff: int = 6,
     terms = red.terms
 
     def split(group: list[int], counts: dict[int, int]) -> list[list[int]]:
+        if deadline is not None and time.perf_counter() > deadline:
+            raise OutOfTime(f"partition tree stopped at a group of {len(group)} tensors")
         s = len(group) / m
         k = min(len(group), max(2, int(parts * s**parts_decay)))
         if imbalance_decay >= 0:
@@ -261,7 +266,8 @@ def partition_params(rng: random.Random, near: dict[str, float] | None = None
 
 
 def partition_tree_from(network: Network, params: dict[str, Any], seed: int | None = None,
-                        objective: Objective = FLOPS) -> ContractionTree:
+                        objective: Objective = FLOPS, deadline: float | None = None
+                        ) -> ContractionTree:
     """:func:`partition_tree` with options from :func:`partition_params` (any may be left
     out; ``partitioner`` may be among them)."""
     return partition_tree(
@@ -274,4 +280,4 @@ def partition_tree_from(network: Network, params: dict[str, Any], seed: int | No
         output_weight=float(params.get("output_weight", 1.0)),
         jitter=float(params.get("jitter", 0.0)), absorb=bool(params.get("absorb", 1.0)),
         kahypar_objective="km1" if params.get("km1", 0.0) else "cut",
-        partitioner=str(params.get("partitioner", "auto")))
+        partitioner=str(params.get("partitioner", "auto")), deadline=deadline)
