@@ -194,7 +194,7 @@ def greedy_run(network: Network, alpha: float = 1.0, temperature: float = 0.0,
     while heap:
         _, old, x, y = heapq.heappop(heap)
         pops += 1
-        if deadline is not None and not pops & 1023 and time.perf_counter() > deadline:
+        if deadline is not None and not pops & 15 and time.perf_counter() > deadline:
             raise OutOfTime(f"greedy run stopped after {pops} steps")
         if x not in idx or y not in idx:
             if later_best:

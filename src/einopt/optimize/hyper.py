@@ -51,6 +51,7 @@ ANNEAL_LIMIT = 3000
 #: Above this many tensors sampling takes most of the time before annealing.
 SAMPLE_LIMIT = 300
 PARTITION_LIMIT = 2000  # tensors
+LARGE = 5000  # tensors: above, only compiled greedy trees are quick baselines
 _EXACT_BUDGET = 200_000
 
 
@@ -200,18 +201,19 @@ def hyper(network: Network, budget: Budget) -> ContractionTree:
     quick: list[Callable[[], ContractionTree]] = []
     if compiled is not None:
         quick += [compiled.greedy, lambda: compiled.greedy(costmod=0.5)]
-    quick += [lambda: greedy_tree(network, deadline=search.deadline),
-              lambda: greedy_tree(network, regime="hybrid", deadline=search.deadline)]
+    if n <= LARGE:  # above, a draw takes a sizable share of the budget: sampling decides
+        quick += [lambda: greedy_tree(network, deadline=search.deadline),
+                  lambda: greedy_tree(network, regime="hybrid", deadline=search.deadline)]
     if n <= SWEEP_LIMIT:
         quick.append(lambda: greedy_tree(network, regime="sweep", deadline=search.deadline))
-    if n <= PARTITION_LIMIT or kahypar_profile() is not None:
+    if n <= min(PARTITION_LIMIT, LARGE) or (n <= LARGE and kahypar_profile() is not None):
         quick.append(lambda: partition_tree(network, seed=rng.randrange(2**31), objective=obj,
                                             deadline=search.deadline))
     for make in quick:
         if search.time_left() < 0.75 * total:
             break
         _offer(search, make)
-    for seed in range(4):  # the randomized greedy trees ``auto`` also tries
+    for seed in range(4 if n <= LARGE else 0):  # the randomized greedy trees of auto_hq
         if search.time_left() < 0.6 * total + one:
             break
         regime = _fit("sweep", n) if seed % 2 else "global"
@@ -227,11 +229,14 @@ def hyper(network: Network, budget: Budget) -> ContractionTree:
             pass
 
     # Phase 1: sample trees with learned parameters.
-    methods = [_Method("greedy", _greedy_params), _Method("partition", partition_params)]
+    # Untried methods are drawn first: cheapest first, but partition trees first on
+    # large networks (where they are often far better, and slow).
+    methods = [_Method("greedy", _greedy_params)]
     if compiled is not None:
-        methods.append(_Method("compiled", _compiled_params))
-    if n > PARTITION_LIMIT and kahypar_profile() is None:
-        del methods[1]  # the built-in bisection is too slow for the budget there
+        methods.insert(0, _Method("compiled", _compiled_params))
+    if n <= PARTITION_LIMIT or kahypar_profile() is not None:  # built-in: too slow above
+        part = _Method("partition", partition_params)
+        methods.insert(0, part) if n > LARGE else methods.append(part)
     share = SAMPLE_SHARE if n <= SAMPLE_LIMIT else 0.6 if n <= ANNEAL_LIMIT else 0.85
     sampler = _Sampler(network, search, methods, rng, obj, n, compiled, total, one)
     sampler.run(start + share * total, report, start)
@@ -249,7 +254,7 @@ def hyper(network: Network, budget: Budget) -> ContractionTree:
         elif chain % 2:
             tree = search.best
         else:
-            params = _greedy_params(rng, methods[0].best_params)
+            params = _greedy_params(rng, next(m for m in methods if m.name == "greedy").best_params)
             tree = greedy_tree(network, params["alpha"], params["temperature"],
                                rng.randrange(2**31),
                                _regime(params, n))
@@ -301,11 +306,14 @@ class _Sampler:
         search, rng = self.search, self.rng
         while search.time_left() > 0:
             now = time.perf_counter()
-            fits = [m for m in self.methods if now + max(m.last, 0.1 * self.one) <= end]
+            # A partition tree's time varies with its options: twice the last one's.
+            fits = [m for m in self.methods
+                    if now + max(m.last * (2 if m.name == "partition" else 1), 0.1 * self.one)
+                    <= end]
             if not fits:
                 break
             # Draw the method whose best is better more often.
-            m = min(fits, key=lambda m: (m.best_score, m.tries))
+            m = min(fits, key=lambda m: (m.tries > 0, m.best_score, m.tries))
             if rng.random() < 0.3:
                 m = fits[rng.randrange(len(fits))]
             params = m.draw(rng)
@@ -314,7 +322,8 @@ class _Sampler:
             try:
                 tree = self._tree(m.name, params, seed)
             except OutOfTime:
-                break
+                m.last = time.perf_counter() - t0
+                continue
             m.last = time.perf_counter() - t0
             before = search.best_score
             score = search.offer(tree)
