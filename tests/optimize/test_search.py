@@ -228,3 +228,22 @@ def test_hybrid_greedy_is_opt_einsums_rule_and_auto_beats_it(seed):
     theirs = flops(net, ContractionTree.from_linear_path(net.num_tensors, list(path)))
     assert flops(net, greedy_tree(net, regime="hybrid")) == theirs
     assert flops(net, einopt.optimize.auto(net)) <= theirs
+
+
+@pytest.mark.parametrize("temp", [0.01, 1.0, 100.0])
+def test_annealing_over_a_huge_range_of_costs(temp):
+    """Moves whose cost passes 2^1000 times the tree's largest merge, and the running
+    total's rounding, leave annealing in float range: no OverflowError, a whole tree
+    within its model's reach of the start (annealing prices merges by their sizes)."""
+    from networks import rand_equation
+    from einopt.parse import parse
+    from einopt.tree import tree_cost
+
+    eq, shapes = rand_equation(150, 7, hyper=0.5, num_output=2, max_size=64)
+    net = build_network(parse(eq), shapes)
+    start = greedy_tree(net, temperature=0.5, seed=1)
+    for seed in range(3):
+        tree = anneal(net, start, 4000, seed, parse_objective("flops"), list(net.sizes),
+                      t_start=temp, t_end=temp)
+        assert tree.num_leaves == net.num_tensors and len(tree.merges) == net.num_tensors - 1
+        assert tree_cost(net, tree).flops <= 1.01 * tree_cost(net, start).flops

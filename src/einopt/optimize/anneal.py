@@ -53,14 +53,20 @@ def anneal(network: Network, tree: ContractionTree, moves: int, seed: int | None
     write = objective.name in ("write", "combo")
     wflops = 0.0 if objective.name == "write" else 1.0
     wwrite = objective.factor if objective.name == "combo" else (1.0 if write else 0.0)
-    ref = max(lsize(m) for m in mask)
+    # Costs relative to the tree's largest merge, so they stay in float range; a move
+    # that would pass 2^1000 times it counts as infinite (rejected).
+    ref = max([lsize(m) for m in mask] + [lsize(mask[k[0]] | mask[k[1]])
+                                          for k in kids if k is not None])
+
+    def pow2(e: float) -> float:
+        return 2.0 ** e if e < 1000 else math.inf
 
     def step(v: int) -> float:
         k = kids[v]
         assert k is not None
-        c = wflops * 2.0 ** (lsize(mask[k[0]] | mask[k[1]]) - ref)
+        c = wflops * pow2(lsize(mask[k[0]] | mask[k[1]]) - ref)
         if wwrite:
-            c += wwrite * 2.0 ** (lsize(mask[v]) - ref)
+            c += wwrite * pow2(lsize(mask[v]) - ref)
         return c
 
     node_cost = [0.0] * n + [step(v) for v in range(n, len(kids))]
@@ -94,14 +100,18 @@ def anneal(network: Network, tree: ContractionTree, moves: int, seed: int | None
         mv = mask[v]
         new_my = (mask[x] | mask[b]) & (mask[c] | mv)
         old = node_cost[v] + node_cost[y]
-        c_y = wflops * 2.0 ** (lsize(mask[x] | mask[b]) - ref)
-        c_v = wflops * 2.0 ** (lsize(new_my | mask[c]) - ref)
+        c_y = wflops * pow2(lsize(mask[x] | mask[b]) - ref)
+        c_v = wflops * pow2(lsize(new_my | mask[c]) - ref)
         if wwrite:
-            c_y += wwrite * 2.0 ** (lsize(new_my) - ref)
-            c_v += wwrite * 2.0 ** (lsize(mv) - ref)
+            c_y += wwrite * pow2(lsize(new_my) - ref)
+            c_v += wwrite * pow2(lsize(mv) - ref)
         delta = c_y + c_v - old
-        if delta > 0 and rng.random() >= math.exp(-delta / (total * temp)):
-            continue
+        if not delta <= 0:  # uphill (or infinite): accepted with Boltzmann's probability
+            if total <= 0:  # rounding drift of the running sum: recount it
+                total = sum(node_cost)
+            if not delta < math.inf or rng.random() >= math.exp(
+                    max(-700.0, -delta / (total * temp))):
+                continue
         kids[y] = (x, b)
         kids[v] = (y, c)
         mask[y] = new_my
