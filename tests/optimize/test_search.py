@@ -235,9 +235,10 @@ def test_annealing_over_a_huge_range_of_costs(temp):
     """Moves whose cost passes 2^1000 times the tree's largest merge, and the running
     total's rounding, leave annealing in float range: no OverflowError, a whole tree
     within its model's reach of the start (annealing prices merges by their sizes)."""
-    from networks import rand_equation
     from einopt.parse import parse
     from einopt.tree import tree_cost
+
+    from networks import rand_equation
 
     eq, shapes = rand_equation(150, 7, hyper=0.5, num_output=2, max_size=64)
     net = build_network(parse(eq), shapes)
