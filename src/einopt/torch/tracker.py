@@ -14,7 +14,6 @@ Jacobians, exactly, since every tracked layer is linear in its weight.
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from ..quantities import (
 )
 from ..structured.rewrite import spec_of
 from .attention import Entry, attention_forward, attention_params
+from .curvature import double_backward, loss_factor
 from .layers import (
     bias_layer,
     channel_axes,
@@ -393,7 +393,7 @@ class Tracker:
             return
         out = self._output
         assert out is not None
-        s_out = _loss_factor(out.detach(), self.loss, self.reduction)  # (C, *out.shape)
+        s_out = loss_factor(out.detach(), self.loss, self.reduction)  # (C, *out.shape)
         live = [r for r in self.records if r.y is not None]
         ys = [r.y for r in live if r.y is not None]
         self._propagating = True
@@ -424,7 +424,7 @@ class Tracker:
                 if u is None or not u.requires_grad:
                     rest = torch.zeros(n, size, size, dtype=y.dtype, device=y.device)
                 else:
-                    rows = _double_backward(u, y)
+                    rows = double_backward(u, y)
                     rest = (torch.zeros(n, size, size, dtype=y.dtype, device=y.device)
                             if rows is None else rows.reshape(size, n, size).transpose(0, 1))
                 s = (r.s if r.s is not None else
@@ -495,25 +495,6 @@ class Tracker:
         return value
 
 
-def _double_backward(u: torch.Tensor, y: torch.Tensor) -> torch.Tensor | None:
-    """``d(u . e_k)/dy`` for every basis direction ``e_k`` of one example's entries (the
-    same entry of every example at once): batched, or one by one where an operation's
-    double backward cannot be batched."""
-    n, size = y.shape[0], y[0].numel()
-    basis = torch.eye(size, dtype=y.dtype, device=y.device)
-    basis = basis[:, None, :].expand(size, n, size).reshape(size, *y.shape)
-    try:
-        (rows,) = torch.autograd.grad(u, y, grad_outputs=basis, retain_graph=True,
-                                      is_grads_batched=True, allow_unused=True)
-        return rows
-    except RuntimeError:
-        found = [torch.autograd.grad(u, y, grad_outputs=b, retain_graph=True,
-                                     allow_unused=True)[0] for b in basis]
-        if found[0] is None:
-            return None
-        return torch.stack(found)
-
-
 def _params(module: torch.nn.Module) -> list[torch.nn.Parameter]:
     """The module's own weight and bias (those its einsum layers hold)."""
     return [p for p in (getattr(module, "weight", None), getattr(module, "bias", None))
@@ -550,38 +531,6 @@ def _to_param_shape(q: str, value: Any, shape: tuple[int, ...]) -> Any:
     if q == "grad_batch":
         return value.reshape(value.shape[0], *shape)
     return value
-
-
-def _loss_factor(out: torch.Tensor, loss: str | None, reduction: str) -> torch.Tensor:
-    """``S`` with ``d2L/dout2 = S S^T`` per example, as ``(C, *out.shape)`` columns.
-
-    ``cross_entropy`` takes logits ``(N, ..., K)``, classes last, with one loss term
-    per position (as a language model's ``(N, T, V)``): the Hessian is block diagonal
-    over positions, so ``S`` has a column per position and class.
-    """
-    n = out.shape[0]
-    if loss == "mse":
-        numel = out.numel() if reduction == "mean" else 1
-        scale = math.sqrt(2.0 / numel)
-        per = out[0].numel()
-        eye = torch.eye(per, dtype=out.dtype, device=out.device) * scale
-        return eye.reshape(per, 1, *out.shape[1:]).expand(per, *out.shape).contiguous()
-    if loss == "cross_entropy":
-        if out.dim() < 2:
-            raise EinsumError(f"cross_entropy tracking takes (N, ..., K) logits, got shape "
-                              f"{tuple(out.shape)}")
-        k = out.shape[-1]
-        positions = out.shape[1:-1]
-        count = math.prod(positions)
-        p = torch.softmax(out.reshape(n, count, k), dim=-1)
-        sq = p.sqrt()
-        scale = 1.0 / math.sqrt(n * count) if reduction == "mean" else 1.0
-        # S = diag(sqrt p) - p sqrt(p)^T per position, S S^T = diag(p) - p p^T
-        s = (torch.diag_embed(sq) - p[..., :, None] * sq[..., None, :]) * scale  # n t k c
-        eye = torch.eye(count, dtype=out.dtype, device=out.device)
-        cols = torch.einsum("ntkc,tu->tcnuk", s, eye)  # column (t, c) holds position t only
-        return cols.reshape(count * k, *out.shape).contiguous()
-    raise EinsumError(f"unknown loss {loss!r}")
 
 
 @contextmanager
