@@ -118,12 +118,19 @@ def _progress(budget: Budget, total: float) -> Callable[[float, float], None]:
 
 
 class _Method:
-    """A tree sampler with learned parameters: perturb the best half of the time."""
+    """A tree sampler with learned parameters: perturb the best half of the time.
+
+    ``make(params, seed)`` draws a tree; ``spread`` is how much longer than its last
+    draw the next may take (a partition tree's time varies with its options)."""
 
     def __init__(self, name: str, sample: Callable[[random.Random, dict[str, float] | None],
-                                                    dict[str, float]]) -> None:
+                                                    dict[str, float]],
+                 make: Callable[[dict[str, float], int], ContractionTree],
+                 spread: float = 1.0) -> None:
         self.name = name
         self.sample = sample
+        self.make = make
+        self.spread = spread
         self.best_params: dict[str, float] | None = None
         self.best_score = math.inf
         self.tries = 0
@@ -228,17 +235,24 @@ def hyper(network: Network, budget: Budget) -> ContractionTree:
         except OverBudget:
             pass
 
-    # Phase 1: sample trees with learned parameters.
-    # Untried methods are drawn first: cheapest first, but partition trees first on
-    # large networks (where they are often far better, and slow).
-    methods = [_Method("greedy", _greedy_params)]
+    # Phase 1: sample trees with learned parameters. Untried methods are drawn first:
+    # cheapest first, but partition trees first on large networks (where they are often
+    # far better, and slow).
+    greedy = _Method("greedy", _greedy_params, lambda p, seed: greedy_tree(
+        network, p["alpha"], p["temperature"], seed, _regime(p, n), deadline=search.deadline))
+    methods = [greedy]
     if compiled is not None:
-        methods.insert(0, _Method("compiled", _compiled_params))
+        methods.insert(0, _Method("compiled", _compiled_params, lambda p, seed: compiled.greedy(
+            p["costmod"], p["temperature"], seed)))
     if n <= PARTITION_LIMIT or kahypar_profile() is not None:  # built-in: too slow above
-        part = _Method("partition", partition_params)
-        methods.insert(0, part) if n > LARGE else methods.append(part)
+        part = _Method("partition", partition_params, lambda p, seed: partition_tree_from(
+            network, p, seed, obj, deadline=search.deadline), spread=2.0)
+        if n > LARGE:
+            methods.insert(0, part)
+        else:
+            methods.append(part)
     share = SAMPLE_SHARE if n <= SAMPLE_LIMIT else 0.6 if n <= ANNEAL_LIMIT else 0.85
-    sampler = _Sampler(network, search, methods, rng, obj, n, compiled, total, one)
+    sampler = _Sampler(network, search, methods, rng, obj, total, one)
     sampler.run(start + share * total, report, start)
 
     # Phase 2: short annealing chains (annealing is seed-sensitive: many short chains
@@ -254,7 +268,7 @@ def hyper(network: Network, budget: Budget) -> ContractionTree:
         elif chain % 2:
             tree = search.best
         else:
-            params = _greedy_params(rng, next(m for m in methods if m.name == "greedy").best_params)
+            params = _greedy_params(rng, greedy.best_params)
             tree = greedy_tree(network, params["alpha"], params["temperature"],
                                rng.randrange(2**31),
                                _regime(params, n))
@@ -297,19 +311,15 @@ class _Sampler:
     ones refined at once; each method is drawn only where its last draw's time fits."""
 
     def __init__(self, network: Network, search: _Search, methods: list[_Method],
-                 rng: random.Random, obj: Any, n: int, compiled: Compiled | None,
-                 total: float, one: float) -> None:
+                 rng: random.Random, obj: Any, total: float, one: float) -> None:
         self.network, self.search, self.methods, self.rng = network, search, methods, rng
-        self.obj, self.n, self.compiled, self.total, self.one = obj, n, compiled, total, one
+        self.obj, self.total, self.one = obj, total, one
 
     def run(self, end: float, report: Callable[[float, float], None], start: float) -> None:
         search, rng = self.search, self.rng
         while search.time_left() > 0:
             now = time.perf_counter()
-            # A partition tree's time varies with its options: twice the last one's.
-            fits = [m for m in self.methods
-                    if now + max(m.last * (2 if m.name == "partition" else 1), 0.1 * self.one)
-                    <= end]
+            fits = [m for m in self.methods if now + max(m.last * m.spread, 0.1 * self.one) <= end]
             if not fits:
                 break
             # Draw the method whose best is better more often.
@@ -320,11 +330,11 @@ class _Sampler:
             seed = rng.randrange(2**31)
             t0 = time.perf_counter()
             try:
-                tree = self._tree(m.name, params, seed)
+                tree = m.make(params, seed)
             except OutOfTime:
-                m.last = time.perf_counter() - t0
                 continue
-            m.last = time.perf_counter() - t0
+            finally:
+                m.last = time.perf_counter() - t0
             before = search.best_score
             score = search.offer(tree)
             if score <= before + PROMISING and search.time_left() > 0.1 * self.total:
@@ -335,13 +345,3 @@ class _Sampler:
                 score = min(score, search.offer(tree))
             m.tell(params, score)
             report(time.perf_counter() - start, search.best_score)
-
-    def _tree(self, name: str, params: dict[str, float], seed: int) -> ContractionTree:
-        network, search = self.network, self.search
-        if name == "greedy":
-            return greedy_tree(network, params["alpha"], params["temperature"], seed,
-                               _regime(params, self.n), deadline=search.deadline)
-        if name == "compiled":
-            assert self.compiled is not None
-            return self.compiled.greedy(params["costmod"], params["temperature"], seed)
-        return partition_tree_from(network, params, seed, self.obj, deadline=search.deadline)
