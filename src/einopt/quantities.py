@@ -44,7 +44,7 @@ from .errors import EinsumError
 from .parse import Label, parse_cached, sublist_args
 
 __all__ = ["LayerEinsum", "QUANTITIES", "FIRST_ORDER", "quantity", "first_order_plan",
-           "from_per_example", "shared_quantity"]
+           "from_per_example", "shared_quantity", "clipped_sum"]
 
 QUANTITIES = ("grad", "grad_batch", "grad_norm2", "grad_sq_sum", "ggn_diag", "ggn_trace",
               "hessian_diag", "hessian_trace", "hessian_trace_batch",
@@ -129,6 +129,14 @@ def _first_order_args(name: str, layer: LayerEinsum, operands: Sequence[Any], g:
     if name == "grad_batch":
         return sublist_args(a, t, (n, *w_labels))
     return _twice_args(t, a, {n, *w_labels}, (n,) if name == "grad_norm2" else w_labels)
+
+
+def clipped_sum(layer: LayerEinsum, operands: Sequence[Any], g: Any, c: Any) -> Any:
+    """``sum_n c[n] dL_n/dW``: the gradient einsum of ``W`` with the per-example factors
+    ``c`` (shaped ``(N,)``) as one more operand, which the planner applies to whichever
+    operand is cheapest (DP-SGD's clipped sum, without per-example gradients)."""
+    args = _first_order_args("grad", layer, operands, g)
+    return _einsum(*args[:-1], c, [layer.batch], args[-1])
 
 
 def first_order_plan(name: str, layer: LayerEinsum, operands: Sequence[Any], g: Any) -> Any:

@@ -11,7 +11,8 @@ quantity is that einsum's naive form (:mod:`einopt.quantities`), planned by eino
 """
 
 from .layers import SUPPORTED, layer_einsum, supported, unsupported
-from .private import DPSGD, clipped_sum
+from ..quantities import clipped_sum
+from .private import DPSGD
 from .tracker import CONVENTIONS, NAMES, Tracker, track
 
 __all__ = ["track", "Tracker", "layer_einsum", "NAMES", "CONVENTIONS", "SUPPORTED",

@@ -15,28 +15,16 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
 
 import torch
 
-from ..api import einsum
 from ..errors import EinsumError
-from ..parse import sublist_args
+from ..quantities import clipped_sum
 from .tracker import Tracker
 
-__all__ = ["DPSGD", "clipped_sum"]
+__all__ = ["DPSGD"]
 
 CLIPPING = ("flat", "per_layer")
-
-
-def clipped_sum(layer: Any, operands: Sequence[Any], g: Any, c: Any) -> Any:
-    """``sum_n c[n] dL_n/dW`` of an einsum layer: the gradient einsum of ``W`` with the
-    per-example factors ``c`` (shaped ``(N,)``) as one more operand, planned by einopt
-    (it scales whichever operand is cheapest)."""
-    terms, pos = layer.grad_terms()
-    arrays = [operands[k] for k in pos] + [g, c]
-    return einsum(*sublist_args(arrays, terms + [tuple(layer.output), (layer.batch,)],
-                                layer.inputs[layer.w]), optimize="auto")
 
 
 class DPSGD:

@@ -470,9 +470,6 @@ class Tracker:
         elif q in _HESSIAN:
             raise EinsumError(f"{q} of a parameter used several times is not offered (its "
                               "uses' outputs depend on each other through it); ggn_* is")
-        elif q in ("grad", "grad_batch"):
-            value = sum(_to_param_shape(q, quantity(q, u.layer, u.operands, g=u.g), shape)
-                        for u in uses)
         elif q == "kfac":  # every use's factors summed (as for extra positions)
             parts = [quantity(q, u.layer, u.operands, g=u.g) for u in uses]
             value = tuple(sum(f[k] for f in parts) for k in range(2))
@@ -483,7 +480,8 @@ class Tracker:
             per = sum(quantity("grad_batch", u.layer, u.operands, g=u.g)
                       .reshape(u.batch_size, *shape) for u in uses)
             assert isinstance(per, torch.Tensor)
-            value = {"grad_norm2": lambda: per.flatten(1).square().sum(1),
+            value = {"grad": lambda: per.sum(0), "grad_batch": lambda: per,
+                     "grad_norm2": lambda: per.flatten(1).square().sum(1),
                      "grad_sq_sum": lambda: per.square().sum(0)}[q]()
         else:
             second = q not in FIRST_ORDER
