@@ -10,8 +10,8 @@ quantity is that einsum's naive form (:mod:`einopt.quantities`), planned by eino
 :class:`DPSGD` clips every example's gradient and noises the sum the same way.
 """
 
-from .layers import SUPPORTED, layer_einsum, supported, unsupported
 from ..quantities import clipped_sum
+from .layers import SUPPORTED, layer_einsum, supported, unsupported
 from .private import DPSGD
 from .tracker import CONVENTIONS, NAMES, Tracker, track
 
