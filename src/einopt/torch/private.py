@@ -20,7 +20,7 @@ import torch
 
 from ..errors import EinsumError
 from ..quantities import clipped_sum
-from .tracker import Tracker
+from .tracker import Tracker, check_trackable
 
 __all__ = ["DPSGD"]
 
@@ -69,7 +69,10 @@ class DPSGD:
         self.sample_rate = sample_rate
         self.generator = generator
         self.steps = 0
-        Tracker(model, [], None, loss_reduction)._attach_check()
+        # the noise's scale: the bound on the whole gradient's norm
+        self.sensitivity = (float(max_grad_norm) if clipping == "flat"
+                            else math.sqrt(sum(b * b for b in bounds)))
+        check_trackable(model)
 
     @contextmanager
     def step(self) -> Iterator[Tracker]:
@@ -103,9 +106,7 @@ class DPSGD:
         else:
             factors = {p: (self.bounds[p] / (v.sqrt() + 1e-6)).clamp(max=1.0)
                        for p, v in norms.items()}
-        sigma = self.noise_multiplier * (self.max_grad_norm if self.clipping == "flat"
-                                         else math.sqrt(sum(b * b for b in
-                                                            self.bounds.values())))
+        sigma = self.noise_multiplier * self.sensitivity
         for p in self.params:
             c = (factors[p] * scale).to(p.dtype)
             total_grad = None

@@ -46,7 +46,7 @@ from .layers import (
 )
 from .recurrent import RECURRENT, recurrent_forward, recurrent_params
 
-__all__ = ["track", "Tracker", "NAMES", "CONVENTIONS"]
+__all__ = ["track", "Tracker", "NAMES", "CONVENTIONS", "check_trackable"]
 
 #: quantity names: the einopt.quantities ones, and a torch-style alias
 NAMES = {
@@ -220,17 +220,8 @@ class Tracker:
         self._propagating = False
 
     # Hooks.
-    def _attach_check(self) -> None:
-        """Raise, naming it, on the first module whose trainable parameters cannot be
-        tracked."""
-        for name, module in self.model.named_modules():
-            reason = unsupported(module)
-            if reason is not None:
-                raise EinsumError(f"cannot track module {name or '(the model)'!r} "
-                                  f"({type(module).__name__}): {reason}")
-
     def _attach(self) -> None:
-        self._attach_check()
+        check_trackable(self.model)
         for module in self.model.modules():
             if isinstance(module, torch.nn.MultiheadAttention):
                 self._rewrite(module, functools.partial(attention_forward, module, self._virtual))
@@ -278,16 +269,20 @@ class Tracker:
         if not entries or not y.requires_grad:
             return y
         _, layer, operands, shape = entries[0]
-        rec = _Record(None, layer, operands, shape, y, entries)  # type: ignore[arg-type]
+        self._watch(_Record(None, layer, operands, shape, y, entries))  # type: ignore[arg-type]
+        return y
+
+    def _watch(self, rec: _Record) -> None:
+        """Keep ``rec`` and, in backward, its output's gradient."""
         self.records.append(rec)
-        self._results.clear()
+        self._results.clear()  # a new forward pass: quantities are read afresh
 
         def keep(g: torch.Tensor) -> None:
-            if not self._propagating:
+            if not self._propagating:  # not the batched pass of the Hessian factor
                 rec.g = g.detach()
 
-        self._handles.append(y.register_hook(keep))
-        return y
+        assert rec.y is not None
+        self._handles.append(rec.y.register_hook(keep))
 
     def _virtual_steps(self, steps: list[tuple[int, torch.Tensor]], entries: list[Entry]
                        ) -> None:
@@ -338,24 +333,19 @@ class Tracker:
             return None
         layer, operands, w_shape = found
         rec = _Record(module, layer, operands, w_shape, y)
-        self.records.append(rec)
-        self._results.clear()  # a new forward pass: quantities are read afresh
+        # Either backward runs through one of these (which keeps the gradient itself) ...
+        rewired: Any = None
         if self._from_examples(module, layer, operands, y):
+            rewired = _FromExamples
+        elif self.record_only and not self._second and _input_grad_only(module):
+            rewired = _Recorded
+        if rewired is not None:
+            self.records.append(rec)
+            self._results.clear()
             bias = getattr(module, "bias", None)
-            return _FromExamples.apply(y.detach(), x, module.weight,
-                                       bias if isinstance(bias, torch.nn.Parameter) else None,
-                                       rec)
-        if self.record_only and not self._second and _input_grad_only(module):
-            bias = getattr(module, "bias", None)
-            return _Recorded.apply(y.detach(), x, module.weight,
-                                   bias if isinstance(bias, torch.nn.Parameter) else None,
-                                   rec)
-
-        def keep(g: torch.Tensor) -> None:
-            if not self._propagating:  # not the batched pass of the Hessian factor
-                rec.g = g.detach()
-
-        self._handles.append(y.register_hook(keep))
+            return rewired.apply(y.detach(), x, module.weight,
+                                 bias if isinstance(bias, torch.nn.Parameter) else None, rec)
+        self._watch(rec)  # ... or a hook on the output keeps it
         return None
 
     def _from_examples(self, module: torch.nn.Module, layer: LayerEinsum,
@@ -421,15 +411,14 @@ class Tracker:
                                            retain_graph=True, create_graph=True,
                                            allow_unused=True)
                 n, size = y.shape[0], y[0].numel()
-                if u is None or not u.requires_grad:
-                    rest = torch.zeros(n, size, size, dtype=y.dtype, device=y.device)
-                else:
-                    rows = double_backward(u, y)
-                    rest = (torch.zeros(n, size, size, dtype=y.dtype, device=y.device)
-                            if rows is None else rows.reshape(size, n, size).transpose(0, 1))
-                s = (r.s if r.s is not None else
-                     torch.zeros(*y.shape, 1, dtype=y.dtype, device=y.device)).reshape(n, size, -1)
-                r.h = (s @ s.transpose(1, 2) + rest.detach()).contiguous()
+                h = y.new_zeros(n, size, size)
+                if r.s is not None:  # the loss's curvature carried back
+                    s = r.s.reshape(n, size, -1)
+                    h += s @ s.transpose(1, 2)
+                rows = double_backward(u, y) if u is not None and u.requires_grad else None
+                if rows is not None:  # the model's own
+                    h += rows.reshape(size, n, size).transpose(0, 1).detach()
+                r.h = h
         finally:
             self._propagating = False
 
@@ -491,6 +480,16 @@ class Tracker:
         if power and self.convention == "example" and self.reduction == "mean":
             value = value * uses[0].batch_size ** power
         return value
+
+
+def check_trackable(model: torch.nn.Module) -> None:
+    """Raise, naming it, on the first module whose trainable parameters cannot be
+    tracked."""
+    for name, module in model.named_modules():
+        reason = unsupported(module)
+        if reason is not None:
+            raise EinsumError(f"cannot track module {name or '(the model)'!r} "
+                              f"({type(module).__name__}): {reason}")
 
 
 def _params(module: torch.nn.Module) -> list[torch.nn.Parameter]:
