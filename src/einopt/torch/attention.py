@@ -18,15 +18,12 @@ import torch
 
 from ..errors import EinsumError
 from ..quantities import LayerEinsum
+from .layers import Entry, linear_entries
 
-__all__ = ["attention_forward", "attention_params", "Entry"]
-
-#: one parameter's einsum in a projection: (parameter, layer, operands, shape in it)
-Entry = tuple[torch.nn.Parameter, LayerEinsum, list[Any], tuple[int, ...]]
+__all__ = ["attention_forward", "attention_params"]
 
 _WEIGHT = LayerEinsum((("n", "t", "i"), ("s", "o", "i"), ("s",)), ("n", "t", "o"), 0, 1)
 _BIAS = LayerEinsum((("n", "t"), ("s", "o"), ("s",)), ("n", "t", "o"), 0, 1)
-_PLAIN = LayerEinsum((("n", "t", "i"), ("o", "i")), ("n", "t", "o"), 0, 1)
 
 
 def attention_forward(module: torch.nn.MultiheadAttention,
@@ -83,12 +80,11 @@ def _entries(module: torch.nn.MultiheadAttention, s: int, x: torch.Tensor) -> li
     sel = torch.zeros(3, dtype=x.dtype, device=x.device)
     sel[s] = 1
     found: list[Entry] = []
-    if weight.requires_grad:
-        if module._qkv_same_embed_dim:
-            w = weight.view(3, e, e)
-            found.append((weight, _WEIGHT, [x, w, sel], tuple(w.shape)))
-        else:
-            found.append((weight, _PLAIN, [x, weight], tuple(weight.shape)))
+    if not module._qkv_same_embed_dim:  # its own weight (the bias is still packed)
+        found += linear_entries(weight, None, x)
+    elif weight.requires_grad:
+        w = weight.view(3, e, e)
+        found.append((weight, _WEIGHT, [x, w, sel], tuple(w.shape)))
     if bias is not None and bias.requires_grad:
         ones = torch.ones(x.shape[:2], dtype=x.dtype, device=x.device)
         b = bias.view(3, e)

@@ -32,7 +32,11 @@ from ..nn.functional import conv_einsum, conv_transpose_einsum
 from ..quantities import LayerEinsum
 
 __all__ = ["layer_einsum", "supported", "unsupported", "bias_layer", "channel_axes",
-           "layer_output_shape"]
+           "layer_output_shape", "linear_layer", "linear_entries", "Entry"]
+
+#: one parameter's einsum in a rewritten module: (parameter, layer, operands, the
+#: parameter's shape in the einsum)
+Entry = tuple[torch.nn.Parameter, LayerEinsum, list[Any], tuple[int, ...]]
 
 _CONVS = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
 _TRANSPOSED = (torch.nn.ConvTranspose1d, torch.nn.ConvTranspose2d, torch.nn.ConvTranspose3d)
@@ -74,8 +78,7 @@ def unsupported(module: torch.nn.Module) -> str | None:
     if isinstance(module, torch.nn.EmbeddingBag) and module.mode == "max":
         return "EmbeddingBag with mode='max' is not linear in its weight"
     if isinstance(module, (torch.nn.Embedding, torch.nn.EmbeddingBag)) and (
-            module.scale_grad_by_freq
-                                                   or module.max_norm is not None):
+            module.scale_grad_by_freq or module.max_norm is not None):
         return ("Embedding with scale_grad_by_freq or max_norm changes its gradient with "
                 "the batch; per-example gradients are not its einsum's")
     if supported(module):
@@ -106,10 +109,8 @@ def layer_einsum(module: torch.nn.Module, x: torch.Tensor, y: torch.Tensor | Non
     weight = getattr(module, "weight", None)
     if not isinstance(weight, torch.Tensor):
         return None
-    if isinstance(module, torch.nn.Linear):  # (N, *, in): the extra axes are positions
-        labels = ["n", *(f"t{k}" for k in range(x.dim() - 2))]
-        layer = LayerEinsum(((*labels, "i"), ("o", "i")), (*labels, "o"), 0, 1)
-        return layer, [x, weight], tuple(weight.shape)
+    if isinstance(module, torch.nn.Linear):
+        return linear_layer(x.dim()), [x, weight], tuple(weight.shape)
     if isinstance(module, _CONVS):
         padding: Any = module.padding
         if module.padding_mode != "zeros":  # pad as torch does, then a valid convolution
@@ -149,6 +150,25 @@ def layer_einsum(module: torch.nn.Module, x: torch.Tensor, y: torch.Tensor | Non
         layer = LayerEinsum((tuple(labels), w_labels), tuple(labels), 0, 1)
         return layer, [xhat, weight], tuple(weight.shape)
     return None
+
+
+def linear_layer(ndim: int) -> LayerEinsum:
+    """``nn.Linear``'s einsum on an input of ``ndim`` axes ``(N, *, in)``: the axes
+    between the batch and the features are positions."""
+    labels = ["n", *(f"t{k}" for k in range(ndim - 2))]
+    return LayerEinsum(((*labels, "i"), ("o", "i")), (*labels, "o"), 0, 1)
+
+
+def linear_entries(weight: Any, bias: Any, x: torch.Tensor) -> list[Entry]:
+    """The einsums of ``linear(x, weight, bias)`` that hold trainable parameters."""
+    found: list[Entry] = []
+    if weight.requires_grad:
+        found.append((weight, linear_layer(x.dim()), [x, weight], tuple(weight.shape)))
+    if bias is not None and bias.requires_grad:
+        shape = (*x.shape[:-1], weight.shape[0])
+        layer, ops = bias_layer(bias, shape, (len(shape) - 1,))
+        found.append((bias, layer, ops, tuple(bias.shape)))
+    return found
 
 
 def _bag_counts(module: torch.nn.EmbeddingBag, x: torch.Tensor, offsets: Any = None,

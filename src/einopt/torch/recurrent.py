@@ -18,14 +18,11 @@ from typing import Any
 import torch
 
 from ..errors import EinsumError
-from ..quantities import LayerEinsum
-from .attention import Entry
+from .layers import Entry, linear_entries
 
 __all__ = ["RECURRENT", "recurrent_forward", "recurrent_params"]
 
 RECURRENT = (torch.nn.RNN, torch.nn.LSTM, torch.nn.GRU)
-_LINEAR = LayerEinsum((("n", "t", "i"), ("o", "i")), ("n", "t", "o"), 0, 1)
-_BIAS = LayerEinsum((("n", "t"), ("o",)), ("n", "t", "o"), 0, 1)
 
 Record = Callable[[torch.Tensor, list[Entry]], torch.Tensor]
 RecordSteps = Callable[[list[tuple[int, torch.Tensor]], list[Entry]], None]
@@ -33,17 +30,6 @@ RecordSteps = Callable[[list[tuple[int, torch.Tensor]], list[Entry]], None]
 
 def recurrent_params(module: torch.nn.Module) -> list[torch.nn.Parameter]:
     return [p for p in module.parameters(recurse=False) if p.requires_grad]
-
-
-def _entries(weight: Any, bias: Any, x: torch.Tensor) -> list[Entry]:
-    """A linear map's einsums over ``x`` ``(N, T, in)``: weight and bias."""
-    found: list[Entry] = []
-    if weight.requires_grad:
-        found.append((weight, _LINEAR, [x.detach(), weight], tuple(weight.shape)))
-    if bias is not None and bias.requires_grad:
-        ones = torch.ones(x.shape[:2], dtype=x.dtype, device=x.device)
-        found.append((bias, _BIAS, [ones, bias], tuple(bias.shape)))
-    return found
 
 
 def recurrent_forward(module: torch.nn.Module, record: Record, record_steps: RecordSteps,
@@ -73,7 +59,7 @@ def recurrent_forward(module: torch.nn.Module, record: Record, record_steps: Rec
             b_hh = getattr(module, "bias_hh" + sfx) if module.bias else None
             w_hr = getattr(module, "weight_hr" + sfx) if proj else None
             a = record(torch.nn.functional.linear(layer_input, w_ih, b_ih),
-                       _entries(w_ih, b_ih, layer_input))
+                       linear_entries(w_ih, b_ih, layer_input))
             h, c = h0[k], (c0[k] if c0 is not None else None)
             order = range(steps) if d == 0 else range(steps - 1, -1, -1)
             prev, hh, raw, projected = [], [], [], []
@@ -89,9 +75,9 @@ def recurrent_forward(module: torch.nn.Module, record: Record, record_steps: Rec
                     projected.append((t, h))
                 out[t] = h
             times = [t for t, _ in hh]
-            record_steps(hh, _entries(w_hh, b_hh, _in_time(prev, times)))
+            record_steps(hh, linear_entries(w_hh, b_hh, _in_time(prev, times)))
             if w_hr is not None:
-                record_steps(projected, _entries(w_hr, None, _in_time(raw, times)))
+                record_steps(projected, linear_entries(w_hr, None, _in_time(raw, times)))
             outputs.append(torch.stack(out, 1))
             last_h.append(h)
             last_c.append(c)

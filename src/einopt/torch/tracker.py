@@ -34,9 +34,10 @@ from ..quantities import (
     shared_quantity,
 )
 from ..structured.rewrite import spec_of
-from .attention import Entry, attention_forward, attention_params
+from .attention import attention_forward, attention_params
 from .curvature import double_backward, loss_factor
 from .layers import (
+    Entry,
     bias_layer,
     channel_axes,
     layer_einsum,
