@@ -84,15 +84,17 @@ def reference_greedy(network: Network) -> ContractionTree:
         return math.prod([sizes[i] for i in key_of[x] | key_of[y]
                           if i in out or len(holders[i] - {x, y}) > 0])
 
-    # A pair's result keeps its shared indices held by 3+ tensors when it is queued: later
-    # merges elsewhere can only lower those counts while the pair waits (a tensor
-    # multiplied into one with the same indices), so they are noted then (rarely any).
-    wide: dict[tuple[int, int], list[int]] = {}
-
-    def note(x: int, y: int) -> None:
-        w = [i for i in key_of[x] & key_of[y] if i not in out and len(holders[i]) > 2]
-        if w:
-            wide[(x, y)] = w
+    # A pair's result is fixed when the pair is queued, as opt_einsum does: an index is
+    # kept if it is an output index, held by the pair's one tensor and another, or shared
+    # and held by 3+ tensors. Holder counts only fall, so the step at which an index's
+    # count first fell to 2 and to 1 tells what it was when a waiting pair was queued
+    # (queued at its newer tensor's birth step; a pair valid again after a tensor was
+    # multiplied into one with the same indices keeps its old result).
+    step = 0
+    born: dict[int, int] = {}
+    fell2 = {i: 0 for i, h in holders.items() if len(h) <= 2}
+    fell1 = {i: 0 for i, h in holders.items() if len(h) <= 1}
+    never = math.inf
 
     queue: list[tuple[int, int, int]] = []  # (cost, newer id, older id)
     scored: dict[tuple[int, int], int] = {}
@@ -109,7 +111,6 @@ def reference_greedy(network: Network) -> ContractionTree:
                 if best is None or (c, y) < best[:2]:
                     best = (c, y, x)
             queue.append(best)  # type: ignore[arg-type]
-            note(best[1], x)  # type: ignore[index]
     heapq.heapify(queue)
 
     # A queued pair names its tensors by their index sets: it stays valid while tensors
@@ -123,10 +124,13 @@ def reference_greedy(network: Network) -> ContractionTree:
         if x < 0 or y < 0:
             continue
         cx, cy = (kx - out, ky - out) if out else (kx, ky)  # the indices that join tensors
-        kz = frozenset(wide.get((y0, x0), ())).union(
-            [i for i in cx ^ cy if len(holders[i]) > 1])
+        queued = born.get(y0, 0)
+        shared = cx & cy
+        kz = frozenset([i for i in cx ^ cy if fell1.get(i, never) > queued]
+                       + [i for i in shared if fell2.get(i, never) > queued])
         if out:
             kz |= (kx | ky) & out
+        step += 1
         del key_of[x], key_of[y], id_of[kx], id_of[ky]
         for i in cx:
             holders[i].discard(x)
@@ -146,6 +150,13 @@ def reference_greedy(network: Network) -> ContractionTree:
             nxt += 1
         for i in cz:
             holders[i].add(z)
+        born[z] = step
+        for i in (cz if old is not None else shared & cz):  # the counts that fell
+            left = len(holders[i])
+            if left <= 2 and i not in fell2:
+                fell2[i] = step
+            if left <= 1 and i not in fell1:
+                fell1[i] = step
         key_of[z] = ever[z] = kz
         id_of[kz] = z
         sz = size[z] = math.prod([sizes[i] for i in kz])
@@ -161,26 +172,19 @@ def reference_greedy(network: Network) -> ContractionTree:
         # inlined: this loop is most of the time).
         bc = bw = -1
         first = True
-        hyper = False  # whether the best pair shares an index held by 3+ tensors
         for w in partners:
             div = az * alone.get(w, 1)
-            many = False
             for i in kz & key_of[w]:
                 s = sizes[i]
-                if i in out:
+                if i in out or len(holders[i]) > 2:
                     div *= s
-                elif len(holders[i]) > 2:
-                    div *= s
-                    many = True
                 else:
                     div *= s * s
             sw = size[w]
             c = (sz * sw // div if div else joined(z, w)) - sz - sw
             if first or c < bc or (c == bc and w < bw):
-                bc, bw, first, hyper = c, w, False, many
+                bc, bw, first = c, w, False
         heapq.heappush(queue, (bc, z, bw))
-        if hyper:
-            note(z, bw)
 
     # Outer products, smallest output part first.
     rest = [(math.prod([sizes[i] for i in key & out]), t, key) for t, key in key_of.items()]
