@@ -257,3 +257,18 @@ def test_params_explore_and_perturb():
     for p in (first, near):
         assert 2 <= p["parts"] <= 16 and 2 <= p["cutoff"] <= 40 and p["imbalance"] > 0
     assert partition_params(random.Random(3)) == partition_params(random.Random(3))
+
+
+@pytest.mark.parametrize("partitioner", PARTITIONERS)
+@pytest.mark.parametrize("seed", range(3))
+def test_bisect_top_splits_the_whole_network_in_two(partitioner, seed):
+    # Many blocks at the top leave each with many open indices; the first split is then
+    # a balanced bisection, and the root joins its two halves.
+    _, _, net = lattice(8, 8)
+    tree = partition_tree(net, 0.05, 4, seed=seed, parts=8, bisect_top=True, absorb=False,
+                          partitioner=partitioner)
+    sizes = sorted(len(side) for side in top_split(tree))
+    assert sum(sizes) == 64 and sizes[0] >= 64 / 2 * (1 - 2 * 0.05) - 1
+    many = partition_tree(net, 0.05, 4, seed=seed, parts=8, absorb=False,
+                          partitioner=partitioner)
+    assert tree_cost(net, tree).flops <= tree_cost(net, many).flops

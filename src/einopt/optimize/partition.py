@@ -143,7 +143,8 @@ def partition_tree(network: Network, imbalance: float = 0.1, cutoff: int = 6,
                    parts_decay: float = 0.0, imbalance_decay: float = 0.0,
                    output_weight: float = 1.0, jitter: float = 0.0, absorb: bool = True,
                    kahypar_objective: str = "cut", partitioner: str = "auto",
-                   deadline: float | None = None) -> ContractionTree:
+                   bisect_top: bool = False, deadline: float | None = None
+                   ) -> ContractionTree:
     """Tree by recursive partitioning of the tensors.
 
     Scalars are multiplied together and into the smallest tensor first. Groups of
@@ -169,6 +170,9 @@ def partition_tree(network: Network, imbalance: float = 0.1, cutoff: int = 6,
             ``x`` exponential, for diverse trees from one set of options.
         absorb: fold each tensor whose indices are a subset of another's into it first.
         kahypar_objective: ``"cut"`` or ``"km1"`` (connectivity), where KaHyPar splits.
+        bisect_top: split the whole network in two, whatever ``parts`` (then groups as
+            ``parts`` says): a first split into many blocks leaves each with many open
+            indices, and merging those blocks is often the costliest step of the tree.
         partitioner: one of :data:`PARTITIONERS`.
         deadline: a ``time.perf_counter()`` value; :class:`OutOfTime` is raised at the
             first split after it.
@@ -203,6 +207,8 @@ def partition_tree(network: Network, imbalance: float = 0.1, cutoff: int = 6,
             raise OutOfTime(f"partition tree stopped at a group of {len(group)} tensors")
         s = len(group) / m
         k = min(len(group), max(2, int(parts * s**parts_decay)))
+        if bisect_top and len(group) == m:
+            k = 2
         if imbalance_decay >= 0:
             eps = k * imbalance * s**imbalance_decay
         else:
@@ -248,7 +254,8 @@ def partition_params(rng: random.Random, near: dict[str, float] | None = None
                 "output_weight": rng.choice((0.0, 1.0)),
                 "km1": float(rng.random() < 0.25),
                 "absorb": float(rng.random() < 0.7),
-                "starts": float(rng.choice((1, 2, 4)))}
+                "starts": float(rng.choice((1, 2, 4))),
+                "bisect_top": float(rng.random() < 0.5)}
     p = dict(near)
     p["imbalance"] = min(0.5, max(0.002, p["imbalance"] * math.exp(rng.gauss(0, 0.3))))
     p["imbalance_decay"] = min(3.0, max(-1.0, p["imbalance_decay"] + rng.gauss(0, 0.3)))
@@ -259,7 +266,7 @@ def partition_params(rng: random.Random, near: dict[str, float] | None = None
     p["jitter"] = min(1.0, max(1e-3, p["jitter"] * math.exp(rng.gauss(0, 0.5))))
     if rng.random() < 0.2:
         p["starts"] = float(rng.choice((1, 2, 4)))
-    for key in ("log_weights", "output_weight", "km1", "absorb"):
+    for key in ("log_weights", "output_weight", "km1", "absorb", "bisect_top"):
         if rng.random() < 0.1:
             p[key] = 1.0 - p[key]
     return p
@@ -280,4 +287,5 @@ def partition_tree_from(network: Network, params: dict[str, Any], seed: int | No
         output_weight=float(params.get("output_weight", 1.0)),
         jitter=float(params.get("jitter", 0.0)), absorb=bool(params.get("absorb", 1.0)),
         kahypar_objective="km1" if params.get("km1", 0.0) else "cut",
-        partitioner=str(params.get("partitioner", "auto")), deadline=deadline)
+        partitioner=str(params.get("partitioner", "auto")),
+        bisect_top=bool(params.get("bisect_top", 0.0)), deadline=deadline)
