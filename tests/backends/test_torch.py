@@ -123,3 +123,29 @@ def test_one_tensor_prepared_twice_stays_one(monkeypatch):
     calls.clear()
     torch.testing.assert_close(einopt.einsum("ngi,ngi->n", x, y), got)
     assert not calls
+
+
+@pytest.mark.parametrize(("size", "pads", "stride"), [
+    (16, (1, 0), 2),   # the stride leaves the high side's extra row unread: no copy
+    (5, (1, 0), 1),    # it would add an output row: padded explicitly
+    (9, (2, 1), 2),
+    (8, (0, 1), 2),    # more on the high side: padded explicitly
+])
+def test_conv_kernels_with_unequal_pads_equal_explicit_padding(size, pads, stride):
+    from einopt.backends.torch import TorchBackend
+
+    functional = torch.nn.functional
+    gen = torch.Generator().manual_seed(size)
+    x = torch.randn(2, 4, size, size, dtype=torch.float64, generator=gen)
+    w = torch.randn(6, 4, 3, 3, dtype=torch.float64, generator=gen)
+    both = (pads, pads)
+    widths = (*pads, *pads)
+    y = TorchBackend.conv(x, w, both, (stride, stride), (1, 1), 1)
+    xp = functional.pad(x, widths).requires_grad_(True)
+    ref = functional.conv2d(xp, w, stride=stride)
+    torch.testing.assert_close(y, ref)
+    g = torch.randn(ref.shape, dtype=torch.float64, generator=gen)
+    (gw,) = torch.autograd.grad(functional.conv2d(xp, w.requires_grad_(True), stride=stride), w,
+                                grad_outputs=g)
+    got = TorchBackend.conv_weight(x, g, tuple(w.shape), both, (stride, stride), (1, 1), 1)
+    torch.testing.assert_close(got, gw)

@@ -168,7 +168,7 @@ class TorchBackend(Backend):
                   functional.conv_transpose3d)[nd - 1]
             args = (stride, tuple(lo for lo, _ in pads), extra, groups, dilation)
         else:
-            x, padding = _padded(x, pads)
+            x, padding = _padded(x, pads, tuple(w.shape[2:]), stride, dilation)
             fn = (functional.conv1d, functional.conv2d, functional.conv3d)[nd - 1]
             args = (stride, padding, dilation, groups)
         if x.is_floating_point():
@@ -182,12 +182,14 @@ class TorchBackend(Backend):
         """The weight gradient of ``conv{1,2,3}d``: ``x`` ``(N, G*C, *spatial)`` against
         the output gradient ``g`` ``(N, G*K, *positions)``, giving ``(G*K, C, *taps)``
         (``kernel``), summed over ``N`` (unequal ``pads`` are applied first)."""
-        x, padding = _padded(x, pads)
+        x, padding = _padded(x, pads, kernel[2:], stride, dilation)
         dtype = x.dtype
         exact = x.is_floating_point()
         if not exact:  # no integer convolution on CPU: float64 is exact here (< 2**53)
             x, g = x.double(), g.double()
-        shape = x.new_empty(1).expand(kernel)  # the kernel's shape, no memory
+        # The weight is only read for its shape, but an expanded (strided) stand-in
+        # sends oneDNN to a slower path: an uninitialized one costs less.
+        shape = x.new_empty(kernel)
         _, w, _ = torch.ops.aten.convolution_backward(
             g, x, shape, None, list(stride), list(padding), list(dilation), False,
             [0] * len(pads), groups, [False, True, False])
@@ -203,10 +205,20 @@ class TorchBackend(Backend):
         return w.movedim(-1, axis)
 
 
-def _padded(x: Any, pads: tuple[tuple[int, int], ...]) -> tuple[Any, tuple[int, ...]]:
+def _padded(x: Any, pads: tuple[tuple[int, int], ...], taps: tuple[int, ...],
+            stride: tuple[int, ...], dilation: tuple[int, ...]) -> tuple[Any, tuple[int, ...]]:
     """``x`` and the symmetric padding a convolution call takes: unequal (or negative,
-    cropping) ``pads`` are applied to ``x`` first, leaving none."""
-    if all(lo == hi >= 0 for lo, hi in pads):
+    cropping) ``pads`` are applied to ``x`` first, leaving none; but a high side padded
+    less than the low one is padded as much where the stride leaves the extra unread
+    (a strided convolution's usual case: no copy of ``x``, and torch's fastest kernel)."""
+    def even(k: int, lo: int, hi: int) -> bool:
+        if lo == hi >= 0:
+            return True
+        span, size = dilation[k] * (taps[k] - 1) + 1, x.shape[x.dim() - len(pads) + k]
+        return lo > hi >= 0 and ((size + lo + hi - span) // stride[k]
+                                 == (size + 2 * lo - span) // stride[k])
+
+    if all(even(k, lo, hi) for k, (lo, hi) in enumerate(pads)):
         return x, tuple(lo for lo, _ in pads)
     widths = [p for lo, hi in reversed(pads) for p in (lo, hi)]
     return torch.nn.functional.pad(x, widths), (0,) * len(pads)

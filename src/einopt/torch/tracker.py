@@ -99,6 +99,7 @@ class _FromExamples(torch.autograd.Function):
     def forward(ctx: Any, y: torch.Tensor, x: torch.Tensor, weight: torch.Tensor,
                 bias: torch.Tensor | None, rec: _Record) -> torch.Tensor:
         ctx.rec, ctx.x_shape = rec, x.shape
+        ctx.save_for_backward(x, weight)
         return y.view_as(y)
 
     @staticmethod
@@ -116,7 +117,10 @@ class _FromExamples(torch.autograd.Function):
         weight = rec.module.weight
         gw = from_per_example("grad", layer, grads).reshape(weight.shape)
         gx = gb = None
-        if ctx.needs_input_grad[1]:  # the einsum's VJP for its input
+        if ctx.needs_input_grad[1] and not graph and _input_grad_only(rec.module):
+            x, weight = ctx.saved_tensors
+            gx = _native_input_grad(rec.module, gy, x, weight)
+        elif ctx.needs_input_grad[1]:  # the einsum's VJP for its input
             eq = Equation(layer.inputs, layer.output)
             gx = vjp(eq, ops, layer.x, g).reshape(ctx.x_shape)
         if ctx.needs_input_grad[3]:
@@ -149,20 +153,24 @@ class _Recorded(torch.autograd.Function):
         gx = None
         if ctx.needs_input_grad[1]:
             x, weight = ctx.saved_tensors
-            module = rec.module
-            if isinstance(module, torch.nn.Linear):
-                gx = gy @ weight
-            else:
-                nd = x.dim() - 2
-                gx = torch.ops.aten.convolution_backward(
-                    gy, x, weight, None, list(module.stride), list(module.padding),
-                    list(module.dilation), False, [0] * nd, module.groups,
-                    [True, False, False])[0]
+            gx = _native_input_grad(rec.module, gy, x, weight)
         return None, gx, None, None, None
 
 
+def _native_input_grad(module: torch.nn.Module, gy: torch.Tensor, x: torch.Tensor,
+                       weight: torch.Tensor) -> torch.Tensor:
+    """A linear or convolution layer's input gradient by torch's own kernel (see
+    :func:`_input_grad_only`): it is no einsum's business, and torch's is the fastest."""
+    if isinstance(module, torch.nn.Linear):
+        return gy @ weight
+    nd = x.dim() - 2
+    return torch.ops.aten.convolution_backward(
+        gy, x, weight, None, list(module.stride), list(module.padding),
+        list(module.dilation), False, [0] * nd, module.groups, [True, False, False])[0]
+
+
 def _input_grad_only(module: torch.nn.Module) -> bool:
-    """Whether :class:`_Recorded` computes this module's input gradient."""
+    """Whether :func:`_native_input_grad` computes this module's input gradient."""
     weight = getattr(module, "weight", None)
     return (isinstance(module, _LINEAR_OR_CONV) and isinstance(weight, torch.nn.Parameter)
             and weight.requires_grad
