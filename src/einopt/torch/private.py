@@ -108,7 +108,7 @@ class DPSGD:
                        for p, v in norms.items()}
         sigma = self.noise_multiplier * self.sensitivity
         for p in self.params:
-            c = (factors[p] * scale).to(p.dtype)
+            c = (factors[p] * (scale / batch)).to(p.dtype)  # 1/B folded into the factors
             total_grad = None
             for u in uses[p]:
                 if u.per_example is not None:  # formed in backward: scale and sum them
@@ -120,10 +120,11 @@ class DPSGD:
                 total_grad = part if total_grad is None else total_grad + part
             if total_grad is None:
                 total_grad = torch.zeros_like(p)
-            if sigma > 0:
-                total_grad = total_grad + sigma * torch.randn(
-                    p.shape, generator=self.generator, dtype=p.dtype, device=p.device)
-            p.grad = total_grad / batch
+            if sigma > 0:  # one pass over the noise: drawn, then scaled into the sum
+                noise = torch.randn(p.shape, generator=self.generator, dtype=p.dtype,
+                                    device=p.device)
+                total_grad = torch.add(total_grad, noise, alpha=sigma / batch)
+            p.grad = total_grad
         self.steps += 1
 
     def epsilon(self, delta: float) -> float:
