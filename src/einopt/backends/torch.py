@@ -211,14 +211,14 @@ def _padded(x: Any, pads: tuple[tuple[int, int], ...], taps: tuple[int, ...],
     cropping) ``pads`` are applied to ``x`` first, leaving none; but a high side padded
     less than the low one is padded as much where the stride leaves the extra unread
     (a strided convolution's usual case: no copy of ``x``, and torch's fastest kernel)."""
-    def even(k: int, lo: int, hi: int) -> bool:
+    def symmetric(k: int, lo: int, hi: int) -> bool:
         if lo == hi >= 0:
             return True
-        span, size = dilation[k] * (taps[k] - 1) + 1, x.shape[x.dim() - len(pads) + k]
+        span, size = dilation[k] * (taps[k] - 1) + 1, x.shape[2 + k]
         return lo > hi >= 0 and ((size + lo + hi - span) // stride[k]
                                  == (size + 2 * lo - span) // stride[k])
 
-    if all(even(k, lo, hi) for k, (lo, hi) in enumerate(pads)):
+    if all(symmetric(k, lo, hi) for k, (lo, hi) in enumerate(pads)):
         return x, tuple(lo for lo, _ in pads)
     widths = [p for lo, hi in reversed(pads) for p in (lo, hi)]
     return torch.nn.functional.pad(x, widths), (0,) * len(pads)

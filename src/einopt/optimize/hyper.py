@@ -213,7 +213,7 @@ def hyper(network: Network, budget: Budget) -> ContractionTree:
                   lambda: greedy_tree(network, regime="hybrid", deadline=search.deadline)]
     if n <= SWEEP_LIMIT:
         quick.append(lambda: greedy_tree(network, regime="sweep", deadline=search.deadline))
-    if n <= min(PARTITION_LIMIT, LARGE) or (n <= LARGE and kahypar_profile() is not None):
+    if n <= PARTITION_LIMIT or (n <= LARGE and kahypar_profile() is not None):
         quick.append(lambda: partition_tree(network, seed=rng.randrange(2**31), objective=obj,
                                             deadline=search.deadline))
     for make in quick:

@@ -176,10 +176,7 @@ def reference_greedy(network: Network) -> ContractionTree:
             div = az * alone.get(w, 1)
             for i in kz & key_of[w]:
                 s = sizes[i]
-                if i in out or len(holders[i]) > 2:
-                    div *= s
-                else:
-                    div *= s * s
+                div *= s if i in out or len(holders[i]) > 2 else s * s
             sw = size[w]
             c = (sz * sw // div if div else joined(z, w)) - sz - sw
             if first or c < bc or (c == bc and w < bw):

@@ -88,7 +88,19 @@ class _Record:
         self.h: torch.Tensor | None = None  # d2L/dy2 per example, (N, Y, Y) flattened
 
 
-class _FromExamples(torch.autograd.Function):
+class _Rewired(torch.autograd.Function):
+    """A tracked layer's output ``y`` again (the layer's own graph cut off), so that
+    backward runs a subclass's pass with the layer's input, weight and record."""
+
+    @staticmethod
+    def forward(ctx: Any, y: torch.Tensor, x: torch.Tensor, weight: torch.Tensor,
+                bias: torch.Tensor | None, rec: _Record) -> torch.Tensor:
+        ctx.rec = rec
+        ctx.save_for_backward(x, weight)
+        return y.view_as(y)
+
+
+class _FromExamples(_Rewired):
     """A tracked layer's output again, with a backward pass that forms the per-example
     weight gradients once: the weight's gradient is their sum, and the tracked
     quantities read them. Used where the quantities' own plans would form them anyway
@@ -96,16 +108,10 @@ class _FromExamples(torch.autograd.Function):
     run as well."""
 
     @staticmethod
-    def forward(ctx: Any, y: torch.Tensor, x: torch.Tensor, weight: torch.Tensor,
-                bias: torch.Tensor | None, rec: _Record) -> torch.Tensor:
-        ctx.rec, ctx.x_shape = rec, x.shape
-        ctx.save_for_backward(x, weight)
-        return y.view_as(y)
-
-    @staticmethod
     def backward(ctx: Any, gy: torch.Tensor) -> tuple[Any, ...]:
         rec: _Record = ctx.rec
         layer = rec.layer
+        x, weight = ctx.saved_tensors
         # With create_graph (a gradient penalty), every product stays differentiable.
         graph = torch.is_grad_enabled()
         ops = [o.detach() if isinstance(o, torch.Tensor) and not graph else o
@@ -114,15 +120,13 @@ class _FromExamples(torch.autograd.Function):
         rec.g = g.detach()
         grads = quantity("grad_batch", layer, ops, g=g)
         rec.per_example = grads.detach()
-        weight = rec.module.weight
         gw = from_per_example("grad", layer, grads).reshape(weight.shape)
         gx = gb = None
-        if ctx.needs_input_grad[1] and not graph and _input_grad_only(rec.module):
-            x, weight = ctx.saved_tensors
-            gx = _native_input_grad(rec.module, gy, x, weight)
+        if ctx.needs_input_grad[1] and _input_grad_only(rec.module):
+            gx = _native_input_grad(rec.module, gy, x, weight)  # differentiable too
         elif ctx.needs_input_grad[1]:  # the einsum's VJP for its input
             eq = Equation(layer.inputs, layer.output)
-            gx = vjp(eq, ops, layer.x, g).reshape(ctx.x_shape)
+            gx = vjp(eq, ops, layer.x, g).reshape(x.shape)
         if ctx.needs_input_grad[3]:
             bias = rec.module.bias
             assert isinstance(bias, torch.Tensor)
@@ -132,19 +136,11 @@ class _FromExamples(torch.autograd.Function):
         return None, gx, gw, gb, None
 
 
-
-class _Recorded(torch.autograd.Function):
+class _Recorded(_Rewired):
     """A tracked layer's output again, with a backward pass that records the output
     gradient and computes only the input's gradient (torch's own kernel): the weight's
     and the bias's gradients are left to the caller (DP-SGD replaces them by clipped
     sums, so torch's weight-gradient kernels need not run)."""
-
-    @staticmethod
-    def forward(ctx: Any, y: torch.Tensor, x: torch.Tensor, weight: torch.Tensor,
-                bias: torch.Tensor | None, rec: _Record) -> torch.Tensor:
-        ctx.rec = rec
-        ctx.save_for_backward(x, weight)
-        return y.view_as(y)
 
     @staticmethod
     def backward(ctx: Any, gy: torch.Tensor) -> tuple[Any, ...]:
