@@ -399,7 +399,8 @@ _RTOL = {
 
 def magnitude(inputs, output, operands) -> np.ndarray:
     """einsum of absolute values in float64: the scale rounding errors are relative to."""
-    abs_ops = [np.abs(np.asarray(op)).astype(np.float64) for op in operands]
+    # widened before abs: abs(int8(-128)) wraps to -128
+    abs_ops = [np.abs(np.asarray(op).astype(np.complex128)) for op in operands]
     return np.asarray(numpy_einsum_terms(inputs, output, abs_ops))
 
 

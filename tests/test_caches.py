@@ -1,6 +1,7 @@
 """Every cache is registered in one place, bounded, filled by use, emptied by clear_caches,
 and safe when many threads use (and clear) it at once."""
 
+import gc
 import threading
 from concurrent.futures import Future
 
@@ -9,6 +10,10 @@ import pytest
 
 import einopt
 from einopt.caches import BoundedDict, registered
+from einopt.network import build_network
+from einopt.optimize.partition import partition_tree
+from einopt.parse import parse
+from einopt.plan import Plan as PlanValue
 
 rng = np.random.default_rng(0)
 
@@ -32,9 +37,11 @@ def _fill_numpy():
     einopt.einsum("nci,mck,koi->nmo", x, w, einopt.conv_pattern(8, 3))  # rewrites, structured
     einopt.hessian_trace_einsum(rng.random((4, 3)), [rng.random((3, 3)) for _ in range(2)])
     big = rng.random((8, 8))
-    einopt.einsum("ij,jk,kl->il", big, big, big, memory_limit=16, executor="threads")
-    p = einopt.plan("ij,jk,kl->il", big, big, big, memory_limit=16)
+    einopt.einsum("ij,jk,kl->il", big, big, big, memory_limit=100, executor="threads")
+    p = einopt.plan("ij,jk,kl->il", big, big, big, memory_limit=100)
     p(big, big, big, executor=InlineExecutor())  # tasks rebuild the plan from JSON
+    ring = build_network(parse("ab,bc,cd,de,ea->"), [(2, 3), (3, 4), (4, 5), (5, 2), (2, 2)])
+    partition_tree(ring, seed=0)  # the reduced network its splits read
 
 
 def _fill_torch():
@@ -55,7 +62,7 @@ def test_every_cache_is_registered_bounded_filled_and_emptied():
     caches = registered()
     expected = {"parse", "plans", "structured plans", "front", "switch schedules", "rewrites",
                 "switch expansions", "array types", "backends", "executor pools",
-                "worker plans", "torch diagonals", "tracked backward forms"}
+                "worker plans", "torch diagonals", "tracked backward forms", "reduced networks"}
     assert expected <= set(caches)
     empty = [name for name, c in caches.items() if len(c) == 0]
     assert not empty, f"not filled by use: {empty}"
@@ -114,3 +121,38 @@ def test_threads_share_caches_while_another_clears_them():
     stop.set()
     cleaner.join()
     assert not errors, errors[:3]
+
+
+def _bound(cache) -> int:
+    """The most entries ``cache`` may hold."""
+    if isinstance(cache, BoundedDict):
+        return cache.maxsize
+    return int(cache.fn.cache_info().maxsize)  # a memoized function
+
+
+def _plans() -> list:
+    """Every plan alive (by type, not ``isinstance``: that reads ``__class__``, which some
+    objects in memory answer with a warning)."""
+    return [x for x in gc.get_objects() if issubclass(type(x), PlanValue)]
+
+
+def test_many_distinct_shapes_keep_every_cache_within_its_bound():
+    """3,000 shapes never seen before, planned and evaluated: every cache stays within
+    its bound (the plan and front caches fill and evict), and once emptied no plan is
+    left alive (nothing outside the registered caches keeps them)."""
+    einopt.clear_caches()
+    gc.collect()
+    before = {id(x) for x in _plans()}  # other tests' plans
+    for k in range(3000):
+        x, y, z = 2 + k % 20, 2 + k // 20 % 20, 2 + k // 400
+        shapes = [((x, y), (y, z)), ((z, x, y), (z, y, 2)), ((x, x, y), (y, z))][k % 3]
+        eq = ["ij,jk->ik", "bij,bjk->bik", "aab,bc->ac"][k % 3]
+        einopt.plan(eq, *shapes)
+        einopt.einsum(eq, *[np.ones(s) for s in shapes])
+    sizes = {name: (len(c), _bound(c)) for name, c in registered().items()}
+    assert all(n <= bound for n, bound in sizes.values()), sizes
+    assert sizes["plans"][0] == sizes["plans"][1] and sizes["front"][0] == sizes["front"][1]
+    einopt.clear_caches()
+    gc.collect()
+    alive = [x for x in _plans() if id(x) not in before]
+    assert not alive, f"{len(alive)} plans alive after clear_caches()"

@@ -40,7 +40,7 @@ def test_plan_json_schema(capsys):
 
 def test_plan_table_and_options(capsys):
     assert main(["plan", "ab,bc,cd->ad", "-s", "a=8,b=8,c=8,d=8", "--optimize", "hyper",
-                 "--max-time", "0.2", "--seed", "1", "--memory-limit", "16"]) == 0
+                 "--max-time", "0.2", "--seed", "1", "--memory-limit", "100"]) == 0
     assert "sliced" in capsys.readouterr().out
 
 

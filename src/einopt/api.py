@@ -20,13 +20,14 @@ from typing import Any
 import numpy as np
 
 from .backends import NumpyBackend, backend_for
+from .backends.base import BAD_KINDS
 from .backends.numpy import numpy_subscripts
 from .caches import BoundedDict, clear_all, memoize
 from .codegen import plan_source
-from .errors import OptionTypeError, PathError
+from .errors import OptionError, OptionTypeError, PathError, PathTypeError
 from .graphs import svg
 from .network import build_network, shape_of
-from .optimize import Budget, External, get_optimizer, parse_objective
+from .optimize import Budget, External, get_optimizer, max_time_of, parse_objective
 from .optimize.cache import TreeCache, canonical_key
 from .optimize.cse import find_twins
 from .optimize.slicing import slice_tree
@@ -45,11 +46,12 @@ from .plan.persist import plan_from_json, plan_to_json
 from .report import plan_explain, plan_table
 from .run import evaluate, run_plan, run_structured
 from .run.execute import program_for
+from .run.memory import fit_memory, peak_bytes
 from .run.schedule import Schedule, build_schedule
 from .structured.operands import ConvPattern, Structured
 from .structured.rewrite import Rewrite, kind_of, rewrite, spec_of
 from .structured.switch import Switch, expansion, pick, signatures
-from .tree import ContractionTree
+from .tree import ContractionTree, read_path
 from .viz import draw_tree
 
 __all__ = ["einsum", "plan", "Plan", "as_handle", "clear_caches", "memory_form", "CACHE_SIZE"]
@@ -78,6 +80,13 @@ class Plan(PlanValue):
 
     def __str__(self) -> str:
         return plan_table(self)
+
+    @property
+    def peak_bytes(self) -> int:
+        """Peak working memory of a call on numpy, in bytes: intermediates, the result,
+        kernel copies and buffers (not the operands); ``memory_limit`` bounds it. Other
+        libraries: :func:`einopt.run.memory.peak_bytes`."""
+        return peak_bytes(self)
 
     def to_json(self) -> str:
         """JSON text that :meth:`from_json` turns back into an equal plan."""
@@ -137,13 +146,11 @@ def _optimize_key(optimize: Any) -> Any:
             f"optimize={tuple(optimize)!r} is numpy's (strategy, largest intermediate) form, "
             f"which einsum and einsum_path take; a plan bounds intermediates by slicing: "
             f"give memory_limit={optimize[1]!r} instead")
-    try:
-        return ("path", tuple(tuple(int(p) for p in entry) for entry in optimize))
-    except (TypeError, ValueError):
-        raise PathError(
+    if isinstance(optimize, (bytes, dict)) or not hasattr(optimize, "__iter__"):
+        raise PathTypeError(
             f"optimize must be a strategy name, a path (list of tuples), a Plan or a path "
-            f"optimizer (opt_einsum's protocol), got {type(optimize).__name__}"
-        ) from None
+            f"optimizer (opt_einsum's protocol), got {type(optimize).__name__}")
+    return ("path", read_path(optimize))
 
 
 def _numpy_path(optimize: Any) -> bool:
@@ -159,6 +166,9 @@ def memory_form(optimize: Any) -> tuple[str, int] | None:
             isinstance(optimize[0], str) and optimize[0] != "einsum_path" and \
             isinstance(optimize[1], (int, float, np.integer, np.floating)) and \
             not isinstance(optimize[1], bool):
+        if not math.isfinite(optimize[1]):
+            raise PathError(f"optimize={tuple(optimize)!r}: the largest intermediate must be "
+                            f"a finite number of elements")
         return optimize[0], int(optimize[1])
     return None
 
@@ -234,22 +244,23 @@ def _make_plan(eq: Equation, shapes: tuple[tuple[int, ...], ...],
             cache.put(key, tree)
     else:
         tree = get_optimizer(optimize)(network, budget)
-    if budget.memory_limit is not None:
-        tree = slice_tree(network, tree, budget.memory_limit)
-    return as_handle(build_plan(eq, network, tree, shapes, dtype, dtypes))
+    if budget.memory_limit is None:
+        return as_handle(build_plan(eq, network, tree, shapes, dtype, dtypes))
+    tree = slice_tree(network, tree, budget.memory_limit)
+    return fit_memory(as_handle(build_plan(eq, network, tree, shapes, dtype, dtypes)),
+                      budget.memory_limit,
+                      lambda t: as_handle(build_plan(eq, network, t, shapes, dtype, dtypes)))
 
 
 def _budget(minimize: Any, max_time: Any, seed: Any, memory_limit: Any,
             progress: bool = False) -> Budget:
-    if max_time is not None and not max_time > 0:
-        raise PathError(f"max_time must be a positive number of seconds, got {max_time!r}")
     if memory_limit is not None:
         try:
             memory_limit = int(memory_limit)
-        except (TypeError, ValueError):
-            raise PathError(f"memory_limit must be a number of elements, got {memory_limit!r}") \
-                from None
-    return Budget(max_time=max_time, seed=seed, objective=parse_objective(minimize),
+        except (TypeError, ValueError, OverflowError):
+            raise PathError(f"memory_limit must be a finite number of elements, got "
+                            f"{memory_limit!r}") from None
+    return Budget(max_time=max_time_of(max_time), seed=seed, objective=parse_objective(minimize),
                   memory_limit=memory_limit, progress=progress)
 
 
@@ -304,7 +315,13 @@ def _structured_plan(eq: Equation, specs: tuple[Any, ...], kinds: tuple[Any, ...
                           _view_aliases(alt, aliases))
             if q.flops < p.flops:
                 p, rw = q, alt
-    return dataclasses.replace(p, structure=rw, programs={})
+    p = dataclasses.replace(p, structure=rw, programs={})
+    if budget.memory_limit is None:
+        return p
+    # the views and native kernels of the operands take memory of their own
+    net, shapes = p.network, p.shapes
+    return fit_memory(p, budget.memory_limit, lambda t: dataclasses.replace(
+        as_handle(build_plan(p.equation, net, t, shapes)), structure=rw, programs={}))
 
 
 #: most entries of a pattern kept dense as the alternative to substituting it
@@ -372,11 +389,11 @@ def plan(subscripts: Any, *operands_or_shapes: Any, optimize: Any = "auto",
                         "extra index): evaluate it with einopt.einsum, or plan the terms of "
                         "einopt.structured.switch.expand")
     aliases = _aliases(items) if all(hasattr(x, "shape") for x in items) else None
+    cache_dir = _cache_dir(cache_dir)
     if any(isinstance(x, Structured) for x in items):
         budget = _budget(minimize, max_time, seed, memory_limit, progress)
         return _plan_structured(eq, [x if hasattr(x, "shape") else shape_of(x, k)
-                                     for k, x in enumerate(items)], optimize, budget,
-                                cache_dir or os.environ.get("EINOPT_CACHE_DIR") or None)
+                                     for k, x in enumerate(items)], optimize, budget, cache_dir)
     shapes = tuple(shape_of(x, k) for k, x in enumerate(items))
     dtypes = None
     dtype = None
@@ -385,9 +402,20 @@ def plan(subscripts: Any, *operands_or_shapes: Any, optimize: Any = "auto",
         dtypes = tuple(np.dtype(x.dtype) for x in items)
         dtype = np.result_type(*dtypes)
     budget = _budget(minimize, max_time, seed, memory_limit, progress)
-    if cache_dir is None:
-        cache_dir = os.environ.get("EINOPT_CACHE_DIR") or None
     return _plan_for(eq, shapes, dtypes, dtype, optimize, budget, cache_dir, aliases)
+
+
+def _cache_dir(value: Any) -> Any:
+    """``cache_dir`` (else ``EINOPT_CACHE_DIR``; None: no cache), checked to be a path
+    that is not a file."""
+    value = value or os.environ.get("EINOPT_CACHE_DIR") or None
+    if value is None:
+        return None
+    if not isinstance(value, (str, os.PathLike)):
+        raise OptionTypeError(f"cache_dir must be a directory path, got {type(value).__name__}")
+    if os.path.exists(value) and not os.path.isdir(value):
+        raise OptionError(f"cache_dir {os.fspath(value)!r} exists and is not a directory")
+    return value
 
 
 def _numpy_dtype(dtype: Any) -> Any:
@@ -395,9 +423,13 @@ def _numpy_dtype(dtype: Any) -> Any:
     if dtype is None:
         return None
     try:
-        return np.dtype(dtype)
+        found = np.dtype(dtype)
     except TypeError as e:
         raise OptionTypeError(f"dtype={dtype!r} is not a numpy dtype: {e}") from None
+    if found.kind in BAD_KINDS - {"O"}:  # Python objects run in numpy's own loop
+        raise OptionTypeError(f"dtype={found} is not a number type: einsum cannot multiply "
+                              f"in it")
+    return found
 
 
 def einsum(subscripts: Any = NO_OPERANDS, *operands: Any, optimize: Any = "auto",

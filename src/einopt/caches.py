@@ -14,7 +14,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, Protocol, TypeVar
 
-__all__ = ["BoundedDict", "memoize", "register", "registered", "clear_all"]
+__all__ = ["BoundedDict", "memoize", "register", "registered", "clear_all", "Memo"]
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -50,7 +50,7 @@ def clear_all() -> None:
         cache.clear()
 
 
-class _Memo:
+class Memo:
     """``clear`` for an ``functools.lru_cache`` function."""
 
     def __init__(self, fn: Any) -> None:
@@ -68,7 +68,7 @@ def memoize(name: str, maxsize: int) -> Callable[[F], F]:
 
     def wrap(fn: F) -> F:
         cached = functools.lru_cache(maxsize=maxsize)(fn)
-        register(name, _Memo(cached))
+        register(name, Memo(cached))
         return cached  # type: ignore[return-value]
 
     return wrap

@@ -1,4 +1,5 @@
-"""Errors raised for bad input, one family rooted at :class:`EinsumError`.
+"""Errors raised for bad input, one family rooted at :class:`EinsumError`; an executor
+that fails mid-run raises one of the family too (:class:`ExecutorError`).
 
 Every error is raised by the first stage that can see the problem and names the
 operand position, the index and the sizes involved, so a user never has to read a
@@ -14,10 +15,13 @@ __all__ = [
     "OperandTypeError",
     "PathError",
     "IncompletePathError",
+    "PathTypeError",
+    "MemoryLimitError",
     "SubscriptTypeError",
     "OptionError",
     "OptionTypeError",
     "BackendError",
+    "ExecutorError",
 ]
 
 
@@ -46,13 +50,25 @@ class PathError(EinsumError):
     """An explicit contraction path or optimizer option is invalid."""
 
 
+class MemoryLimitError(PathError):
+    """No plan meets ``memory_limit``: the result, or a kernel's copy that slicing cannot
+    shrink, is larger than the limit."""
+
+
+class PathTypeError(PathError, TypeError):
+    """An explicit path or a search option is of the wrong type: a position that is not
+    an int, an entry that is not a tuple, an ``optimize`` or ``max_time`` of no known
+    kind (numpy raises ``TypeError``)."""
+
+
 class IncompletePathError(PathError, RuntimeError):
     """An explicit path leaves more than one operand uncontracted (numpy raises
     ``RuntimeError``)."""
 
 
 class OptionError(EinsumError):
-    """An option of the call has an invalid value: ``order``, ``casting``."""
+    """An option of the call has an invalid value: ``order``, ``casting``, an ``out``
+    that cannot be written."""
 
 
 class OptionTypeError(OptionError, TypeError):
@@ -63,3 +79,10 @@ class OptionTypeError(OptionError, TypeError):
 class BackendError(EinsumError, ImportError):
     """A ``backend=`` names no importable module, or one without the ``einsum`` the
     contraction needs (opt_einsum lets the ``ImportError`` through)."""
+
+
+class ExecutorError(EinsumError, RuntimeError):
+    """The executor of a sliced plan failed before every slice was summed: workers lost
+    for good, the dask client or the pool closed, the cluster unreachable. The message
+    names the executor and the reason; the executor's own exception is the
+    ``__cause__``. No partial sum is ever returned."""

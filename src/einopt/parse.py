@@ -216,8 +216,10 @@ def parse_sublist(args: Sequence[Any]) -> tuple[Equation, list[Any]]:
         The equation and the list of operands.
     """
     args = list(args)
-    if not args:
-        raise SubscriptError("einsum needs at least one operand")
+    if len(args) < 2:
+        raise SubscriptError("the sublist form takes operands each followed by its list of "
+                             f"labels, then optionally the output's; got {len(args)} argument"
+                             f"{'' if len(args) == 1 else 's'}")
     out_sub = args.pop() if len(args) % 2 == 1 else None
     operands = args[0::2]
     subs = args[1::2]
@@ -251,6 +253,15 @@ def _sublist(sub: Any, where: str) -> tuple[Label, ...]:
     return tuple(labels)
 
 
+def _text_of(subscripts: bytes) -> str:
+    """Subscripts given as ``bytes`` (numpy reads them as UTF-8 text)."""
+    try:
+        return subscripts.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise SubscriptError(f"subscripts {subscripts!r} are bytes that are not UTF-8 text: "
+                             f"{e.reason} at position {e.start}") from None
+
+
 #: Subscripts strings parsed (bounded; emptied by ``einopt.clear_caches()``).
 PARSE_CACHE_SIZE = 1024
 
@@ -262,8 +273,11 @@ def parse_cached(subscripts: str) -> Equation:
 
 
 def equation_of(subscripts: Any, operands: Sequence[Any]) -> tuple[Equation, list[Any]]:
-    """``(equation, operands)`` from either calling form: ``("ij,jk", a, b)`` or the
-    sublist form ``(a, [0, 1], b, [1, 2])`` (``subscripts`` is then the first operand)."""
+    """``(equation, operands)`` from either calling form: ``("ij,jk", a, b)`` (``bytes``
+    too, as numpy reads them) or the sublist form ``(a, [0, 1], b, [1, 2])``
+    (``subscripts`` is then the first operand)."""
+    if isinstance(subscripts, bytes):
+        subscripts = _text_of(subscripts)
     if isinstance(subscripts, str):
         return parse_cached(subscripts), list(operands)
     return parse_sublist((subscripts, *operands))
@@ -289,7 +303,7 @@ def call_equation(subscripts: Any, operands: Sequence[Any]) -> tuple[Equation, l
     list (a :class:`SubscriptTypeError`, a ``TypeError``, where it is not)."""
     if subscripts is NO_OPERANDS:
         raise SubscriptError("No input operands: einsum takes subscripts and operands")
-    if not isinstance(subscripts, str):
+    if not isinstance(subscripts, (str, bytes)):
         args = (subscripts, *operands)
         subs = list(args[1::2]) + ([args[-1]] if len(args) % 2 and len(args) > 1 else [])
         for k, sub in enumerate(subs):

@@ -9,18 +9,51 @@ hyperedge-aware cost model.
 from __future__ import annotations
 
 import math
+import operator
 from bisect import bisect_left
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .cost import HolderCounts, pair_flops, size_of
-from .errors import IncompletePathError, PathError
+from .errors import IncompletePathError, PathError, PathTypeError
 from .network import Network
 
-__all__ = ["ContractionTree", "TreeCost", "append_merges", "tree_cost", "tree_totals"]
+__all__ = ["ContractionTree", "TreeCost", "append_merges", "read_path", "tree_cost",
+           "tree_totals"]
 
 Path = list[tuple[int, ...]]
+
+
+def read_path(path: Any) -> tuple[tuple[int, ...], ...]:
+    """A linear path (opt_einsum's format) as tuples of ints, its types checked.
+
+    Positions must be ints (numpy's integers count; floats do not, as in numpy), each
+    entry a sequence of them; whether they name live operands is checked when the path
+    is applied (:meth:`ContractionTree.from_linear_path`).
+
+    Raises:
+        PathTypeError: ``path`` is not a sequence of entries, an entry is not a sequence,
+            or a position is not an int (the entry and the position are named).
+    """
+    if isinstance(path, (str, bytes)) or not hasattr(path, "__iter__"):
+        raise PathTypeError(f"a path is a list of tuples of operand positions, got "
+                            f"{type(path).__name__}")
+    entries = []
+    for step, entry in enumerate(path):
+        if isinstance(entry, (str, bytes)) or not hasattr(entry, "__iter__"):
+            raise PathTypeError(f"path entry {step} is {entry!r}, not a tuple of operand "
+                                f"positions")
+        items = tuple(entry)
+        positions = []
+        for p in items:
+            try:
+                positions.append(operator.index(p))
+            except TypeError:
+                raise PathTypeError(f"path entry {step} {items!r} is not a tuple of ints: "
+                                    f"position {p!r} is a {type(p).__name__}") from None
+        entries.append(tuple(positions))
+    return tuple(entries)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,11 +125,8 @@ class ContractionTree:
         """
         live = list(range(num_leaves))
         merges: list[tuple[int, int]] = []
-        for step, entry in enumerate(path):
-            try:
-                pos = [int(p) for p in entry]
-            except (TypeError, ValueError):
-                raise PathError(f"path entry {step} {entry!r} is not a tuple of ints") from None
+        for step, entry in enumerate(read_path(path)):
+            pos = list(entry)
             if not pos or len(set(pos)) != len(pos) or any(not 0 <= p < len(live) for p in pos):
                 raise PathError(
                     f"path entry {step} {tuple(entry)!r} must name distinct positions "

@@ -94,7 +94,7 @@ def test_plan_called_on_tensors(case):
     ops = make_operands(case.shapes, np.float64, seed=3)
     p = einopt.plan(case.eq, *case.shapes)
     got = p(*[torch.from_numpy(np.array(x)) for x in ops])
-    np.testing.assert_allclose(got.numpy(), np.asarray(p(*ops)), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(got.numpy(), np.einsum(case.eq, *ops), rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("contract", [2, 8, 100, 9000])
@@ -121,7 +121,7 @@ def test_one_tensor_prepared_twice_stays_one(monkeypatch):
     assert calls
     y = x.clone()
     calls.clear()
-    torch.testing.assert_close(einopt.einsum("ngi,ngi->n", x, y), got)
+    torch.testing.assert_close(einopt.einsum("ngi,ngi->n", x, y), (x * y).sum((1, 2)))
     assert not calls
 
 

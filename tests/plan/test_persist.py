@@ -20,7 +20,7 @@ from einopt.parse import parse
 def test_plan_json_roundtrip(eq, shapes):
     rng = np.random.default_rng(0)
     ops = [rng.standard_normal(s) for s in shapes]
-    p = einopt.plan(eq, *ops, memory_limit=8)
+    p = einopt.plan(eq, *ops, memory_limit=16)
     q = einopt.Plan.from_json(p.to_json())
     assert (q.path, q.flops, q.max_size, q.sliced) == (p.path, p.flops, p.max_size, p.sliced)
     np.testing.assert_allclose(q(*ops), np.einsum(eq, *ops))

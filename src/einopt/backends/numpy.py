@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import OperandTypeError, ShapeError, SubscriptError
+from ..errors import OperandTypeError, OptionError, ShapeError, SubscriptError
 from ..parse import Label
 from . import numpy_conv
 from .base import (
@@ -152,6 +152,8 @@ class NumpyBackend(NumpyLike):
         res = np.asarray(result)
         if out.shape != res.shape:
             raise ShapeError(f"out has shape {out.shape}, but the result has shape {res.shape}")
+        if not out.flags.writeable:
+            raise OptionError(f"out (shape {out.shape}, dtype {out.dtype}) is read-only")
         if not np.can_cast(res.dtype, out.dtype, casting):  # type: ignore[arg-type]
             raise OperandTypeError(
                 f"the result of dtype {res.dtype} cannot be written to out of dtype "
@@ -205,9 +207,18 @@ class NumpyBackend(NumpyLike):
     @staticmethod
     def loop(subscripts: str, arrays: Sequence[Any], out: Any, dtype: Any, order: str,
              casting: str) -> Any:
-        """``numpy.einsum`` itself, unoptimized: one loop over every operand."""
-        return _NUMPY_EINSUM(subscripts, *arrays, out=out, dtype=dtype, order=order,
-                             casting=casting, optimize=False)
+        """``numpy.einsum`` itself, unoptimized: one loop over every operand.
+
+        Raises:
+            OperandTypeError: Python objects in the operands that ``*`` or ``+`` refuse.
+        """
+        try:
+            return _NUMPY_EINSUM(subscripts, *arrays, out=out, dtype=dtype, order=order,
+                                 casting=casting, optimize=False)
+        except TypeError as e:
+            kinds = ", ".join(f"operand {k}: {a.dtype}" for k, a in enumerate(arrays))
+            raise OperandTypeError(f"numpy's einsum loop cannot multiply these operands "
+                                   f"({kinds}): {e}") from e
 
     @staticmethod
     def in_order(result: Any, order: str, arrays: Sequence[Any]) -> Any:

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from ..caches import memoize
-from ..errors import OperandTypeError
+from ..errors import OperandTypeError, OptionError
 from .base import Backend, check_kind, check_not_array
 
 __all__ = ["TorchBackend"]
@@ -61,8 +61,19 @@ class TorchBackend(Backend):
         return [t if t.dtype == common else t.to(common) for t in tensors]
 
     def write_out(self, result: Any, out: Any, casting: str) -> Any:
+        """``result`` copied into ``out`` under numpy's ``casting`` rule; a result that
+        shares memory with ``out`` (a view of an operand that is ``out``) is copied first,
+        so ``out`` may be an operand, as in numpy."""
         if not isinstance(out, torch.Tensor):
             raise OperandTypeError(f"out must be a torch tensor, got {type(out).__name__}")
+        if not _castable(result.dtype, out.dtype, casting):
+            raise OperandTypeError(f"the result of dtype {result.dtype} cannot be written to "
+                                   f"out of dtype {out.dtype} under casting={casting!r}")
+        if out.requires_grad and out.is_leaf and torch.is_grad_enabled():
+            raise OptionError(f"out (shape {tuple(out.shape)}) is a leaf tensor that requires "
+                              f"grad: torch writes no such tensor in place")
+        if result.untyped_storage().data_ptr() == out.untyped_storage().data_ptr():
+            result = result.clone()
         return super().write_out(result, out, casting)
 
     matmul = staticmethod(torch.matmul)  # type: ignore[assignment]
@@ -82,7 +93,7 @@ class TorchBackend(Backend):
             if a is b and a.dtype in _FLOAT_KINDS:
                 return torch.linalg.vector_norm(a, dim=-1).square()
             if reduce:
-                return torch.sum(a * b, dim=-1)
+                return TorchBackend.sum(a * b, (-1,))  # integers keep their dtype
             return torch.matmul(a.unsqueeze(-2), b.unsqueeze(-1)).reshape(batch)
 
         return kernel
@@ -244,6 +255,18 @@ def _diagonal_moves(ndim: int, groups: tuple[tuple[int, ...], ...]
             labels = [lab for i, lab in enumerate(labels) if i not in (p, q)] + [k]
     order = tuple(labels.index(k) for k in range(len(groups)))
     return tuple(pairs), (None if order == tuple(range(len(order))) else order)
+
+
+def _castable(src: Any, dst: Any, casting: str) -> bool:
+    """Whether torch dtype ``src`` casts to ``dst`` under numpy's ``casting`` rule, read
+    with torch's promotion (``"safe"``: promoting ``src`` with ``dst`` gives ``dst``)."""
+    if casting == "unsafe" or src == dst:
+        return True
+    if casting in ("no", "equiv"):
+        return False
+    if casting == "safe":
+        return torch.promote_types(src, dst) == dst
+    return torch.can_cast(src, dst)  # "same_kind": no float to int, no complex to real
 
 
 def _torch_dtype(dtype: Any) -> Any:

@@ -45,7 +45,7 @@ from ..optimize.limited import LimitedOrder, limited_order
 from ..parse import Equation, Label, call_equation, format_equation, sublist_args
 from ..run.execute import program_for
 from ..run.sharing import currently_sharing, get_sharing_cache, shared_call, sharing_program
-from ..tree import ContractionTree
+from ..tree import ContractionTree, read_path
 from .path_info import PathInfo
 
 __all__ = ["contract", "contract_path", "PathInfo", "memory_arg", "EINSUM_KEYWORDS"]
@@ -73,7 +73,10 @@ def memory_arg(memory_limit: Any, sizes: Sequence[int]) -> int | None:
         return None
     try:
         limit = int(memory_limit)
-    except (TypeError, ValueError):
+    except (ValueError, OverflowError):  # nan, inf
+        raise OptionError(f"memory_limit must be a finite number of elements, or -1 for no "
+                          f"limit, got {memory_limit!r}") from None
+    except TypeError:
         raise OptionTypeError(f"memory_limit must be None, a number of elements or "
                               f"'max_input', got {type(memory_limit).__name__}") from None
     if memory_limit < 1:
@@ -146,14 +149,14 @@ def find_path(network: Network, optimize: Any, memory_limit: Any) -> Path:
     if isinstance(optimize, Plan):
         return optimize.path
     if not isinstance(optimize, str) and not callable(optimize):
-        return [tuple(int(p) for p in entry) for entry in optimize]  # checked by the plan
+        return list(read_path(optimize))  # positions checked by the plan
     if n <= 2:
         return [tuple(range(n))]
     if callable(optimize) and not isinstance(optimize, str):
         inputs, output, size_dict = protocol_arguments(network)
         path = optimize(inputs, output, size_dict, limit)
         tree_of_path(n, path, type(optimize).__name__)  # a clear error for a bad one
-        return [tuple(int(p) for p in entry) for entry in path]
+        return list(read_path(path))
     search = get_optimizer(optimize)
     if limit is None:
         return search(network, Budget()).linear_path()

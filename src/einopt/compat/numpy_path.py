@@ -25,9 +25,10 @@ import numpy as np
 from ..api import Plan, memory_form, plan
 from ..backends.numpy import letters_for
 from ..cost import count_text
-from ..errors import IncompletePathError, PathError
+from ..errors import IncompletePathError, PathError, PathTypeError
 from ..network import Network, bits, build_network
 from ..parse import NO_OPERANDS, Equation, call_equation, sublist_args
+from ..tree import read_path
 
 __all__ = ["einsum_path", "numpy_greedy", "numpy_optimal"]
 
@@ -120,16 +121,12 @@ def _strategy(optimize: Any) -> _How:
         return _How(limited[0], limited[1])
     if isinstance(optimize, (list, tuple)):
         return _How(_entries(optimize))  # a linear path: einopt's plan takes it
-    raise PathError(f"optimize must be a strategy name, a bool, (strategy, memory_limit), "
-                    f"['einsum_path', ...], a path or a Plan, got {type(optimize).__name__}")
+    raise PathTypeError(f"optimize must be a strategy name, a bool, (strategy, memory_limit), "
+                        f"['einsum_path', ...], a path or a Plan, got {type(optimize).__name__}")
 
 
 def _entries(path: Sequence[Any]) -> Path:
-    try:
-        return [tuple(int(p) for p in entry) for entry in path]
-    except (TypeError, ValueError):
-        raise PathError(f"a path is a list of tuples of operand positions, got {list(path)!r}"
-                        ) from None
+    return list(read_path(path))
 
 
 @dataclass(frozen=True)

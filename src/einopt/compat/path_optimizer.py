@@ -22,7 +22,7 @@ from typing import Any
 
 from ..errors import PathError
 from ..network import Network, build_network
-from ..optimize import OPTIMIZERS, Budget, get_optimizer, parse_objective
+from ..optimize import OPTIMIZERS, Budget, get_optimizer, max_time_of, parse_objective
 from ..optimize.limited import limited_order
 from ..parse import Equation
 
@@ -73,10 +73,9 @@ class PathOptimizer:
                 f"PathOptimizer takes a strategy name as optimize (one of "
                 f"{', '.join(OPTIMIZERS)}), got {type(optimize).__name__}"
             )
-        if max_time is not None and not max_time > 0:
-            raise PathError(f"max_time must be a positive number of seconds, got {max_time!r}")
         self._search = get_optimizer(optimize)
-        self._budget = Budget(max_time=max_time, seed=seed, objective=parse_objective(minimize))
+        self._budget = Budget(max_time=max_time_of(max_time), seed=seed,
+                              objective=parse_objective(minimize))
         self.optimize, self.max_time, self.minimize, self.seed = optimize, max_time, minimize, seed
 
     def __call__(self, inputs: Iterable[Iterable[Hashable]], output: Iterable[Hashable],
@@ -91,7 +90,7 @@ class PathOptimizer:
             return self._search(network, budget).linear_path()
         try:
             limit = int(memory_limit)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise PathError(f"memory_limit must be a number of elements, got {memory_limit!r}") \
                 from None
         return limited_order(network, self._search, budget, limit).linear_path()

@@ -17,7 +17,7 @@ from .external import External, external_tree
 from .fast import Compiled, accelerator
 from .greedy import greedy, greedy_tree, random_greedy
 from .hyper import hyper
-from .objective import Budget, Objective, parse_objective
+from .objective import Budget, Objective, max_time_of, parse_objective
 from .optimal import FULL_LIMIT, OverBudget, bounded_optimal, full_dp, optimal
 from .reference import reference_greedy
 from .refine import reconfigure
@@ -35,6 +35,7 @@ __all__ = [
     "greedy",
     "greedy_tree",
     "hyper",
+    "max_time_of",
     "optimal",
     "parse_objective",
     "random_greedy",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,14 @@ class TreeCache:
             return None
 
     def put(self, key: str, tree: ContractionTree) -> None:
+        """Store ``tree`` under ``key``: written to a temporary file of this call's own,
+        then renamed into place, so that threads and processes storing the same key at
+        once neither collide nor leave a partly written file for a reader."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        tmp = self._path(key).with_suffix(".tmp")
-        tmp.write_text(json.dumps(tree.to_dict()))
-        tmp.replace(self._path(key))
+        tmp = self.directory / f"{key}.{os.getpid()}.{threading.get_ident()}.tmp"
+        try:
+            tmp.write_text(json.dumps(tree.to_dict()))
+            tmp.replace(self._path(key))
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise

@@ -15,13 +15,14 @@ import heapq
 import math
 from collections.abc import Callable, Sequence
 
+from ..caches import BoundedDict
 from ..cost import size_of
 from ..network import Network, bits
 from ..tree import append_merges
 from .objective import Objective
 from .optimal import subset_dp
 
-__all__ = ["Reduced", "reduced", "Builder", "greedy_order"]
+__all__ = ["Reduced", "reduced", "REDUCED", "Builder", "greedy_order"]
 
 Split = Callable[[list[int], dict[int, int]], list[list[int]]]
 
@@ -130,17 +131,17 @@ class Reduced:
         return done[host]
 
 
-_CACHE: dict[tuple[int, bool], Reduced] = {}
+#: The reduced forms of the last few networks partitioned (a search draws many partition
+#: trees of one network), by the network's id and ``absorb``.
+REDUCED: BoundedDict[tuple[int, bool], Reduced] = BoundedDict("reduced networks", 8)
 
 
 def reduced(network: Network, absorb: bool) -> Reduced:
     """The :class:`Reduced` form of ``network``, remembered for the last few networks."""
     key = (id(network), absorb)
-    r = _CACHE.get(key)
-    if r is None or r.network is not network:
-        if len(_CACHE) >= 8:
-            _CACHE.pop(next(iter(_CACHE)))
-        r = _CACHE[key] = Reduced(network, absorb)
+    r = REDUCED.get(key)
+    if r is None or r.network is not network:  # an id reused by a later network: replace
+        r = REDUCED[key] = Reduced(network, absorb)
     return r
 
 

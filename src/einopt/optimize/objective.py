@@ -13,13 +13,14 @@ union of the two inputs' indices) and result sizes ``s_k``:
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from dataclasses import dataclass
 
-from ..errors import PathError
+from ..errors import PathError, PathTypeError
 from ..tree import TreeCost
 
-__all__ = ["Objective", "Budget", "parse_objective", "FLOPS", "OutOfTime"]
+__all__ = ["Objective", "Budget", "parse_objective", "max_time_of", "FLOPS", "OutOfTime"]
 
 
 class OutOfTime(Exception):
@@ -77,17 +78,38 @@ def parse_objective(minimize: str | Objective) -> Objective:
     """``"flops" | "size" | "write" | "combo" | "combo-F"`` -> :class:`Objective`."""
     if isinstance(minimize, Objective):
         return minimize
-    if minimize in ("flops", "size", "write", "combo"):
+    if isinstance(minimize, str) and minimize in ("flops", "size", "write", "combo"):
         return Objective(minimize)
     if isinstance(minimize, str) and minimize.startswith("combo-"):
         try:
-            return Objective("combo", float(minimize[6:]))
+            factor = float(minimize[6:])
         except ValueError:
-            pass
+            factor = math.nan
+        if math.isfinite(factor) and factor >= 0:  # a weight: nan or inf orders nothing
+            return Objective("combo", factor)
     raise PathError(
         f"minimize={minimize!r} is not an objective; use 'flops', 'size', 'write', "
         "'combo' or 'combo-F' (F a number)"
     )
+
+
+def max_time_of(max_time: object) -> float | None:
+    """``max_time`` checked: None, or a finite positive number of seconds (an infinite
+    budget never stops an anytime search).
+
+    Raises:
+        PathTypeError: it is not a real number.
+        PathError: it is not finite and positive.
+    """
+    if max_time is None:
+        return None
+    if isinstance(max_time, bool) or not isinstance(max_time, numbers.Real):
+        raise PathTypeError(f"max_time must be a number of seconds, got "
+                            f"{type(max_time).__name__}")
+    if not 0 < max_time < math.inf:
+        raise PathError(f"max_time must be a positive, finite number of seconds, got "
+                        f"{max_time!r}")
+    return float(max_time)
 
 
 @dataclass(frozen=True, slots=True)

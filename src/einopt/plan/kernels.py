@@ -19,17 +19,18 @@ from ..cost import size_of
 from ..network import Network, bits
 from ..tree import ContractionTree
 
-__all__ = ["StepKind", "Step", "Kernels", "prep_step", "resolve_kernels"]
+__all__ = ["StepKind", "Step", "Kernels", "prep_step", "resolve_kernels", "DOT_EINSUM_BATCH",
+           "DOT_EINSUM_CONTRACT", "OUTER_EINSUM_INNER"]
 
 #: A batched inner product over at most this many elements per batch item, with at
-#: least ``_DOT_EINSUM_BATCH`` items, runs fastest in numpy's einsum C loop; larger
+#: least ``DOT_EINSUM_BATCH`` items, runs fastest in numpy's einsum C loop; larger
 #: ones as a matmul of (B, 1, C) by (B, C, 1) (measured; see BENCHMARKS.md).
-_DOT_EINSUM_CONTRACT = 16
-_DOT_EINSUM_BATCH = 1024
+DOT_EINSUM_CONTRACT = 16
+DOT_EINSUM_BATCH = 1024
 #: An outer product whose inner (right) factor has at most this many elements runs
 #: fastest in numpy's einsum loop; longer rows as a broadcast multiply (measured by
 #: benchmarks/kernels.py: at 4096 the loop loses by 1.4-2x, at 2048 it wins).
-_OUTER_EINSUM_INNER = 2048
+OUTER_EINSUM_INNER = 2048
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
@@ -220,7 +221,7 @@ def _pair_step(x: int, y: int, z: int, a: tuple[int, ...], b: tuple[int, ...],
     # numpy's einsum loop is the fastest form of a few small kernels there; the layout of
     # the general form is kept beside it for the other backends.
     if not contr:
-        loop = bool(left and right and rs <= _OUTER_EINSUM_INNER and subs)
+        loop = bool(left and right and rs <= OUTER_EINSUM_INNER and subs)
         bsz = _sizes_of(batch, sizes)
         sa = bsz + _sizes_of(left, sizes) + (1,) * len(right)
         sb = bsz + (1,) * len(left) + _sizes_of(right, sizes)
@@ -234,7 +235,7 @@ def _pair_step(x: int, y: int, z: int, a: tuple[int, ...], b: tuple[int, ...],
             return Step(StepKind.DOT, *head, perms=(pa, pb),
                         shapes=(None if len(a) == 1 else (cs,), None if len(b) == 1 else (cs,)),
                         subscripts=subs)
-        loop = bool(cs <= _DOT_EINSUM_CONTRACT and bs >= _DOT_EINSUM_BATCH and subs)
+        loop = bool(cs <= DOT_EINSUM_CONTRACT and bs >= DOT_EINSUM_BATCH and subs)
         return Step(StepKind.DOT, *head,
                     perms=(_perm(a, batch + contr), _perm(b, batch + contr)),
                     shapes=((bs, 1, cs), (bs, cs, 1)), out_shape=res_sizes,
