@@ -104,6 +104,7 @@ def test_corpus_same_tree_and_auto_never_worse(problem):
 
 @settings(max_examples=150, deadline=None)
 @given(st.integers(0, 10**9), st.integers(3, 60))
+@example(295, 18)  # the bounded exact search's tree cost 183 against greedy's 177
 def test_auto_never_worse_than_opt_einsum_greedy(seed, n):
     terms, out, sizes = random_network(seed, n)
     eq = ",".join(terms) + "->" + out
