@@ -93,3 +93,26 @@ def to_sublist(eq: str, operands) -> list:
     if output is not None:
         args.append(conv(output))
     return args
+
+
+def race_with_clear(threads, pause: float = 0.0) -> None:
+    """Run ``threads`` to the end while another thread empties every cache of einopt over
+    and over (every ``pause`` seconds), so they read caches being emptied under them."""
+    import threading
+
+    import einopt
+
+    stop = threading.Event()
+
+    def clear() -> None:
+        while not stop.wait(pause):
+            einopt.clear_caches()
+
+    cleaner = threading.Thread(target=clear)
+    cleaner.start()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    stop.set()
+    cleaner.join()

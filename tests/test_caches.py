@@ -15,6 +15,8 @@ from einopt.optimize.partition import partition_tree
 from einopt.parse import parse
 from einopt.plan import Plan as PlanValue
 
+from api_helpers import race_with_clear
+
 rng = np.random.default_rng(0)
 
 
@@ -89,8 +91,6 @@ def test_threads_share_caches_while_another_clears_them():
     equations = ["ij,jk->ik", "ij,ij->i", "ii->i", "ijk,kl->ijl", "i,i->", "ab,bc,cd->ad",
                  "...i,i->...", "ij->ji"]
     errors = []
-    stop = threading.Event()
-
     def work(seed):
         r = np.random.default_rng(seed)
         try:
@@ -107,19 +107,7 @@ def test_threads_share_caches_while_another_clears_them():
         except Exception as e:  # noqa: BLE001 - reported below
             errors.append(e)
 
-    def clear():
-        while not stop.is_set():
-            einopt.clear_caches()
-
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
-    cleaner = threading.Thread(target=clear)
-    cleaner.start()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    stop.set()
-    cleaner.join()
+    race_with_clear([threading.Thread(target=work, args=(k,)) for k in range(8)])
     assert not errors, errors[:3]
 
 

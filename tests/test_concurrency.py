@@ -28,6 +28,8 @@ import einopt
 from einopt import api, parse
 from einopt.caches import BoundedDict, Memo, register, registered
 
+from api_helpers import race_with_clear
+
 THREADS = 8
 CALLS = int(os.environ.get("EINOPT_STRESS_CALLS", "2400"))
 SMALL = 16  # the bound of the caches the run fills
@@ -226,7 +228,6 @@ def test_sliced_calls_survive_clear_caches(backend: str) -> None:
     want = np.einsum("ab,bc,cd,da->a", a, b, c, d)
     assert einopt.plan("ab,bc,cd,da->a", a, b, c, d, memory_limit=32).tree.sliced
     errors: list[str] = []
-    stop = threading.Event()
 
     def work() -> None:
         ops = [to_lib(x) for x in (a, b, c, d)]
@@ -238,17 +239,5 @@ def test_sliced_calls_survive_clear_caches(backend: str) -> None:
             except Exception as e:  # noqa: BLE001 - reported below
                 errors.append(f"{type(e).__name__}: {e}")
 
-    def clear() -> None:
-        while not stop.wait(0.0005):
-            einopt.clear_caches()
-
-    cleaner = threading.Thread(target=clear)
-    workers = [threading.Thread(target=work) for _ in range(4)]
-    cleaner.start()
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    stop.set()
-    cleaner.join()
+    race_with_clear([threading.Thread(target=work) for _ in range(4)], pause=0.0005)
     assert not errors, f"{len(errors)} of 160 calls failed: {sorted(set(errors))[:3]}"
