@@ -12,7 +12,7 @@ matrix products (its prefixes x W_<k and suffixes W_>k), not m^2.
 import numpy as np
 
 import einopt
-from einopt.api import SWITCH_RUNS
+from einopt.api.calls import SWITCH_RUNS
 
 rng = np.random.default_rng(0)
 x = rng.standard_normal((16, 12))

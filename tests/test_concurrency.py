@@ -25,7 +25,8 @@ import numpy as np
 import pytest
 
 import einopt
-from einopt import api, parse
+from einopt import parse
+from einopt.api import planning
 from einopt.caches import BoundedDict, Memo, register, registered
 
 from api_helpers import race_with_clear
@@ -126,7 +127,7 @@ def small_caches(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         if isinstance(cache, BoundedDict) and cache.maxsize > SMALL:
             monkeypatch.setattr(cache, "maxsize", SMALL)
     before = registered()
-    for module, attr, name in [(api, "_plan_cached", "plans"), (parse, "parse_cached", "parse")]:
+    for module, attr, name in [(planning, "plan_cached", "plans"), (parse, "parse_cached", "parse")]:
         small = functools.lru_cache(maxsize=SMALL)(getattr(module, attr).__wrapped__)
         monkeypatch.setattr(module, attr, small)
         register(name, Memo(small))

@@ -62,7 +62,7 @@ def test_schedule_keeps_the_cheaper_order():
     from einopt.autodiff import trace_arguments
 
     eq, ops = trace_arguments(x, ws)
-    leaves = einopt.api._leaves(ops)
+    leaves = einopt.api.calls.leaves_of(ops)
     sig = signatures(ops)
     sched = build_schedule(eq, ops, sig, leaves, einopt.plan)
     terms = einopt.structured.switch.expansion(eq, sig)

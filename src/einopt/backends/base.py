@@ -131,6 +131,11 @@ class Backend:
         (at planning time: shapes are fixed per plan)."""
         return lambda a, b: self.sum(self.multiply(a, b), (-1,))
 
+    def dot_temporary(self, contract: int) -> bool:
+        """Whether :meth:`batched_dot`'s kernel for ``contract`` forms the elementwise
+        product of two distinct operands before it sums (memory accounting)."""
+        return type(self).batched_dot is Backend.batched_dot
+
     def swap_last(self, x: Any) -> Any:
         raise NotImplementedError
 
@@ -178,6 +183,13 @@ class Backend:
 
     def take(self, x: Any, index: Any, axis: int) -> Any:
         """``x`` with ``axis`` replaced by the axes of integer array ``index`` (a gather)."""
+        raise NotImplementedError
+
+    #: whether :meth:`reverse` is a view (then flipped windows are views too)
+    reverses = False
+
+    def reverse(self, x: Any, axis: int) -> Any:
+        """``x`` read backwards along ``axis`` (a view where :attr:`reverses`)."""
         raise NotImplementedError
 
     def window(self, x: Any, axis: int, sizes: tuple[int, int], steps: tuple[int, int],

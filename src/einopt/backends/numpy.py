@@ -142,6 +142,11 @@ class NumpyBackend(NumpyLike):
 
     pad = staticmethod(zero_pad)
     window = staticmethod(strided_window)
+    reverses = True
+
+    @staticmethod
+    def reverse(x: Any, axis: int) -> Any:
+        return x[(slice(None),) * axis + (slice(None, None, -1),)]
 
     def scalar(self, x: Any) -> Any:
         return x[()]

@@ -81,6 +81,9 @@ class TorchBackend(Backend):
     einsum = staticmethod(torch.einsum)  # type: ignore[assignment]
     dot = staticmethod(torch.dot)  # type: ignore[assignment]
 
+    def dot_temporary(self, contract: int) -> bool:
+        return _REDUCE_MIN <= contract <= _REDUCE_MAX
+
     @staticmethod
     def batched_dot(batch: int, contract: int) -> Callable[[Any, Any], Any]:
         # Measured on CPU (BENCHMARKS.md): a fused multiply-and-sum beats a batched

@@ -253,13 +253,15 @@ def compile_program(plan: Plan, be: Backend, native: Any = _OWN) -> Program:
 
         return single
 
+    spare = [None] * len(pairs)
+
     def program(*operands: Any) -> Any:
-        regs = list(operands)
+        regs = [*operands, *spare]  # one allocation: no list growth (memory accounting)
         for k, p in preps:
             j = alike.get(k)
             regs[k] = regs[j] if j is not None and operands[k] is operands[j] else p(regs[k])
-        for x, y, fn in pairs:
-            regs.append(fn(regs[x], regs[y]))
+        for t, (x, y, fn) in enumerate(pairs, n):
+            regs[t] = fn(regs[x], regs[y])
             regs[x] = regs[y] = None
         r = regs[-1]
         return r if final is None else final(r)
@@ -310,6 +312,7 @@ def _slice_sum(plan: Plan, be: Backend) -> Callable[[Sequence[Any], Sequence[tup
             if total is None:
                 total = be.zeros(out_shape, part)
             total = be.add_at(total, index(len(out_shape), out_axes, values), part)
+            del part  # freed before the next slice runs, as the memory meter assumes
         return total
 
     return run

@@ -2,9 +2,10 @@
 
 A :class:`~einopt.structured.rewrite.Rewrite` says, per operand of the dense einsum,
 which call operand it views and how. Sliding windows are strided views where the
-library has them (numpy ``as_strided``, torch ``unfold``: no copy beyond the padding);
-otherwise, and for zero-stuffed (transposed) views, one gather with a small index
-array. Selectors gather rows by their integer indices.
+library has them (numpy ``as_strided``, torch ``unfold``: no copy beyond the padding),
+flipped ones (a transposed convolution's) too where it reverses an axis as a view;
+otherwise, and for zero-stuffed (strided transposed) views, one gather with a small
+index array. Selectors gather rows by their integer indices.
 """
 
 from __future__ import annotations
@@ -22,8 +23,22 @@ from ..structured.rewrite import Affine, Gather, Rewrite, output_mask
 __all__ = ["dense_operands", "structured_inputs", "embed_output"]
 
 
-def _strided(v: Affine | Gather) -> bool:
-    return isinstance(v, Affine) and v.divisor == 1 and min(v.coef) >= 0
+def _strided(v: Affine | Gather, be: Backend | None = None) -> bool:
+    """Whether ``v`` is a window the library reads as a view: steps of 1 divisor and
+    no negative step, or (where ``be`` reverses an axis as a view) a negative tap step
+    (the flipped windows of a transposed convolution)."""
+    if not isinstance(v, Affine) or v.divisor != 1 or v.coef[1] < 0:
+        return False
+    return v.coef[0] >= 0 or (be is not None and be.reverses)
+
+
+def _unflipped(v: Affine) -> Affine:
+    """``v`` with its tap axis read backwards: ``x[a1*u1 + ...]`` for ``a1 < 0`` is
+    ``x[|a1|*(n1 - 1 - u1) + ... + a1*(n1 - 1)]``, a window with non-negative steps."""
+    if v.coef[0] >= 0:
+        return v
+    return Affine(v.axis, v.sizes, (-v.coef[0], v.coef[1]),
+                  v.offset + v.coef[0] * (v.sizes[0] - 1), v.divisor, v.length)
 
 
 def _bounds(v: Affine) -> tuple[int, int]:
@@ -36,13 +51,16 @@ def _bounds(v: Affine) -> tuple[int, int]:
 def _windows(be: Backend, x: Any, views: Sequence[Affine], axes: Sequence[int]) -> Any | None:
     """Sliding-window views (``views[k]`` on axis ``axes[k]`` of ``x`` as it is now),
     after one padding of ``x``; None when the library has no strided views."""
-    widths = {a: _bounds(v) for a, v in zip(axes, views, strict=True) if any(_bounds(v))}
+    plain = [_unflipped(v) for v in views]
+    widths = {a: _bounds(v) for a, v in zip(axes, plain, strict=True) if any(_bounds(v))}
     if widths:
         x = be.pad(x, widths)
-    for a, v in zip(axes, views, strict=True):
+    for a, v, w in zip(axes, plain, views, strict=True):
         x = be.window(x, v.axis, v.sizes, v.coef, v.offset + widths.get(a, (0, 0))[0])
         if x is None:
             return None
+        if w is not v:  # the tap axis, which now stands at v.axis, read backwards
+            x = be.reverse(x, v.axis)
     return x
 
 
@@ -52,7 +70,7 @@ def _viewed(be: Backend, x: Any, views: Sequence[Affine | Gather],
     own axes share one padding; the others are taken one by one."""
     run, axes = 0, []
     orig: list[int | None] = list(range(len(x.shape)))
-    while run < len(views) and _strided(views[run]) and orig[views[run].axis] is not None:
+    while run < len(views) and _strided(views[run], be) and orig[views[run].axis] is not None:
         a = views[run].axis
         axes.append(orig[a])
         orig[a:a + 1] = [None, None]
@@ -66,7 +84,7 @@ def _viewed(be: Backend, x: Any, views: Sequence[Affine | Gather],
             assert isinstance(sel, Selector)
             x = be.take(x, _indices(be, sel, v.operand), v.axis)
         else:
-            one = _windows(be, x, [v], [v.axis]) if _strided(v) else None
+            one = _windows(be, x, [v], [v.axis]) if _strided(v, be) else None
             x = _gathered(be, x, v) if one is None else one
     return x
 
