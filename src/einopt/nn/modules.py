@@ -25,7 +25,7 @@ from . import functional
 
 __all__ = ["EinsumLayer", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d",
            "ConvTranspose3d", "FactoredConv1d", "FactoredConv2d", "FactoredConv3d",
-           "factored_spec", "PRESETS"]
+           "factored_spec", "factored_operands", "PRESETS"]
 
 
 class EinsumLayer(torch.nn.Module):
@@ -195,6 +195,30 @@ def _ranks(preset: str, ranks: Sequence[int], n: int) -> list[int]:
     return list(ranks)
 
 
+def factored_operands(x: Any, x_shape: Sequence[int], factors: Sequence[Any],
+                      terms: Sequence[Sequence[str]], kernel_labels: Sequence[str],
+                      kernel_size: Sequence[int], stride: Sequence[int], padding: Any,
+                      dilation: Sequence[int]) -> list[Any]:
+    """Sublist-form operands of a factored convolution's forward einsum: the input ``x``
+    (of shape ``x_shape``; an array or its shape), one index pattern per spatial
+    dimension, then the ``factors`` (arrays or shapes) with their ``terms``' labels."""
+    nd = len(kernel_size)
+    # Labels: the spec's letters, and the functionals' names for the input's indices.
+    inputs = [functional.input_label(t) for t in range(nd)]
+    outs = [functional.output_label(t) for t in range(nd)]
+    ops: list[Any] = [x, [functional.BATCH, "c", *inputs]]
+    for t in range(nd):
+        p = padding if isinstance(padding, str) else padding[t]
+        pattern = conv_pattern(x_shape[2 + t], kernel_size[t], stride[t], p, dilation[t])
+        # a 1x1 kernel has no tap label: the pattern's single tap gets its own
+        tap = _TAPS[t] if _TAPS[t] in kernel_labels else functional.tap_label(t)
+        ops += [pattern, [tap, outs[t], inputs[t]]]
+    for f, term in zip(factors, terms, strict=True):
+        ops += [f, list(term)]
+    ops.append([functional.BATCH, "o", *outs])
+    return ops
+
+
 class _FactoredConvNd(torch.nn.Module):
     """A convolution whose kernel is a tensor network over factor tensors.
 
@@ -277,21 +301,9 @@ class _FactoredConvNd(torch.nn.Module):
 
     def _operands(self, x: Any) -> list[Any]:
         """Sublist-form operands of the forward einsum: input, patterns, factors."""
-        # Labels: the spec's letters, and the functionals' names for the input's indices.
-        inputs = [functional.input_label(t) for t in range(self.nd)]
-        outs = [functional.output_label(t) for t in range(self.nd)]
-        ops: list[Any] = [x, [functional.BATCH, "c", *inputs]]
-        for t in range(self.nd):
-            p = self.padding if isinstance(self.padding, str) else self.padding[t]
-            pattern = conv_pattern(x.shape[2 + t], self.kernel_size[t], self.stride[t], p,
-                                   self.dilation[t])
-            # a 1x1 kernel has no tap label: the pattern's single tap gets its own
-            tap = _TAPS[t] if _TAPS[t] in self.kernel_labels else functional.tap_label(t)
-            ops += [pattern, [tap, outs[t], inputs[t]]]
-        for f, term in zip(self.factors, self.terms, strict=True):
-            ops += [f, list(term)]
-        ops.append([functional.BATCH, "o", *outs])
-        return ops
+        return factored_operands(x, tuple(x.shape), self.factors, self.terms,
+                                 self.kernel_labels, self.kernel_size, self.stride,
+                                 self.padding, self.dilation)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         if input.dim() != self.nd + 2 or input.shape[1] != self.in_channels:
