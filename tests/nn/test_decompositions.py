@@ -286,3 +286,17 @@ def test_an_equal_budget_gets_each_entry_its_largest_bond():
         price(found, 8, 8, 3, 2, budget=budget)
     with pytest.raises(EinsumError, match="inner_size or budget"):
         price(found, 8, 8, 3)
+
+
+@pytest.mark.parametrize(("d", "m"), [(1, 1), (2, 1), (3, 1)])
+def test_the_equation_is_the_layer_with_dense_patterns(d, m):
+    """numpy's einsum of ``equation()`` with dense patterns against torch's layer."""
+    import numpy as np
+
+    for e in random.Random(d).sample(list(enumerate_decompositions(d, m)), 4):
+        layer = e.layer(2, 3, 3, 2, padding=1, bias=False).double()
+        x = torch.randn(1, 2, *(5,) * d, dtype=torch.float64)
+        pattern = np.asarray(einopt.conv_pattern(5, 3, padding=1), dtype=np.float64)
+        got = np.einsum(e.equation(), x.numpy(), *[pattern] * d,
+                        *[f.detach().numpy() for f in layer.factors], optimize="greedy")
+        np.testing.assert_allclose(got, layer(x).detach().numpy(), rtol=1e-10, atol=1e-12)
