@@ -300,3 +300,12 @@ def test_the_equation_is_the_layer_with_dense_patterns(d, m):
         got = np.einsum(e.equation(), x.numpy(), *[pattern] * d,
                         *[f.detach().numpy() for f in layer.factors], optimize="greedy")
         np.testing.assert_allclose(got, layer(x).detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_the_2d_tensor_train_appears_once_among_three_inner_indices():
+    """The one named network beyond two inner indices (181,703 entries, about a minute)."""
+    found = enumerate_decompositions(2, 3)
+    marked = [e for e in found if "tensor_train" in e.names]
+    assert len(marked) == 1 and len(found) == 181_703
+    template = frozenset(frozenset(f) for f in named_factors("tensor_train", 2))
+    assert as_family(marked[0]) in {apply(g, template) for g in symmetries(2, 3)}
