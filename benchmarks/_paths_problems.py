@@ -16,8 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Problem", "relabel", "load_corpus", "generated_problems", "path_cost",
+__all__ = ["Problem", "DEFAULT_CORPUS", "relabel", "load_corpus", "generated_problems", "path_cost",
            "without_lone_indices", "log10_int", "log2_int"]
+
+#: The two corpus files of the project's shared folder beside the checkout.
+DEFAULT_CORPUS = [Path(__file__).resolve().parents[2] / "shared" / "corpus" / name
+                  for name in ("dev.json", "realistic.json")]
 
 Label = Hashable
 

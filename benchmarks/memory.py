@@ -24,11 +24,9 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import math
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,6 +35,8 @@ try:
     from .core import machine_header, print_table
 except ImportError:  # run as a script: benchmarks/ is on sys.path
     from core import machine_header, print_table
+
+from _paths_problems import DEFAULT_CORPUS, load_corpus  # noqa: E402
 
 import einopt
 from einopt.run.memory import (
@@ -47,7 +47,6 @@ from einopt.run.memory import (
     traced_peak,
 )
 
-CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
 TOLERANCE = 1.25
 #: limited plans with more slices are reported, not run (each slice is a Python loop)
 MAX_SLICES = 5000
@@ -65,25 +64,22 @@ def numpy_peak(fn) -> int:
 
 
 def corpus_cases(max_flops: float) -> list[Case]:
-    """Corpus instances cheap enough to evaluate, with random float64 operands."""
+    """Corpus instances cheap enough to evaluate, with random float64 operands (read by
+    the path benchmark's reader, labels as the corpus gives them)."""
     rng = np.random.default_rng(0)
     out: list[Case] = []
-    for name in ("dev.json", "realistic.json"):
-        path = CORPUS / name
+    for path in DEFAULT_CORPUS:
         if not path.exists():
             continue
-        data = json.loads(path.read_text())
-        problems = data["problems"] if isinstance(data, dict) else data
-        for p in problems:
-            shapes = [tuple(s) for s in p["shapes"]]
+        for p in load_corpus(path, do_relabel=False)[0]:
             try:
-                plan = einopt.plan(p["eq"], *shapes)
+                plan = einopt.plan(p.eq, *p.shapes)
             except einopt.EinsumError:
                 continue
             if plan.flops > max_flops or plan.peak_bytes > 256 * 2**20:
                 continue
-            ops = [rng.uniform(0.5, 1.0, s) for s in shapes]
-            out.append((f"{name.split('.')[0]}:{p['name']}", p["eq"], ops))
+            ops = [rng.uniform(0.5, 1.0, s) for s in p.shapes]
+            out.append((f"{path.stem}:{p.name}", p.eq, ops))
     return out
 
 
@@ -125,9 +121,23 @@ def _run(eq: str, ops: Sequence[Any], memory_limit: int | None = None) -> Any:
     return einopt.plan(eq, *ops, memory_limit=memory_limit)
 
 
+def compare(name: str, backend: str, got: int, told: int, rows: list[list[str]]) -> list[str]:
+    """One row of measured against reported bytes; the failure, if the ratio is too high."""
+    ratio = got / told
+    rows.append([name, backend, _mib(told), _mib(got), f"{ratio:.2f}"])
+    return [f"{name} ({backend}): measured {got} > {TOLERANCE} x {told}"] \
+        if ratio > TOLERANCE else []
+
+
+def worst_of(rows: list[list[str]], backend: str) -> str:
+    """The largest ratio of ``backend``'s rows, and its case."""
+    ratio, name = max((float(r[4]), r[0]) for r in rows if r[1] == backend)
+    return f"{ratio:.2f} ({name})"
+
+
 def measure_numpy(cases: Sequence[Case], rows: list[list[str]], limit_rows: list[list[str]]
-                  ) -> tuple[float, str, list[str]]:
-    worst, worst_name, failures = 0.0, "", []
+                  ) -> list[str]:
+    failures: list[str] = []
     for name, eq, ops in cases:
         progress(f"numpy: {name}")
         plan = _run(eq, ops)
@@ -136,12 +146,7 @@ def measure_numpy(cases: Sequence[Case], rows: list[list[str]], limit_rows: list
         # a structured plan leaves the dtype to the call: its figure for the operands'
         item = np.result_type(*[o for o in ops if isinstance(o, np.ndarray)]).itemsize
         told = peak_bytes(plan, "numpy", item)
-        ratio = got / told
-        rows.append([name, "numpy", _mib(told), _mib(got), f"{ratio:.2f}"])
-        if ratio > worst:
-            worst, worst_name = ratio, name
-        if ratio > TOLERANCE:
-            failures.append(f"{name} (numpy): measured {got} > {TOLERANCE} x {told}")
+        failures += compare(name, "numpy", got, told, rows)
         limit = (told - CALL_OVERHEAD_BYTES) // item // 2
         if limit < math.prod(plan.output_shape) * 2 or plan.network.num_tensors > MAX_FIT:
             continue
@@ -165,13 +170,13 @@ def measure_numpy(cases: Sequence[Case], rows: list[list[str]], limit_rows: list
                            f"{len(small.sliced)} sliced, {'ok' if ok else 'OVER'}"])
         if not ok:
             failures.append(f"{name} limit {limit}: measured {got_small} > bound {bound}")
-    return worst, worst_name, failures
+    return failures
 
 
-def measure_torch(cases: Sequence[Case], rows: list[list[str]]) -> tuple[float, str, list[str]]:
+def measure_torch(cases: Sequence[Case], rows: list[list[str]]) -> list[str]:
     import torch
 
-    worst, worst_name, failures = 0.0, "", []
+    failures: list[str] = []
     for name, eq, ops in cases:
         progress(f"torch: {name}")
         tops = [torch.from_numpy(o) if isinstance(o, np.ndarray) else o for o in ops]
@@ -180,13 +185,8 @@ def measure_torch(cases: Sequence[Case], rows: list[list[str]]) -> tuple[float, 
         got = profiled_peak(lambda p=plan, o=tops: p(*o))
         item = next(t.element_size() for t in tops if isinstance(t, torch.Tensor))
         told = peak_bytes(plan, "torch", item)
-        ratio = got / told
-        rows.append([name, "torch", _mib(told), _mib(got), f"{ratio:.2f}"])
-        if ratio > worst:
-            worst, worst_name = ratio, name
-        if ratio > TOLERANCE:
-            failures.append(f"{name} (torch): measured {got} > {TOLERANCE} x {told}")
-    return worst, worst_name, failures
+        failures += compare(name, "torch", got, told, rows)
+    return failures
 
 
 def progress(message: str) -> None:
@@ -214,18 +214,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     cases = corpus_cases(args.max_flops) + structured_cases(args.quick)
     rows: list[list[str]] = []
     limit_rows: list[list[str]] = []
-    worst, name, failures = measure_numpy(cases, rows, limit_rows)
-    print(f"numpy: {len(cases)} plans, worst measured / peak_bytes {worst:.2f} ({name})")
+    failures = measure_numpy(cases, rows, limit_rows)
+    print(f"numpy: {len(cases)} plans, worst measured / peak_bytes {worst_of(rows, 'numpy')}")
     if not args.no_torch:
         try:
             import torch  # noqa: F401
         except ImportError:
             print("torch: not installed")
         else:
-            t_worst, t_name, t_fail = measure_torch(cases, rows)
-            failures += t_fail
-            print(f"torch: {len(cases)} plans, worst measured / peak_bytes {t_worst:.2f} "
-                  f"({t_name})")
+            failures += measure_torch(cases, rows)
+            print(f"torch: {len(cases)} plans, worst measured / peak_bytes "
+                  f"{worst_of(rows, 'torch')}")
     print_table(["case", "backend", "peak_bytes MiB", "measured MiB", "ratio"], rows,
                 args.markdown, [False, False, True, True, True])
     print("\nmemory_limit = half the unlimited peak (elements); measured must be "

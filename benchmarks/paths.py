@@ -30,7 +30,7 @@ try:
 except ImportError:  # run as a script: benchmarks/ is on sys.path
     from _timing import format_seconds
 
-from _paths_problems import Problem, generated_problems, load_corpus  # noqa: E402
+from _paths_problems import DEFAULT_CORPUS, Problem, generated_problems, load_corpus  # noqa: E402
 from _paths_summary import Rows, best_of, heading, median_of, summarize  # noqa: E402
 from _paths_tools import (  # noqa: E402
     DP_MAX_TENSORS,
@@ -44,9 +44,6 @@ from _paths_worker import InProcess, Settings, Worker, physical_memory  # noqa: 
 from core import machine_header as core_header  # noqa: E402 - beside this script
 from core import print_table  # noqa: E402
 
-REPO = Path(__file__).resolve().parent.parent
-CORPUS_DIR = REPO.parent / "shared" / "corpus"
-DEFAULT_CORPUS = [CORPUS_DIR / "dev.json", CORPUS_DIR / "realistic.json"]
 QUICK_MAX_TENSORS = 1000  # --quick keeps the problems with at most this many tensors
 
 
@@ -201,7 +198,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--corpus", type=Path, nargs="+", default=DEFAULT_CORPUS,
                         metavar="FILE", help="problem files (default: dev.json and "
-                        f"realistic.json in {CORPUS_DIR})")
+                        f"realistic.json in {DEFAULT_CORPUS[0].parent})")
     parser.add_argument("--generated", action="store_true",
                         help="add the einsum_benchmark generators' instances (gen_*)")
     parser.add_argument("--times", type=parse_times, default=None, metavar="T1,T2,...",
