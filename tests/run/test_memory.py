@@ -217,3 +217,20 @@ def test_flipped_windows_are_views_so_a_limit_slices_them(rng):
     assert got <= limit * 8 + p.peak_bytes - peak_elements(p) * 8
     assert got <= TOLERANCE * p.peak_bytes
     _check_dense(eq, ops, p(*ops))
+
+
+def test_a_sliced_plan_counts_its_summed_result_beside_a_slice(rng):
+    """From the second slice on, the summed result is alive while a slice runs (here the
+    padded input, one slice's unfolded copy and the whole output at once)."""
+    n, c, h = 8, 16, 16
+    pat = _pattern(h, padding=1)
+    ops = [rng.standard_normal((n, c, h, h)), rng.standard_normal((c, c, 3, 3)), pat, pat]
+    eq = "nchw,kcab,axh,byw->nkxy"
+    limit = peak_elements(einopt.plan(eq, *ops)) // 2
+    p = einopt.plan(eq, *ops, memory_limit=limit)
+    assert p.num_slices > 1
+    p(*ops)
+    got = measured_peak(lambda: p(*ops))
+    assert got <= TOLERANCE * p.peak_bytes
+    assert got <= limit * 8 + p.peak_bytes - peak_elements(p) * 8
+    _check_dense(eq, ops, p(*ops))

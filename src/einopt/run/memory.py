@@ -404,8 +404,11 @@ def meter_bytes(plan: Plan, backend: str = "numpy", itemsize: int = 8,
             else:
                 inputs = ops
             if fresh.tree.sliced and fresh.shared is None:
-                # every slice takes the same memory, freed before the next: run the first
-                result = slice_sum(fresh, be)(inputs, [(0,) * len(fresh.tree.sliced)])
+                # every slice takes the same memory, freed before the next; from the
+                # second on, the summed result is alive beside it: one slice run twice
+                # (the meter has no data to add up)
+                first = (0,) * len(fresh.tree.sliced)
+                result = slice_sum(fresh, be)(inputs, [first] * min(2, fresh.num_slices))
             else:
                 result = program_for(fresh, be)(*inputs)
             rw = fresh.structure
