@@ -127,7 +127,8 @@ def small_caches(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         if isinstance(cache, BoundedDict) and cache.maxsize > SMALL:
             monkeypatch.setattr(cache, "maxsize", SMALL)
     before = registered()
-    for module, attr, name in [(planning, "plan_cached", "plans"), (parse, "parse_cached", "parse")]:
+    cached = [(planning, "plan_cached", "plans"), (parse, "parse_cached", "parse")]
+    for module, attr, name in cached:
         small = functools.lru_cache(maxsize=SMALL)(getattr(module, attr).__wrapped__)
         monkeypatch.setattr(module, attr, small)
         register(name, Memo(small))

@@ -17,7 +17,8 @@ import einopt.structured.operands
 import einopt.torch.tracker
 
 # compat's functions live in its submodule (the package's name ``contract`` is the function)
-MODULES = [einopt.api.calls, einopt.api.planning, einopt.autodiff, importlib.import_module("einopt.compat.contract"),
+MODULES = [einopt.api.calls, einopt.api.planning, einopt.autodiff,
+           importlib.import_module("einopt.compat.contract"),
            importlib.import_module("einopt.compat.expression"),
            einopt.run.sharing, einopt.structured.operands, einopt.torch.tracker]
 

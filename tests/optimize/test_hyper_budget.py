@@ -93,3 +93,31 @@ def test_wall_time_on_a_large_hypergraph(seed):
     wall = time.perf_counter() - start
     assert tree_cost(net, tree).flops <= tree_cost(net, reference_greedy(net)).flops
     assert wall <= 2.2
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_collector_is_paused_during_a_search_and_restored(monkeypatch, enabled):
+    """A full collection walks the caller's whole heap (1.5 s on 15 million objects, past
+    a 2 s budget): hyper pauses the cyclic collector while it searches, then restores it."""
+    import gc
+    import importlib
+
+    module = importlib.import_module("einopt.optimize.hyper")
+    seen = []
+    offer = module._Search.offer
+
+    def watched(self, tree):
+        seen.append(gc.isenabled())
+        return offer(self, tree)
+
+    monkeypatch.setattr(module._Search, "offer", watched)
+    eq, shapes = rand_equation(60, 0, hyper=0.3, num_output=1)
+    net = build_network(parse(eq), shapes)
+    was = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        hyper(net, Budget(max_time=0.05, seed=0))
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()
+    assert seen and not any(seen)

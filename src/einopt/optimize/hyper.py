@@ -13,15 +13,22 @@ The portfolio, for networks beyond the exact search's reach:
 
 With a memory limit every candidate is sliced before it is scored, so slicing and
 tree choice are optimized together. Small networks are solved exactly.
+
+The search pauses Python's cyclic garbage collector while it runs (as ``timeit`` does):
+it makes no reference cycles, and a full collection walks the caller's whole heap, which
+in a large process (a test run, a notebook) takes longer than a 1 s budget.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import math
 import random
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..network import Network
@@ -174,8 +181,35 @@ def _compiled_params(rng: random.Random, near: dict[str, float] | None) -> dict[
             "temperature": min(1.0, max(1e-3, near["temperature"] * math.exp(rng.gauss(0, 0.5))))}
 
 
+_PAUSES = {"depth": 0, "was_enabled": False}
+_PAUSE_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The cyclic collector off while any search runs (nested and concurrent searches
+    counted), then back to the state it had before the first began."""
+    with _PAUSE_LOCK:
+        if _PAUSES["depth"] == 0:
+            _PAUSES["was_enabled"] = gc.isenabled()
+            gc.disable()
+        _PAUSES["depth"] += 1
+    try:
+        yield
+    finally:
+        with _PAUSE_LOCK:
+            _PAUSES["depth"] -= 1
+            if _PAUSES["depth"] == 0 and _PAUSES["was_enabled"]:
+                gc.enable()
+
+
 def hyper(network: Network, budget: Budget) -> ContractionTree:
     """Best tree found within ``budget.max_time`` seconds (1 s by default)."""
+    with _collector_paused():
+        return _hyper(network, budget)
+
+
+def _hyper(network: Network, budget: Budget) -> ContractionTree:
     n = network.num_tensors
     total = DEFAULT_TIME if budget.max_time is None else budget.max_time
     start = time.perf_counter() if budget.started is None else budget.started
