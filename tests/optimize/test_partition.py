@@ -272,3 +272,29 @@ def test_bisect_top_splits_the_whole_network_in_two(partitioner, seed):
     many = partition_tree(net, 0.05, 4, seed=seed, parts=8, absorb=False,
                           partitioner=partitioner)
     assert tree_cost(net, tree).flops <= tree_cost(net, many).flops
+
+
+@pytest.mark.parametrize("partitioner", PARTITIONERS)
+def test_no_block_takes_almost_all_of_its_group(monkeypatch, partitioner):
+    """A tolerance that loosens deep down (negative ``imbalance_decay``) must not let a
+    split peel off a tensor at a time: with 10,000 tensors that made one tree take 50 s."""
+    shares = []
+    for name in ("builtin_partition", "kahypar_partition"):
+        real = getattr(partition, name)
+
+        def watched(num_nodes, *args, _real=real, **kwargs):
+            block = _real(num_nodes, *args, **kwargs)
+            if num_nodes >= 20:
+                shares.append((max(block.count(b) for b in set(block)) - 1) / num_nodes)
+            return block
+
+        monkeypatch.setattr(partition, name, watched)
+    nx = pytest.importorskip("networkx")
+    graph = nx.random_regular_graph(3, 1500, seed=0)
+    label = {frozenset(e): chr(0x4E00 + k) for k, e in enumerate(graph.edges())}
+    terms = ["".join(label[frozenset(e)] for e in graph.edges(v)) for v in graph.nodes()]
+    net = build_network(parse(",".join(terms) + "->"), [(2, 2, 2)] * len(terms))
+    tree = partition_tree(net, imbalance=0.1, imbalance_decay=-0.5, parts=5, cutoff=4,
+                          partitioner=partitioner, seed=0)
+    assert tree.num_leaves == net.num_tensors
+    assert shares and max(shares) <= partition.MAX_SHARE + 0.02  # KaHyPar rounds its caps

@@ -44,8 +44,16 @@ EXACT_MERGE = 10
 #: Groups of fewer tensors are split by the built-in partitioner even where KaHyPar is
 #: used (a KaHyPar call has a fixed cost of about half a millisecond).
 KAHYPAR_MIN = 32
+#: Nor are groups under this share of the network's tensors: on 10,000 tensors such
+#: groups decide little of the cost (the same trees' costs over 10 drawn option sets)
+#: while KaHyPar's many calls on them took a third of a tree's time.
+KAHYPAR_SHARE = 1 / 32
 #: Values of ``EINOPT_KAHYPAR_PROFILE`` that turn KaHyPar off.
 OPT_OUT = ("none", "0")
+#: No block of a split holds more than this share of its group, whatever the imbalance
+#: (a loose tolerance deep down lets a split peel off a tensor or two at a time, and the
+#: recursion then takes time quadratic in the group's size: 50 s on 10,000 tensors).
+MAX_SHARE = 0.9
 #: Integer hyperedge weights are this many units per factor of 2 of an index's size.
 SCALE = 16
 _PROFILES = {"cut": "kahypar_cut.ini", "km1": "kahypar_km1.ini"}
@@ -148,9 +156,11 @@ def partition_tree(network: Network, imbalance: float = 0.1, cutoff: int = 6,
     """Tree by recursive partitioning of the tensors.
 
     Scalars are multiplied together and into the smallest tensor first. Groups of
-    fewer than :data:`KAHYPAR_MIN` tensors are split by the built-in partitioner even
-    where KaHyPar is used, which the built-in partitioner matches there at a fraction
-    of the cost; it spends a few more refinement cycles on the largest groups.
+    fewer than :data:`KAHYPAR_MIN` tensors (or :data:`KAHYPAR_SHARE` of all) are split
+    by the built-in partitioner even where KaHyPar is used, which the built-in
+    partitioner matches there at a fraction of the cost; it spends a few more
+    refinement cycles on the largest groups. No block of a split holds more than
+    :data:`MAX_SHARE` of its group.
 
     Args:
         imbalance: balance tolerance per block: a split into ``k`` blocks lets a block
@@ -213,6 +223,7 @@ def partition_tree(network: Network, imbalance: float = 0.1, cutoff: int = 6,
             eps = k * imbalance * s**imbalance_decay
         else:
             eps = k * (1 - s**-imbalance_decay * (1 - imbalance))
+        eps = min(eps, k * MAX_SHARE - 1)
         local = {v: j for j, v in enumerate(group)}
         pins: dict[int, list[int]] = {e: [] for e, c in counts.items()
                                       if c > 1 and weight[e] > 0}
@@ -223,7 +234,7 @@ def partition_tree(network: Network, imbalance: float = 0.1, cutoff: int = 6,
                     p.append(local[v])
         edge_pins = list(pins.values())
         ew = [max(1, round(SCALE * weight[e])) for e in pins]
-        if profile is not None and len(group) >= KAHYPAR_MIN:
+        if profile is not None and len(group) >= max(KAHYPAR_MIN, KAHYPAR_SHARE * m):
             block = kahypar_partition(len(group), edge_pins, ew, k, eps,
                                       rng.randrange(2**31), profile)
         else:  # more effort on the top splits, which decide most of the cost
