@@ -2,14 +2,15 @@
 
 The portfolio, for networks beyond the exact search's reach:
 
-1. *sampling* (about a quarter of the budget): randomized greedy trees and recursive
-   bisection trees, whose parameters are learned as the search goes (each method's
-   draws perturb its best parameters so far half of the time, and explore otherwise;
-   a method that keeps losing is drawn less);
-2. *annealing* (most of the budget): simulated annealing over tree rotations, started
-   from the best distinct trees of phase 1, a few chains with different temperatures;
-3. *refinement*: exact reconfiguration of every subtree of up to 8-10 leaves of the
-   best tree.
+1. *sampling* (a quarter of the budget up to 300 tensors, more above): randomized
+   greedy trees and recursive bisection trees, whose parameters are learned as the
+   search goes (each method's draws perturb its best parameters so far half of the
+   time, and explore otherwise; a method that keeps losing is drawn less);
+2. *annealing* (most of the budget, up to 3,000 tensors): simulated annealing over tree
+   rotations, started from the best distinct trees of phase 1, a few chains with
+   different temperatures;
+3. *refinement*: exact reconfiguration of the best tree's subtrees: repeated passes
+   over its costliest merges, then every subtree of up to 8-10 leaves.
 
 With a memory limit every candidate is sliced before it is scored, so slicing and
 tree choice are optimized together. Small networks are solved exactly.
