@@ -275,12 +275,14 @@ def _hyper(network: Network, budget: Budget) -> ContractionTree:
     # far better, and slow).
     greedy = _Method("greedy", _greedy_params, lambda p, seed: greedy_tree(
         network, p["alpha"], p["temperature"], seed, _regime(p, n), deadline=search.deadline))
-    # Until one is timed, a greedy draw is expected to take as long as the first run.
+    # Until one is timed, a greedy draw is expected to take as long as the first run
+    # (compiled ones too: their pricing in Python is a sizable part of a run).
     greedy.last = one
     methods = [greedy]
     if compiled is not None:
         methods.insert(0, _Method("compiled", _compiled_params, lambda p, seed: compiled.greedy(
             p["costmod"], p["temperature"], seed)))
+        methods[0].last = one
         if n > LARGE:  # the same rule, compiled; in Python one draw outlasts most budgets
             methods.remove(greedy)
     if n <= PARTITION_LIMIT or kahypar_profile() is not None:  # built-in: too slow above
@@ -399,11 +401,11 @@ class _Sampler:
             try:
                 tree = m.make(params, seed)
             except OutOfTime:
-                continue
-            finally:
                 m.last = time.perf_counter() - t0
+                continue
             before = search.best_score
             score = search.offer(tree)
+            m.last = time.perf_counter() - t0  # the draw and its pricing
             if score <= before + PROMISING and search.time_left() > 0.1 * self.total:
                 # Promising: its costliest merges re-solved exactly (as the final
                 # refinement does), which often turns a near miss into the best tree.
