@@ -100,6 +100,13 @@ class _Search:
     def best_score(self) -> float:
         return self.pool[0][0] if self.pool else math.inf
 
+    def refine(self, tree: ContractionTree, top: int) -> float:
+        """Offer ``tree`` with its ``top`` costliest merges re-solved exactly (subtrees
+        of up to 6 leaves, one pass); the refined tree's score."""
+        return self.offer(reconfigure(self.network, tree, 6, self.budget.objective,
+                                      self.deadline, self.sizes(tree), max_passes=1,
+                                      top=top))
+
     def time_left(self) -> float:
         return self.deadline - time.perf_counter()
 
@@ -134,7 +141,7 @@ class _Method:
     def __init__(self, name: str, sample: Callable[[random.Random, dict[str, float] | None],
                                                     dict[str, float]],
                  make: Callable[[dict[str, float], int], ContractionTree],
-                 spread: float = 1.0) -> None:
+                 spread: float = 1.0, last: float = 0.0) -> None:
         self.name = name
         self.sample = sample
         self.make = make
@@ -142,7 +149,7 @@ class _Method:
         self.best_params: dict[str, float] | None = None
         self.best_score = math.inf
         self.tries = 0
-        self.last = 0.0  # seconds its last draw took
+        self.last = last  # seconds its last draw took (before any: the expected time)
 
     def draw(self, rng: random.Random) -> dict[str, float]:
         self.tries += 1
@@ -262,8 +269,7 @@ def _hyper(network: Network, budget: Budget) -> ContractionTree:
         _offer(search, functools.partial(greedy_tree, network, temperature=0.1, seed=seed,
                                          regime=regime, deadline=search.deadline))
     if search.time_left() > 0.5 * total:
-        search.offer(reconfigure(network, search.best, 6, obj, search.deadline,
-                                 search.sizes(search.best), max_passes=1, top=24))
+        search.refine(search.best, 24)
     if n <= 2 * FULL_LIMIT and obj.name == "flops":
         try:
             search.offer(bounded_optimal(network, _EXACT_BUDGET))
@@ -273,18 +279,17 @@ def _hyper(network: Network, budget: Budget) -> ContractionTree:
     # Phase 1: sample trees with learned parameters. Untried methods are drawn first:
     # cheapest first, but partition trees first on large networks (where they are often
     # far better, and slow).
-    greedy = _Method("greedy", _greedy_params, lambda p, seed: greedy_tree(
-        network, p["alpha"], p["temperature"], seed, _regime(p, n), deadline=search.deadline))
     # Until one is timed, a greedy draw is expected to take as long as the first run
     # (compiled ones too: their pricing in Python is a sizable part of a run).
-    greedy.last = one
-    methods = [greedy]
+    greedy = _Method("greedy", _greedy_params, lambda p, seed: greedy_tree(
+        network, p["alpha"], p["temperature"], seed, _regime(p, n), deadline=search.deadline),
+        last=one)
+    methods = []
     if compiled is not None:
-        methods.insert(0, _Method("compiled", _compiled_params, lambda p, seed: compiled.greedy(
-            p["costmod"], p["temperature"], seed)))
-        methods[0].last = one
-        if n > LARGE:  # the same rule, compiled; in Python one draw outlasts most budgets
-            methods.remove(greedy)
+        methods.append(_Method("compiled", _compiled_params, lambda p, seed: compiled.greedy(
+            p["costmod"], p["temperature"], seed), last=one))
+    if compiled is None or n <= LARGE:  # above, one Python draw outlasts most budgets
+        methods.append(greedy)
     if n <= PARTITION_LIMIT or kahypar_profile() is not None:  # built-in: too slow above
         part = _Method("partition", partition_params, lambda p, seed: partition_tree_from(
             network, p, seed, obj, deadline=search.deadline), spread=2.0)
@@ -293,7 +298,7 @@ def _hyper(network: Network, budget: Budget) -> ContractionTree:
         else:
             methods.append(part)
     share = SAMPLE_SHARE if n <= SAMPLE_LIMIT else 0.6 if n <= ANNEAL_LIMIT else 0.85
-    sampler = _Sampler(network, search, methods, rng, obj, total, one)
+    sampler = _Sampler(search, methods, rng, total, one)
     sampler.run(start + share * total, report, start, leader_stops=True)
 
     # Phase 2: short annealing chains (annealing is seed-sensitive: many short chains
@@ -329,7 +334,7 @@ def _hyper(network: Network, budget: Budget) -> ContractionTree:
 
     # Phase 3: exact refinement of the best tree's subtrees, then more samples while
     # time is left (a large network's phases end early: each draw is long).
-    _polish(network, search, obj, one)
+    _polish(search, one)
     for k in (8, 10):
         if search.time_left() <= 2 * one:  # its set-up alone takes about a greedy run
             break
@@ -340,7 +345,7 @@ def _hyper(network: Network, budget: Budget) -> ContractionTree:
     return search.best
 
 
-def _polish(network: Network, search: _Search, obj: Any, one: float) -> None:
+def _polish(search: _Search, one: float) -> None:
     """Passes over the best tree's costliest merges, re-solved exactly, while they gain.
 
     Each gain moves the costliest merges elsewhere, so passes over a few of them repeat
@@ -351,12 +356,10 @@ def _polish(network: Network, search: _Search, obj: Any, one: float) -> None:
     """
     top = RECONFIGURE_TOP
     last = one
-    while top < 4 * network.num_tensors and search.time_left() > 0.8 * last:
+    while top < 4 * search.network.num_tensors and search.time_left() > 0.8 * last:
         before = search.best_score
-        best = search.best
         t0 = time.perf_counter()
-        search.offer(reconfigure(network, best, 6, obj, search.deadline, search.sizes(best),
-                                 max_passes=1, top=top))
+        search.refine(search.best, top)
         last = time.perf_counter() - t0
         if search.best_score >= before - 1e-9:
             top *= 4
@@ -376,10 +379,10 @@ class _Sampler:
     (with ``leader_stops``, sampling ends once the leading method's draw no longer fits:
     the phases after it refine that method's trees, which beats drawing losers)."""
 
-    def __init__(self, network: Network, search: _Search, methods: list[_Method],
-                 rng: random.Random, obj: Any, total: float, one: float) -> None:
-        self.network, self.search, self.methods, self.rng = network, search, methods, rng
-        self.obj, self.total, self.one = obj, total, one
+    def __init__(self, search: _Search, methods: list[_Method], rng: random.Random,
+                 total: float, one: float) -> None:
+        self.search, self.methods, self.rng = search, methods, rng
+        self.total, self.one = total, one
 
     def run(self, end: float, report: Callable[[float, float], None], start: float,
             leader_stops: bool = False) -> None:
@@ -409,8 +412,6 @@ class _Sampler:
             if score <= before + PROMISING and search.time_left() > 0.1 * self.total:
                 # Promising: its costliest merges re-solved exactly (as the final
                 # refinement does), which often turns a near miss into the best tree.
-                tree = reconfigure(self.network, tree, 6, self.obj, search.deadline,
-                                   search.sizes(tree), max_passes=1, top=RECONFIGURE_TOP)
-                score = min(score, search.offer(tree))
+                score = min(score, search.refine(tree, RECONFIGURE_TOP))
             m.tell(params, score)
             report(time.perf_counter() - start, search.best_score)

@@ -211,6 +211,7 @@ def partition_tree(network: Network, imbalance: float = 0.1, cutoff: int = 6,
             w *= output_weight
         weight.append(w)
     terms = red.terms
+    kahypar_min = max(KAHYPAR_MIN, KAHYPAR_SHARE * m)
 
     def split(group: list[int], counts: dict[int, int]) -> list[list[int]]:
         if deadline is not None and time.perf_counter() > deadline:
@@ -234,7 +235,7 @@ def partition_tree(network: Network, imbalance: float = 0.1, cutoff: int = 6,
                     p.append(local[v])
         edge_pins = list(pins.values())
         ew = [max(1, round(SCALE * weight[e])) for e in pins]
-        if profile is not None and len(group) >= max(KAHYPAR_MIN, KAHYPAR_SHARE * m):
+        if profile is not None and len(group) >= kahypar_min:
             block = kahypar_partition(len(group), edge_pins, ew, k, eps,
                                       rng.randrange(2**31), profile)
         else:  # more effort on the top splits, which decide most of the cost
