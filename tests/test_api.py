@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import einopt
+from einopt.errors import SubscriptTypeError
 
 from api_helpers import (
     MULTI,
@@ -318,6 +319,49 @@ def test_sublist_basic(rng):
     assert_matches(einopt.einsum(a, [0, 1], b, [1, 2]), np.einsum(a, [0, 1], b, [1, 2]))
     assert_matches(einopt.einsum(a, [0, 1], [1, 0]), a.T)
     assert_matches(einopt.einsum(a, (0, 1), b, (1, 2), (2, 0)), (a @ b).T)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_warm_sublist_calls_take_the_front_table_and_keep_their_meaning(backend, rng,
+                                                                      monkeypatch):
+    """A repeated sublist call skips parsing and planning (the front table, as for a
+    subscripts string), and calls that differ in output, aliasing or label kind do not
+    share an entry."""
+    from einopt.api import calls
+
+    a, b = make_operands([(3, 4), (4, 5)], np.float64, rng)
+    if backend == "torch":
+        torch = pytest.importorskip("torch")
+        a, b = torch.from_numpy(a), torch.from_numpy(b)
+    einopt.clear_caches()
+    slow = []
+    checked = calls._einsum
+    monkeypatch.setattr(calls, "_einsum", lambda *args, **kw: slow.append(1) or
+                        checked(*args, **kw))
+
+    def run(*args):
+        got = einopt.einsum(*args)
+        return np.asarray(got)
+
+    def n(x):
+        return np.asarray(x)
+
+    for _ in range(2):
+        assert_matches(run(a, [0, 1], b, [1, 2], [0, 2]), n(a) @ n(b))
+    assert len(slow) == 1  # the second call took the front table
+    assert_matches(run(a, [0, 1], b, [1, 2], [2, 0]), (n(a) @ n(b)).T)
+    assert_matches(run(a, ["i", "j"], b, ("j", "k")), n(a) @ n(b))
+    assert_matches(run(a, [1, 0]), n(a).T)  # implicit output: sorted labels
+    assert_matches(run(a, [1, 0], [1, 0]), n(a))
+    assert_matches(run(a, [0, 1], a, [0, 1], []), (n(a) * n(a)).sum())
+    c = a.clone() if backend == "torch" else a.copy()
+    c[0, 0] = 0.5
+    assert_matches(run(a, [0, 1], c, [0, 1], []), (n(a) * n(c)).sum())
+    before = len(slow)
+    assert_matches(run(a, [1, 0]), n(a).T)
+    assert len(slow) == before
+    with pytest.raises(SubscriptTypeError):  # a string is no label list
+        einopt.einsum(a, "ij", b, "jk", "ik")
 
 
 def test_sublist_ellipsis(rng):

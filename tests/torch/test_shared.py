@@ -87,6 +87,22 @@ def test_first_order_sums_over_uses(name):
     assert len(t.records) > len(list(model.parameters())) // 2  # several uses recorded
 
 
+@pytest.mark.parametrize("name", ["reused", "tied"])
+def test_norms_alone_sum_over_uses(name):
+    """With norms alone, backward reads a once-used weight's per-example gradients at
+    once and lets them go; a weight used several times (or tied) keeps them until every
+    use is in: the norm of the sum."""
+    model, x, y, loss_fn = _case(name)
+    with et.track(model, ["grad_norm2"]) as t:
+        loss_fn(model(x), y).backward()
+    per = _per_example(model, x, y, loss_fn)
+    for key, p in model.named_parameters():
+        torch.testing.assert_close(t[p]["grad_norm2"], per[key].flatten(1).square().sum(1))
+    kept = [r for r in t.records if r.per_example is not None]
+    read = [r for r in t.records if r.reduced is not None]
+    assert kept and (read or name == "reused")  # both kinds where they apply
+
+
 def test_ggn_of_a_reused_layer():
     model, x, y, loss_fn = _case("reused")
     with et.track(model, ["ggn_trace_batch", "ggn_diag"], loss="cross_entropy",

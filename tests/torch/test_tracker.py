@@ -85,6 +85,36 @@ def test_first_order_quantities(name, loss, convention):
         torch.testing.assert_close(got["variance"], want.square().sum(0))
 
 
+def _formed(rec):
+    """Whether backward formed the record's per-example gradients (kept, or read into
+    the tracked quantities at once)."""
+    return rec.per_example is not None or rec.reduced is not None
+
+
+def test_a_linear_layer_over_positions_forms_its_per_example_gradients():
+    """On ``(N, T, D)`` inputs the per-example weight gradients cost what the weight's
+    gradient costs, and a norm's own plan (two ``T x T`` Gram matrices per example)
+    adds to it: backward forms them, biases read their summed output gradients, and
+    every norm equals torch.func's."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(16, 64), torch.nn.GELU(),
+                                torch.nn.Linear(64, 16)).double()
+    x = torch.randn(3, 32, 16, dtype=torch.float64)
+    y = torch.randn(3, 32, 16, dtype=torch.float64)
+    with et.track(model, ["grad_norm2"]) as t:
+        F.mse_loss(model(x), y).backward()
+    assert all(_formed(r) for r in t.records)
+    assert all(r.per_example is None for r in t.records)  # read in backward, let go
+    params = {k: v.detach() for k, v in model.named_parameters()}
+
+    def loss_n(p, xn, yn):
+        return F.mse_loss(functional_call(model, p, (xn[None],)), yn[None])
+
+    per = vmap(grad(loss_n), in_dims=(None, 0, 0))(params, x, y)
+    for key, p in model.named_parameters():
+        torch.testing.assert_close(t[p]["grad_norm2"], per[key].flatten(1).square().sum(1))
+
+
 @pytest.mark.parametrize("names,formed", [(["grad_norm2"], True), (["variance"], True),
                                           (["grad_norm2", "grad"], True), (["grad"], False)])
 def test_weight_gradient_from_per_example_gradients(names, formed):
@@ -103,7 +133,7 @@ def test_weight_gradient_from_per_example_gradients(names, formed):
     x.grad = None
     with et.track(model, names, convention="batch") as t:
         F.mse_loss(model(x), y).backward()
-    assert all((r.per_example is not None) == formed for r in t.records)
+    assert all(_formed(r) == formed for r in t.records)
     for key, p in model.named_parameters():
         torch.testing.assert_close(p.grad, want[key])
     torch.testing.assert_close(x.grad, want_x)
@@ -241,6 +271,6 @@ def test_gradient_penalty_through_tracked_layers():
     model.zero_grad()
     with et.track(model, ["grad_norm2"]) as t:
         penalized()
-    assert all(r.per_example is not None for r in t.records)
+    assert all(_formed(r) for r in t.records)
     for key, p in model.named_parameters():
         torch.testing.assert_close(p.grad, want[key])

@@ -97,18 +97,36 @@ def einsum(subscripts: Any = NO_OPERANDS, *operands: Any, optimize: Any = "auto"
     if out is None and dtype is None and memory_limit is None and executor is None and \
             order == "K" and casting == "safe":
         try:
-            n = len(operands)
-            same = (None if n < 2 else ((0, 0) if operands[0] is operands[1] else None)
-                    if n == 2 else aliases_of(operands))
-            key = (subscripts, optimize, same,
-                   *[(x.__class__, x.shape, x.dtype) for x in operands])
+            sig, ops = ((subscripts, operands) if isinstance(subscripts, str)
+                        else _sublist_signature(subscripts, operands))
+            n = len(ops)
+            same = (None if n < 2 else ((0, 0) if ops[0] is ops[1] else None)
+                    if n == 2 else aliases_of(ops))
+            key = (sig, optimize, same, *[(x.__class__, x.shape, x.dtype) for x in ops])
             prog = _FRONT[key]
         except (KeyError, AttributeError, TypeError):
             pass
         else:
-            return prog(*operands)
+            return prog(*ops)
     return _einsum(subscripts, operands, optimize, out, dtype, memory_limit, casting, executor,
                    order)
+
+
+def _sublist_signature(first: Any, rest: Sequence[Any]) -> tuple[Any, Sequence[Any]]:
+    """A sublist-form call ``(op0, sub0, op1, sub1, ..., [out])`` as the front table's
+    key part (its label lists as tuples) and its operands; ``TypeError`` unless every
+    label list is a list or tuple of hashables (other calls take the checked path)."""
+    args = (first, *rest)
+    subs = args[1::2] + ((args[-1],) if len(args) % 2 else ())
+    if any(type(sub) is not list and type(sub) is not tuple for sub in subs):
+        raise TypeError("not a plain sublist call")
+    labels = tuple(tuple(sub) for sub in subs)
+    hash(labels)
+    return (_SUBLIST, labels, len(args) % 2), args[0:len(args) - len(args) % 2:2]
+
+
+#: Marks a front-table key made from the sublist form.
+_SUBLIST = object()
 
 
 def _einsum(subscripts: Any, operands: Sequence[Any], optimize: Any, out: Any, dtype: Any,
@@ -168,11 +186,12 @@ def _einsum(subscripts: Any, operands: Sequence[Any], optimize: Any, out: Any, d
     result = prog(*arrays)
     if out is None and dtype is None and memory_limit is None and \
             not isinstance(optimize, PlanValue) and not callable(optimize):
-        if isinstance(subscripts, str) and (
-                all(type(x) is np.ndarray for x in items) if be.einsum_loops else
+        if (all(type(x) is np.ndarray for x in items) if be.einsum_loops else
                 all(x is y for x, y in zip(items, arrays, strict=True))):
             try:
-                fkey = (subscripts, optimize, aliases,
+                sig = (subscripts if isinstance(subscripts, str)
+                       else _sublist_signature(subscripts, operands)[0])
+                fkey = (sig, optimize, aliases,
                         *[(x.__class__, x.shape, x.dtype) for x in items])
                 _FRONT[fkey] = prog
             except TypeError:

@@ -107,8 +107,13 @@ class DPSGD:
             factors = {p: (self.bounds[p] / (v.sqrt() + 1e-6)).clamp(max=1.0)
                        for p, v in norms.items()}
         sigma = self.noise_multiplier * self.sensitivity
+        noises = self._noise() if sigma > 0 else {}
+        scaled: dict[tuple[int, torch.dtype], torch.Tensor] = {}  # flat: one for all
         for p in self.params:
-            c = (factors[p] * (scale / batch)).to(p.dtype)  # 1/B folded into the factors
+            key = (id(factors[p]), p.dtype)
+            c = scaled.get(key)
+            if c is None:  # 1/B folded into the factors
+                c = scaled[key] = (factors[p] * (scale / batch)).to(p.dtype)
             total_grad = None
             for u in uses[p]:
                 if u.per_example is not None:  # formed in backward: scale and sum them
@@ -120,12 +125,24 @@ class DPSGD:
                 total_grad = part if total_grad is None else total_grad + part
             if total_grad is None:
                 total_grad = torch.zeros_like(p)
-            if sigma > 0:  # one pass over the noise: drawn, then scaled into the sum
-                noise = torch.randn(p.shape, generator=self.generator, dtype=p.dtype,
-                                    device=p.device)
-                total_grad = torch.add(total_grad, noise, alpha=sigma / batch)
+            if sigma > 0:  # one pass over the noise: scaled into the sum
+                total_grad = torch.add(total_grad, noises[p], alpha=sigma / batch)
             p.grad = total_grad
         self.steps += 1
+
+    def _noise(self) -> dict[torch.nn.Parameter, torch.Tensor]:
+        """Standard Gaussian noise shaped like each parameter: one draw per dtype and
+        device, split into views (one sampler call instead of one per tensor)."""
+        groups: dict[tuple[torch.dtype, torch.device], list[torch.nn.Parameter]] = {}
+        for p in self.params:
+            groups.setdefault((p.dtype, p.device), []).append(p)
+        noises: dict[torch.nn.Parameter, torch.Tensor] = {}
+        for (dtype, device), ps in groups.items():
+            flat = torch.randn(sum(p.numel() for p in ps), generator=self.generator,
+                               dtype=dtype, device=device)
+            for p, part in zip(ps, flat.split([p.numel() for p in ps]), strict=True):
+                noises[p] = part.view(p.shape)
+        return noises
 
     def epsilon(self, delta: float) -> float:
         """The privacy spent so far, ``(epsilon, delta)``-DP, by the Renyi DP accountant

@@ -14,13 +14,15 @@ Jacobians, exactly, since every tracked layer is linear in its weight.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator, Sequence
+import math
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from ..api import einsum as _einsum
 from ..autodiff import vjp
 from ..caches import BoundedDict
 from ..errors import EinsumError
@@ -85,6 +87,9 @@ class _Record:
         self.g: torch.Tensor | None = None
         self.s: torch.Tensor | None = None
         self.per_example: torch.Tensor | None = None  # formed in backward, if it pays
+        # ... and read at once into the tracked quantities where nothing needs them later
+        self.reduced: dict[str, Any] | None = None
+        self.reduce: Callable[[_Record], None] | None = None
         self.h: torch.Tensor | None = None  # d2L/dy2 per example, (N, Y, Y) flattened
 
 
@@ -103,9 +108,9 @@ class _Rewired(torch.autograd.Function):
 class _FromExamples(_Rewired):
     """A tracked layer's output again, with a backward pass that forms the per-example
     weight gradients once: the weight's gradient is their sum, and the tracked
-    quantities read them. Used where the quantities' own plans would form them anyway
-    (a convolution over a large grid): torch's weight-gradient kernel then does not
-    run as well."""
+    quantities read them. Used where that costs less than torch's weight-gradient
+    kernel and the quantities' own plans together (a convolution over a large grid, a
+    linear layer at every position of a sequence): the kernel then does not run."""
 
     @staticmethod
     def backward(ctx: Any, gy: torch.Tensor) -> tuple[Any, ...]:
@@ -121,6 +126,8 @@ class _FromExamples(_Rewired):
         grads = quantity("grad_batch", layer, ops, g=g)
         rec.per_example = grads.detach()
         gw = from_per_example("grad", layer, grads).reshape(weight.shape)
+        if rec.reduce is not None:
+            rec.reduce(rec)
         gx = gb = None
         if ctx.needs_input_grad[1] and _input_grad_only(rec.module):
             gx = _native_input_grad(rec.module, gy, x, weight)  # differentiable too
@@ -187,6 +194,7 @@ class _Use:
     per_example: torch.Tensor | None
     shape: tuple[int, ...]  # the parameter's shape in the einsum
     h: torch.Tensor | None = None
+    reduced: dict[str, Any] | None = None  # first-order quantities read in backward
 
     @property
     def batch_size(self) -> int:
@@ -345,6 +353,8 @@ class Tracker:
         elif self.record_only and not self._second and _input_grad_only(module):
             rewired = _Recorded
         if rewired is not None:
+            if rewired is _FromExamples:
+                rec.reduce = self._reduce
             self.records.append(rec)
             self._results.clear()
             bias = getattr(module, "bias", None)
@@ -356,8 +366,15 @@ class Tracker:
     def _from_examples(self, module: torch.nn.Module, layer: LayerEinsum,
                        operands: list[Any], y: torch.Tensor) -> bool:
         """Whether to form the per-example gradients in backward and the weight's
-        gradient from them: only first-order quantities are tracked, and their plans
-        form the per-example gradients anyway (or ``grad_batch`` is asked for)."""
+        gradient from them: only first-order quantities are tracked, and forming them
+        costs less than what it replaces (torch's weight gradient and the quantities'
+        own plans; each quantity then reads the per-example gradients, a reduction), or
+        ``grad_batch`` is asked for.
+
+        On a layer applied at every position of a sequence (``Linear`` on ``(N, T,
+        D)``), the per-example gradients cost what the weight's gradient costs, while a
+        norm's own plan (two ``T x T`` Gram matrices per example) adds to it: a GPT's
+        MLP layers form them."""
         wanted = {NAMES[q] for q in self.names}
         weight = getattr(module, "weight", None)
         if (self._second or not wanted <= set(FIRST_ORDER) or layer.x != 0
@@ -373,9 +390,27 @@ class Tracker:
             ops = [o.detach() if isinstance(o, torch.Tensor) else o for o in operands]
             g = y.detach().reshape(layer_output_shape(layer, ops))
             each = first_order_plan("grad_batch", layer, ops, g).flops
-            found = FORMS[key] = any(first_order_plan(q, layer, ops, g).flops >= 0.9 * each
-                                     for q in wanted - {"grad"})
+            plans = [first_order_plan(q, layer, ops, g).flops for q in wanted - {"grad"}]
+            weight_grad = first_order_plan("grad", layer, ops, g)
+            elements = int(ops[layer.x].shape[0]) * math.prod(weight_grad.output_shape)
+            found = FORMS[key] = bool(plans) and (
+                any(f >= 0.9 * each for f in plans)
+                or each + elements * len(plans) <= weight_grad.flops + sum(plans))
         return bool(found)
+
+    def _reduce(self, rec: _Record) -> None:
+        """In backward, once ``rec``'s per-example gradients are formed: read the tracked
+        quantities from them and let them go (a sequence model's would otherwise all be
+        held at once), unless they are needed later: DP-SGD's clipped sums,
+        ``grad_batch``, or another use of the weight (whose quantities are those of the
+        sum over its uses)."""
+        wanted = {NAMES[q] for q in self.names}
+        weight = getattr(rec.module, "weight", None)
+        if (self.record_only or "grad_batch" in wanted or rec.per_example is None
+                or sum(_holds(r, weight) for r in self.records) > 1):
+            return
+        rec.reduced = {q: from_per_example(q, rec.layer, rec.per_example) for q in wanted}
+        rec.per_example = None
 
     def _model_output(self, module: torch.nn.Module, inputs: Any, out: Any) -> None:
         if isinstance(out, torch.Tensor) and out.requires_grad:
@@ -456,7 +491,9 @@ class Tracker:
         """Quantity ``q`` of a parameter from its uses, in the tracker's convention."""
         if len(uses) == 1:
             u = uses[0]
-            if u.per_example is not None and q in FIRST_ORDER:
+            if u.reduced is not None and q in u.reduced:
+                value = u.reduced[q]
+            elif u.per_example is not None and q in FIRST_ORDER:
                 value = from_per_example(q, u.layer, u.per_example)
             else:
                 value = quantity(q, u.layer, u.operands, g=u.g, s=u.s, h=u.h)
@@ -513,6 +550,7 @@ def _uses_of(rec: _Record) -> list[tuple[torch.nn.Parameter, _Use]]:
         entries = [(p, layer, ops, shape, None) for p, layer, ops, shape in rec.entries]
     elif isinstance(weight, torch.nn.Parameter) and weight.requires_grad:
         entries.append((weight, rec.layer, rec.operands, rec.w_shape, rec.per_example))
+    reduced = rec.reduced if rec.entries is None else None
     bias = getattr(module, "bias", None)
     if rec.entries is None and isinstance(bias, torch.nn.Parameter) and bias.requires_grad:
         layer, ops = bias_layer(bias, rec.y_shape, channel_axes(module, rec.y_shape))
@@ -521,10 +559,22 @@ def _uses_of(rec: _Record) -> list[tuple[torch.nn.Parameter, _Use]]:
         ops = [o.detach() if isinstance(o, torch.Tensor) else o for o in ops]
         y_shape = tuple(layer_output_shape(layer, ops))
         g = None if rec.g is None else rec.g.reshape(y_shape)
+        if rec.entries is None and p is bias and g is not None:
+            # A bias's per-example gradients are its output gradient summed over the
+            # positions (no larger than it): formed once, the quantities read them.
+            per = _einsum(g, list(layer.output), [layer.batch, *layer.inputs[layer.w]])
         s = None if rec.s is None else rec.s.reshape(*y_shape, rec.s.shape[-1])
         h = None if rec.h is None else rec.h.reshape(*y_shape, *y_shape[1:])
-        found.append((p, _Use(layer, ops, g, s, per, shape, h)))
+        found.append((p, _Use(layer, ops, g, s, per, shape, h,
+                              reduced if p is weight else None)))
     return found
+
+
+def _holds(rec: _Record, param: Any) -> bool:
+    """Whether ``rec``'s einsums hold ``param`` as their weight."""
+    if rec.entries is not None:
+        return any(p is param for p, *_ in rec.entries)
+    return param is not None and getattr(rec.module, "weight", None) is param
 
 
 def _to_param_shape(q: str, value: Any, shape: tuple[int, ...]) -> Any:
