@@ -559,10 +559,14 @@ def _uses_of(rec: _Record) -> list[tuple[torch.nn.Parameter, _Use]]:
         ops = [o.detach() if isinstance(o, torch.Tensor) else o for o in ops]
         y_shape = tuple(layer_output_shape(layer, ops))
         g = None if rec.g is None else rec.g.reshape(y_shape)
-        if rec.entries is None and p is bias and g is not None:
-            # A bias's per-example gradients are its output gradient summed over the
-            # positions (no larger than it): formed once, the quantities read them.
-            per = _einsum(g, list(layer.output), [layer.batch, *layer.inputs[layer.w]])
+        if (per is None and g is not None and rec.entries is None
+                and set(layer.inputs[layer.w]) <= set(layer.output)):
+            # An elementwise weight (a bias, a norm's affine weight): its per-example
+            # gradients, no larger than the output gradient, take one pass over it.
+            # Formed once here, every first-order quantity (DP-SGD's clipped sum too)
+            # reads them.
+            per = (_einsum(g, list(layer.output), [layer.batch, *layer.inputs[layer.w]])
+                   if p is bias else quantity("grad_batch", layer, ops, g=g))
         s = None if rec.s is None else rec.s.reshape(*y_shape, rec.s.shape[-1])
         h = None if rec.h is None else rec.h.reshape(*y_shape, *y_shape[1:])
         found.append((p, _Use(layer, ops, g, s, per, shape, h,
