@@ -37,8 +37,23 @@ class Small(nn.Module):
         return self.head(h.flatten(1))
 
 
-def _data():
+class Sequence(nn.Module):
+    """Linear layers at every position of a sequence (backward forms their per-example
+    gradients), a LayerNorm between them, mean over the positions."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner, self.norm, self.outer = nn.Linear(4, 16), nn.LayerNorm(16), nn.Linear(16, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.outer(self.norm(F.gelu(self.inner(x)))).mean(1)
+
+
+def _data(name="small"):
     torch.manual_seed(0)
+    if name == "sequence":
+        return Sequence().double(), torch.randn(N, 8, 4, dtype=torch.float64), \
+            torch.randint(0, 3, (N,))
     model = Small().double()
     x = torch.randn(N, 3, 6, 6, dtype=torch.float64)
     x[:, 2] = torch.randint(0, 3, (N, 1, 1)).double()
@@ -63,13 +78,17 @@ def _by_hand(model, x, y, bounds, flat):
     return {k: torch.einsum("n,n...->...", c[k], g) / N for k, g in per.items()}
 
 
+@pytest.mark.parametrize("name", ["small", "sequence"])
 @pytest.mark.parametrize("clipping", ["flat", "per_layer"])
 @pytest.mark.parametrize("bound", [0.05, 100.0])  # clips every example, or none
-def test_clipped_gradients_equal_clipping_by_hand(clipping, bound):
-    model, x, y = _data()
+def test_clipped_gradients_equal_clipping_by_hand(name, clipping, bound):
+    model, x, y = _data(name)
     dp = et.DPSGD(model, max_grad_norm=bound, noise_multiplier=0.0, clipping=clipping)
-    with dp.step():
+    with dp.step() as tracker:
         F.cross_entropy(model(x), y).backward()
+    if name == "sequence":  # formed in backward, no weight gradient summed there
+        assert all(r.per_example is not None for r in tracker.records
+                   if isinstance(r.module, nn.Linear))
     names = [k for k, _ in model.named_parameters()]
     each = bound if clipping == "flat" else bound / math.sqrt(len(names))
     want = _by_hand(model, x, y, dict.fromkeys(names, each), clipping == "flat")

@@ -90,6 +90,7 @@ class _Record:
         # ... and read at once into the tracked quantities where nothing needs them later
         self.reduced: dict[str, Any] | None = None
         self.reduce: Callable[[_Record], None] | None = None
+        self.weight_grads = True  # False: the caller sets them (DP-SGD's clipped sums)
         self.h: torch.Tensor | None = None  # d2L/dy2 per example, (N, Y, Y) flattened
 
 
@@ -107,10 +108,11 @@ class _Rewired(torch.autograd.Function):
 
 class _FromExamples(_Rewired):
     """A tracked layer's output again, with a backward pass that forms the per-example
-    weight gradients once: the weight's gradient is their sum, and the tracked
-    quantities read them. Used where that costs less than torch's weight-gradient
-    kernel and the quantities' own plans together (a convolution over a large grid, a
-    linear layer at every position of a sequence): the kernel then does not run."""
+    weight gradients once: the weight's gradient is their sum (left to DP-SGD, which
+    sets it to their clipped sum), and the tracked quantities read them. Used where
+    that costs less than torch's weight-gradient kernel and the quantities' own plans
+    together (a convolution over a large grid, a linear layer at every position of a
+    sequence): the kernel then does not run."""
 
     @staticmethod
     def backward(ctx: Any, gy: torch.Tensor) -> tuple[Any, ...]:
@@ -125,21 +127,22 @@ class _FromExamples(_Rewired):
         rec.g = g.detach()
         grads = quantity("grad_batch", layer, ops, g=g)
         rec.per_example = grads.detach()
-        gw = from_per_example("grad", layer, grads).reshape(weight.shape)
+        gw = gb = gx = None
+        if rec.weight_grads:
+            gw = from_per_example("grad", layer, grads).reshape(weight.shape)
         if rec.reduce is not None:
             rec.reduce(rec)
-        gx = gb = None
         if ctx.needs_input_grad[1] and _input_grad_only(rec.module):
             gx = _native_input_grad(rec.module, gy, x, weight)  # differentiable too
         elif ctx.needs_input_grad[1]:  # the einsum's VJP for its input
             eq = Equation(layer.inputs, layer.output)
             gx = vjp(eq, ops, layer.x, g).reshape(x.shape)
-        if ctx.needs_input_grad[3]:
+        if ctx.needs_input_grad[3] and rec.weight_grads:
             bias = rec.module.bias
             assert isinstance(bias, torch.Tensor)
-            b_layer, b_ops = bias_layer(bias, rec.y_shape,
-                                        channel_axes(rec.module, rec.y_shape))
-            gb = quantity("grad", b_layer, b_ops, g=gy if graph else gy.detach())
+            b_layer, _ = bias_layer(bias, rec.y_shape, channel_axes(rec.module, rec.y_shape))
+            gb = _einsum(gy if graph else gy.detach(), list(b_layer.output),  # summed
+                         list(b_layer.inputs[b_layer.w]))
         return None, gx, gw, gb, None
 
 
@@ -355,6 +358,7 @@ class Tracker:
         if rewired is not None:
             if rewired is _FromExamples:
                 rec.reduce = self._reduce
+                rec.weight_grads = not self.record_only
             self.records.append(rec)
             self._results.clear()
             bias = getattr(module, "bias", None)
