@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -23,10 +23,8 @@ from typing import Any
 import torch
 
 from ..api import einsum as _einsum
-from ..autodiff import vjp
 from ..caches import BoundedDict
 from ..errors import EinsumError
-from ..parse import Equation
 from ..quantities import (
     FIRST_ORDER,
     LayerEinsum,
@@ -48,6 +46,7 @@ from .layers import (
     unsupported,
 )
 from .recurrent import RECURRENT, recurrent_forward, recurrent_params
+from .rewired import LINEAR_OR_CONV, FromExamples, Record, Recorded, input_grad_only
 
 __all__ = ["track", "Tracker", "NAMES", "CONVENTIONS", "check_trackable"]
 
@@ -70,120 +69,6 @@ _PER_EXAMPLE_POWER = {"grad_batch": 1, "grad_norm2": 2, "grad_sq_sum": 2, "ggn_t
 CONVENTIONS = ("example", "batch")
 #: per (layer, operand shapes, quantities): whether backward forms per-example gradients
 FORMS: BoundedDict[Any, bool] = BoundedDict("tracked backward forms", 1024)
-_LINEAR_OR_CONV = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
-
-
-class _Record:
-    """What one tracked module saw: its einsum, operands, output, and gradients."""
-
-    def __init__(self, module: torch.nn.Module, layer: LayerEinsum, operands: list[Any],
-                 w_shape: tuple[int, ...], y: torch.Tensor | None,
-                 entries: list[Entry] | None = None,
-                 y_shape: tuple[int, ...] | None = None) -> None:
-        self.module, self.layer, self.operands, self.w_shape = module, layer, operands, w_shape
-        self.entries = entries  # a rewritten module's einsums, else the module's weight and bias
-        self.y: torch.Tensor | None = y  # dropped when the block ends (it holds the graph)
-        self.y_shape = tuple(y.shape) if y is not None else tuple(y_shape or ())
-        self.g: torch.Tensor | None = None
-        self.s: torch.Tensor | None = None
-        self.per_example: torch.Tensor | None = None  # formed in backward, if it pays
-        # ... and read at once into the tracked quantities where nothing needs them later
-        self.reduced: dict[str, Any] | None = None
-        self.reduce: Callable[[_Record], None] | None = None
-        self.weight_grads = True  # False: the caller sets them (DP-SGD's clipped sums)
-        self.h: torch.Tensor | None = None  # d2L/dy2 per example, (N, Y, Y) flattened
-
-
-class _Rewired(torch.autograd.Function):
-    """A tracked layer's output ``y`` again (the layer's own graph cut off), so that
-    backward runs a subclass's pass with the layer's input, weight and record."""
-
-    @staticmethod
-    def forward(ctx: Any, y: torch.Tensor, x: torch.Tensor, weight: torch.Tensor,
-                bias: torch.Tensor | None, rec: _Record) -> torch.Tensor:
-        ctx.rec = rec
-        ctx.save_for_backward(x, weight)
-        return y.view_as(y)
-
-
-class _FromExamples(_Rewired):
-    """A tracked layer's output again, with a backward pass that forms the per-example
-    weight gradients once: the weight's gradient is their sum (left to DP-SGD, which
-    sets it to their clipped sum), and the tracked quantities read them. Used where
-    that costs less than torch's weight-gradient kernel and the quantities' own plans
-    together (a convolution over a large grid, a linear layer at every position of a
-    sequence): the kernel then does not run."""
-
-    @staticmethod
-    def backward(ctx: Any, gy: torch.Tensor) -> tuple[Any, ...]:
-        rec: _Record = ctx.rec
-        layer = rec.layer
-        x, weight = ctx.saved_tensors
-        # With create_graph (a gradient penalty), every product stays differentiable.
-        graph = torch.is_grad_enabled()
-        ops = [o.detach() if isinstance(o, torch.Tensor) and not graph else o
-               for o in rec.operands]
-        g = (gy if graph else gy.detach()).reshape(layer_output_shape(layer, ops))
-        rec.g = g.detach()
-        grads = quantity("grad_batch", layer, ops, g=g)
-        rec.per_example = grads.detach()
-        gw = gb = gx = None
-        if rec.weight_grads:
-            gw = from_per_example("grad", layer, grads).reshape(weight.shape)
-        if rec.reduce is not None:
-            rec.reduce(rec)
-        if ctx.needs_input_grad[1] and _input_grad_only(rec.module):
-            gx = _native_input_grad(rec.module, gy, x, weight)  # differentiable too
-        elif ctx.needs_input_grad[1]:  # the einsum's VJP for its input
-            eq = Equation(layer.inputs, layer.output)
-            gx = vjp(eq, ops, layer.x, g).reshape(x.shape)
-        if ctx.needs_input_grad[3] and rec.weight_grads:
-            bias = rec.module.bias
-            assert isinstance(bias, torch.Tensor)
-            b_layer, _ = bias_layer(bias, rec.y_shape, channel_axes(rec.module, rec.y_shape))
-            gb = _einsum(gy if graph else gy.detach(), list(b_layer.output),  # summed
-                         list(b_layer.inputs[b_layer.w]))
-        return None, gx, gw, gb, None
-
-
-class _Recorded(_Rewired):
-    """A tracked layer's output again, with a backward pass that records the output
-    gradient and computes only the input's gradient (torch's own kernel): the weight's
-    and the bias's gradients are left to the caller (DP-SGD replaces them by clipped
-    sums, so torch's weight-gradient kernels need not run)."""
-
-    @staticmethod
-    def backward(ctx: Any, gy: torch.Tensor) -> tuple[Any, ...]:
-        rec: _Record = ctx.rec
-        rec.g = gy.detach()
-        gx = None
-        if ctx.needs_input_grad[1]:
-            x, weight = ctx.saved_tensors
-            gx = _native_input_grad(rec.module, gy, x, weight)
-        return None, gx, None, None, None
-
-
-def _native_input_grad(module: torch.nn.Module, gy: torch.Tensor, x: torch.Tensor,
-                       weight: torch.Tensor) -> torch.Tensor:
-    """A linear or convolution layer's input gradient by torch's own kernel (see
-    :func:`_input_grad_only`): it is no einsum's business, and torch's is the fastest."""
-    if isinstance(module, torch.nn.Linear):
-        return gy @ weight
-    nd = x.dim() - 2
-    return torch.ops.aten.convolution_backward(
-        gy, x, weight, None, list(module.stride), list(module.padding),
-        list(module.dilation), False, [0] * nd, module.groups, [True, False, False])[0]
-
-
-def _input_grad_only(module: torch.nn.Module) -> bool:
-    """Whether :func:`_native_input_grad` computes this module's input gradient."""
-    weight = getattr(module, "weight", None)
-    return (isinstance(module, _LINEAR_OR_CONV) and isinstance(weight, torch.nn.Parameter)
-            and weight.requires_grad
-            and getattr(module, "padding_mode", "zeros") == "zeros"
-            and not isinstance(getattr(module, "padding", 0), str))
-
-
 @dataclass(frozen=True)
 class _Use:
     """One use of a parameter in a forward pass: the einsum it is ``W`` of, that
@@ -227,7 +112,7 @@ class Tracker:
         self._hessian = any(NAMES[q] in _HESSIAN for q in names)
         if self._second and loss not in ("mse", "cross_entropy"):
             raise EinsumError("second-order quantities need loss='mse' or 'cross_entropy'")
-        self.records: list[_Record] = []
+        self.records: list[Record] = []
         self._output: torch.Tensor | None = None
         self._handles: list[Any] = []
         self._restore: list[Any] = []
@@ -285,10 +170,10 @@ class Tracker:
         if not entries or not y.requires_grad:
             return y
         _, layer, operands, shape = entries[0]
-        self._watch(_Record(None, layer, operands, shape, y, entries))  # type: ignore[arg-type]
+        self._watch(Record(None, layer, operands, shape, y, entries))  # type: ignore[arg-type]
         return y
 
-    def _watch(self, rec: _Record) -> None:
+    def _watch(self, rec: Record) -> None:
         """Keep ``rec`` and, in backward, its output's gradient."""
         self.records.append(rec)
         self._results.clear()  # a new forward pass: quantities are read afresh
@@ -310,7 +195,7 @@ class Tracker:
         z0 = steps[0][1]
         shape = (z0.shape[0], len(steps), *z0.shape[1:])
         _, layer, operands, w_shape = entries[0]
-        rec = _Record(None, layer, operands, w_shape, None, entries,  # type: ignore[arg-type]
+        rec = Record(None, layer, operands, w_shape, None, entries,  # type: ignore[arg-type]
                       y_shape=shape)
         self.records.append(rec)
         self._results.clear()
@@ -348,15 +233,15 @@ class Tracker:
         if found is None:
             return None
         layer, operands, w_shape = found
-        rec = _Record(module, layer, operands, w_shape, y)
+        rec = Record(module, layer, operands, w_shape, y)
         # Either backward runs through one of these (which keeps the gradient itself) ...
         rewired: Any = None
         if self._from_examples(module, layer, operands, y):
-            rewired = _FromExamples
-        elif self.record_only and not self._second and _input_grad_only(module):
-            rewired = _Recorded
+            rewired = FromExamples
+        elif self.record_only and not self._second and input_grad_only(module):
+            rewired = Recorded
         if rewired is not None:
-            if rewired is _FromExamples:
+            if rewired is FromExamples:
                 rec.reduce = self._reduce
                 rec.weight_grads = not self.record_only
             self.records.append(rec)
@@ -382,7 +267,7 @@ class Tracker:
         wanted = {NAMES[q] for q in self.names}
         weight = getattr(module, "weight", None)
         if (self._second or not wanted <= set(FIRST_ORDER) or layer.x != 0
-                or not isinstance(module, _LINEAR_OR_CONV)
+                or not isinstance(module, LINEAR_OR_CONV)
                 or getattr(module, "padding_mode", "zeros") != "zeros"
                 or not isinstance(weight, torch.nn.Parameter) or not weight.requires_grad):
             return False
@@ -402,7 +287,7 @@ class Tracker:
                 or each + elements * len(plans) <= weight_grad.flops + sum(plans))
         return bool(found)
 
-    def _reduce(self, rec: _Record) -> None:
+    def _reduce(self, rec: Record) -> None:
         """In backward, once ``rec``'s per-example gradients are formed: read the tracked
         quantities from them and let them go (a sequence model's would otherwise all be
         held at once), unless they are needed later: DP-SGD's clipped sums,
@@ -441,7 +326,7 @@ class Tracker:
         if self._hessian:
             self._exact(out, grad, live)
 
-    def _exact(self, out: torch.Tensor, grad: torch.Tensor, live: list[_Record]) -> None:
+    def _exact(self, out: torch.Tensor, grad: torch.Tensor, live: list[Record]) -> None:
         """Each layer output's whole per-example Hessian ``d2L/dy2``: the loss's own
         curvature carried back (``S S^T``) plus the model's, ``sum_k dL/dout_k
         d2out_k/dy2``, by double backward with a basis direction per output entry
@@ -544,7 +429,7 @@ def _params(module: torch.nn.Module) -> list[torch.nn.Parameter]:
             if isinstance(p, torch.nn.Parameter)]
 
 
-def _uses_of(rec: _Record) -> list[tuple[torch.nn.Parameter, _Use]]:
+def _uses_of(rec: Record) -> list[tuple[torch.nn.Parameter, _Use]]:
     """The weight's and the bias's uses in one recorded call of a layer."""
     found: list[tuple[torch.nn.Parameter, _Use]] = []
     module = rec.module
@@ -578,7 +463,7 @@ def _uses_of(rec: _Record) -> list[tuple[torch.nn.Parameter, _Use]]:
     return found
 
 
-def _holds(rec: _Record, param: Any) -> bool:
+def _holds(rec: Record, param: Any) -> bool:
     """Whether ``rec``'s einsums hold ``param`` as their weight."""
     if rec.entries is not None:
         return any(p is param for p, *_ in rec.entries)
