@@ -112,6 +112,10 @@ def einsum(subscripts: Any = NO_OPERANDS, *operands: Any, optimize: Any = "auto"
                    order)
 
 
+#: Marks a front-table key made from the sublist form.
+_SUBLIST = object()
+
+
 def _sublist_signature(first: Any, rest: Sequence[Any]) -> tuple[Any, Sequence[Any]]:
     """A sublist-form call ``(op0, sub0, op1, sub1, ..., [out])`` as the front table's
     key part (its label lists as tuples) and its operands; ``TypeError`` unless every
@@ -123,10 +127,6 @@ def _sublist_signature(first: Any, rest: Sequence[Any]) -> tuple[Any, Sequence[A
     labels = tuple(tuple(sub) for sub in subs)
     hash(labels)
     return (_SUBLIST, labels, len(args) % 2), args[0:len(args) - len(args) % 2:2]
-
-
-#: Marks a front-table key made from the sublist form.
-_SUBLIST = object()
 
 
 def _einsum(subscripts: Any, operands: Sequence[Any], optimize: Any, out: Any, dtype: Any,

@@ -28,11 +28,12 @@ from typing import Any
 
 import torch
 
+from ..api import einsum
 from ..nn.functional import conv_einsum, conv_transpose_einsum
 from ..quantities import LayerEinsum
 
-__all__ = ["layer_einsum", "supported", "unsupported", "bias_layer", "channel_axes",
-           "layer_output_shape", "linear_layer", "linear_entries", "Entry"]
+__all__ = ["layer_einsum", "supported", "unsupported", "bias_layer", "bias_gradient",
+           "channel_axes", "layer_output_shape", "linear_layer", "linear_entries", "Entry"]
 
 #: one parameter's einsum in a rewritten module: (parameter, layer, operands, the
 #: parameter's shape in the einsum)
@@ -241,6 +242,14 @@ def bias_layer(bias: torch.Tensor, shape: tuple[int, ...], axes: tuple[int, ...]
                       dtype=bias.dtype, device=bias.device)
     layer = LayerEinsum((tuple(others), tuple(labels[a] for a in axes)), tuple(labels), 0, 1)
     return layer, [ones, bias]
+
+
+def bias_gradient(layer: LayerEinsum, g: Any, per_example: bool) -> Any:
+    """The gradient of a :func:`bias_layer` einsum's bias from the output gradient ``g``:
+    ``g`` summed over the positions (and the batch, unless ``per_example``), one
+    reduction instead of a product with the all-ones operand."""
+    w_labels = list(layer.inputs[layer.w])
+    return einsum(g, list(layer.output), [layer.batch, *w_labels] if per_example else w_labels)
 
 
 def layer_output_shape(layer: LayerEinsum, ops: list[Any]) -> list[int]:

@@ -15,11 +15,10 @@ from typing import Any
 
 import torch
 
-from ..api import einsum
 from ..autodiff import vjp
 from ..parse import Equation
 from ..quantities import LayerEinsum, from_per_example, quantity
-from .layers import Entry, bias_layer, channel_axes, layer_output_shape
+from .layers import Entry, bias_gradient, bias_layer, channel_axes, layer_output_shape
 
 __all__ = ["LINEAR_OR_CONV", "Record", "Rewired", "FromExamples", "Recorded",
            "native_input_grad", "input_grad_only"]
@@ -95,8 +94,7 @@ class FromExamples(Rewired):
             bias = rec.module.bias
             assert isinstance(bias, torch.Tensor)
             b_layer, _ = bias_layer(bias, rec.y_shape, channel_axes(rec.module, rec.y_shape))
-            gb = einsum(gy if graph else gy.detach(), list(b_layer.output),  # summed
-                         list(b_layer.inputs[b_layer.w]))
+            gb = bias_gradient(b_layer, gy if graph else gy.detach(), per_example=False)
         return None, gx, gw, gb, None
 
 

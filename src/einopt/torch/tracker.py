@@ -22,7 +22,6 @@ from typing import Any
 
 import torch
 
-from ..api import einsum as _einsum
 from ..caches import BoundedDict
 from ..errors import EinsumError
 from ..quantities import (
@@ -38,6 +37,7 @@ from .attention import attention_forward, attention_params
 from .curvature import double_backward, loss_factor
 from .layers import (
     Entry,
+    bias_gradient,
     bias_layer,
     channel_axes,
     layer_einsum,
@@ -108,6 +108,7 @@ class Tracker:
         self.model = model
         self.loss, self.reduction, self.convention = loss, loss_reduction, convention
         self.record_only = record_only  # weights' gradients are the caller's to set
+        self._wanted = frozenset(NAMES[q] for q in names)  # the canonical names
         self._second = any(NAMES[q] in _SECOND for q in names)
         self._hessian = any(NAMES[q] in _HESSIAN for q in names)
         if self._second and loss not in ("mse", "cross_entropy"):
@@ -264,7 +265,7 @@ class Tracker:
         D)``), the per-example gradients cost what the weight's gradient costs, while a
         norm's own plan (two ``T x T`` Gram matrices per example) adds to it: a GPT's
         MLP layers form them."""
-        wanted = {NAMES[q] for q in self.names}
+        wanted = self._wanted
         weight = getattr(module, "weight", None)
         if (self._second or not wanted <= set(FIRST_ORDER) or layer.x != 0
                 or not isinstance(module, LINEAR_OR_CONV)
@@ -273,7 +274,7 @@ class Tracker:
             return False
         if "grad_batch" in wanted:
             return True
-        key = (layer, tuple(spec_of(o) for o in operands), frozenset(wanted))
+        key = (layer, tuple(spec_of(o) for o in operands), wanted)
         found = FORMS.get(key)
         if found is None:  # planned once per layer and shapes, not every forward
             ops = [o.detach() if isinstance(o, torch.Tensor) else o for o in operands]
@@ -293,12 +294,12 @@ class Tracker:
         held at once), unless they are needed later: DP-SGD's clipped sums,
         ``grad_batch``, or another use of the weight (whose quantities are those of the
         sum over its uses)."""
-        wanted = {NAMES[q] for q in self.names}
         weight = getattr(rec.module, "weight", None)
-        if (self.record_only or "grad_batch" in wanted or rec.per_example is None
+        if (self.record_only or "grad_batch" in self._wanted or rec.per_example is None
                 or sum(_holds(r, weight) for r in self.records) > 1):
             return
-        rec.reduced = {q: from_per_example(q, rec.layer, rec.per_example) for q in wanted}
+        rec.reduced = {q: from_per_example(q, rec.layer, rec.per_example)
+                       for q in self._wanted}
         rec.per_example = None
 
     def _model_output(self, module: torch.nn.Module, inputs: Any, out: Any) -> None:
@@ -454,8 +455,8 @@ def _uses_of(rec: Record) -> list[tuple[torch.nn.Parameter, _Use]]:
             # gradients, no larger than the output gradient, take one pass over it.
             # Formed once here, every first-order quantity (DP-SGD's clipped sum too)
             # reads them.
-            per = (_einsum(g, list(layer.output), [layer.batch, *layer.inputs[layer.w]])
-                   if p is bias else quantity("grad_batch", layer, ops, g=g))
+            per = (bias_gradient(layer, g, per_example=True) if p is bias
+                   else quantity("grad_batch", layer, ops, g=g))
         s = None if rec.s is None else rec.s.reshape(*y_shape, rec.s.shape[-1])
         h = None if rec.h is None else rec.h.reshape(*y_shape, *y_shape[1:])
         found.append((p, _Use(layer, ops, g, s, per, shape, h,
