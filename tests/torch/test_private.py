@@ -49,8 +49,24 @@ class Sequence(nn.Module):
         return self.outer(self.norm(F.gelu(self.inner(x)))).mean(1)
 
 
+class Wide(nn.Module):
+    """A linear layer at every position whose per-example gradients outsize its input
+    and output gradient together: DP-SGD keeps those instead (norms alone form them)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner, self.wide = nn.Linear(4, 16), nn.Linear(16, 64)
+        self.norm, self.outer = nn.LayerNorm(64), nn.Linear(64, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.outer(self.norm(F.gelu(self.wide(F.gelu(self.inner(x)))))).mean(1)
+
+
 def _data(name="small"):
     torch.manual_seed(0)
+    if name == "wide":
+        return Wide().double(), torch.randn(N, 8, 4, dtype=torch.float64), \
+            torch.randint(0, 3, (N,))
     if name == "sequence":
         return Sequence().double(), torch.randn(N, 8, 4, dtype=torch.float64), \
             torch.randint(0, 3, (N,))
@@ -78,7 +94,7 @@ def _by_hand(model, x, y, bounds, flat):
     return {k: torch.einsum("n,n...->...", c[k], g) / N for k, g in per.items()}
 
 
-@pytest.mark.parametrize("name", ["small", "sequence"])
+@pytest.mark.parametrize("name", ["small", "sequence", "wide"])
 @pytest.mark.parametrize("clipping", ["flat", "per_layer"])
 @pytest.mark.parametrize("bound", [0.05, 100.0])  # clips every example, or none
 def test_clipped_gradients_equal_clipping_by_hand(name, clipping, bound):
@@ -89,11 +105,21 @@ def test_clipped_gradients_equal_clipping_by_hand(name, clipping, bound):
     if name == "sequence":  # formed in backward, no weight gradient summed there
         assert all(r.per_example is not None for r in tracker.records
                    if isinstance(r.module, nn.Linear))
+    formed = [r for r in tracker.records if r.per_example is not None]
+    # what is formed lets go of the input and the output gradient (held to the end)
+    assert formed and all(r.g is None and r.operands[r.layer.x] is None for r in formed)
+    if name == "wide":  # the smaller of the two is kept
+        (wide,) = [r for r in tracker.records if r.module is model.wide]
+        assert wide.per_example is None and wide.g is not None
     names = [k for k, _ in model.named_parameters()]
     each = bound if clipping == "flat" else bound / math.sqrt(len(names))
     want = _by_hand(model, x, y, dict.fromkeys(names, each), clipping == "flat")
     for key, p in model.named_parameters():
         torch.testing.assert_close(p.grad, want[key])
+    if name == "wide":  # norms alone, read at once, form them
+        with et.track(model, ["grad_norm2"]) as t:
+            F.cross_entropy(model(x), y).backward()
+        assert any(r.reduced is not None for r in t.records if r.module is model.wide)
 
 
 def test_no_clipping_gives_the_plain_gradient():

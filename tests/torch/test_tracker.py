@@ -115,6 +115,74 @@ def test_a_linear_layer_over_positions_forms_its_per_example_gradients():
         torch.testing.assert_close(t[p]["grad_norm2"], per[key].flatten(1).square().sum(1))
 
 
+@pytest.mark.parametrize("norm", ["layer", "group"])
+@pytest.mark.parametrize("names", [["grad_norm2"], ["grad_batch", "grad"],
+                                   ["grad_norm2", "ggn_trace_batch"]])
+def test_a_norm_layer_forms_its_per_example_gradients_in_backward(norm, names):
+    """With first-order quantities only, a norm's affine weight and bias form their
+    per-example gradients as the output gradient arrives and let go of it and of the
+    input (normalized only then); with second-order ones too, both are kept. Either
+    way every quantity equals torch.func's."""
+    torch.manual_seed(0)
+    if norm == "layer":
+        model = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.LayerNorm(6),
+                                    torch.nn.Tanh(), torch.nn.Flatten(),
+                                    torch.nn.Linear(18, 2)).double()
+        x = torch.randn(N, 3, 4, dtype=torch.float64)
+    else:
+        model = torch.nn.Sequential(torch.nn.Conv2d(2, 4, 3), torch.nn.GroupNorm(2, 4),
+                                    torch.nn.Tanh(), torch.nn.Flatten(),
+                                    torch.nn.Linear(36, 2)).double()
+        x = torch.randn(N, 2, 5, 5, dtype=torch.float64)
+    y = torch.randint(0, 2, (N,))
+    params = {k: v.detach() for k, v in model.named_parameters()}
+
+    def loss_n(p, xn, yn):
+        return F.cross_entropy(functional_call(model, p, (xn[None],)), yn[None])
+
+    inputs = [x, torch.randn_like(x)]
+    pers = [vmap(grad(loss_n), in_dims=(None, 0, 0))(params, xs, y) for xs in inputs]
+    with et.track(model, names, loss="cross_entropy") as t:
+        for xs, per in zip(inputs, pers, strict=True):  # the second starts afresh
+            model.zero_grad()
+            F.cross_entropy(model(xs), y).backward()
+            (rec,) = [r for r in t.records if r.module is model[1]]
+            first_only = "ggn_trace_batch" not in names
+            assert (rec.g is None) == first_only
+            assert (rec.per_example is not None) == first_only
+            assert (rec.operands[rec.layer.x] is None) == first_only
+            for key, p in model.named_parameters():
+                want = {"grad_norm2": per[key].flatten(1).square().sum(1),
+                        "grad_batch": per[key], "grad": per[key].sum(0) / N}
+                for q in names:
+                    if q in want:
+                        torch.testing.assert_close(t[p][q], want[q])
+
+
+def test_a_loop_where_every_record_let_go_of_its_output_gradient():
+    """Every tracked layer a norm (the others frozen): no record keeps its output
+    gradient after backward, and the next step's forward pass still starts afresh."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.LayerNorm(6),
+                                torch.nn.Tanh(), torch.nn.Linear(6, 2)).double()
+    for k in (0, 3):
+        model[k].requires_grad_(False)
+    xs = [torch.randn(N, 4, dtype=torch.float64) for _ in range(2)]
+    y = torch.randint(0, 2, (N,))
+    with et.track(model, ["grad_norm2"]) as t:
+        for x in xs:
+            F.cross_entropy(model(x), y).backward()
+            assert len(t.records) == 1 and t.records[0].g is None
+            got = t[model[1].weight]["grad_norm2"]
+    params = {k: v.detach() for k, v in model.named_parameters()}
+
+    def loss_n(p, xn, yn):
+        return F.cross_entropy(functional_call(model, p, (xn[None],)), yn[None])
+
+    per = vmap(grad(loss_n), in_dims=(None, 0, 0))(params, xs[1], y)["1.weight"]
+    torch.testing.assert_close(got, per.square().sum(1))
+
+
 @pytest.mark.parametrize("names,formed", [(["grad_norm2"], True), (["variance"], True),
                                           (["grad_norm2", "grad"], True), (["grad"], False)])
 def test_weight_gradient_from_per_example_gradients(names, formed):

@@ -33,7 +33,8 @@ from ..nn.functional import conv_einsum, conv_transpose_einsum
 from ..quantities import LayerEinsum
 
 __all__ = ["layer_einsum", "supported", "unsupported", "bias_layer", "bias_gradient",
-           "channel_axes", "layer_output_shape", "linear_layer", "linear_entries", "Entry"]
+           "channel_axes", "layer_output_shape", "linear_layer", "linear_entries", "Entry",
+           "normalized_input", "NORMS"]
 
 #: one parameter's einsum in a rewritten module: (parameter, layer, operands, the
 #: parameter's shape in the einsum)
@@ -44,12 +45,13 @@ _TRANSPOSED = (torch.nn.ConvTranspose1d, torch.nn.ConvTranspose2d, torch.nn.Conv
 _BATCH_NORMS = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d)
 _RMS_NORM = getattr(torch.nn, "RMSNorm", ())
 _INSTANCE_NORMS = (torch.nn.InstanceNorm1d, torch.nn.InstanceNorm2d, torch.nn.InstanceNorm3d)
-_NORMS = (torch.nn.LayerNorm, torch.nn.GroupNorm, *_BATCH_NORMS, *_INSTANCE_NORMS)
+#: the norms: an affine weight and bias on the normalized input
+NORMS = (torch.nn.LayerNorm, torch.nn.GroupNorm, *_BATCH_NORMS, *_INSTANCE_NORMS)
 if _RMS_NORM:
-    _NORMS = (*_NORMS, _RMS_NORM)
+    NORMS = (*NORMS, _RMS_NORM)
 #: the modules whose weight and bias :func:`layer_einsum` writes as einsums
 SUPPORTED = (torch.nn.Linear, *_CONVS, *_TRANSPOSED, torch.nn.Embedding, torch.nn.EmbeddingBag,
-             *_NORMS)
+             *NORMS)
 
 
 def supported(module: torch.nn.Module) -> bool:
@@ -98,12 +100,14 @@ def _batch_statistics(module: torch.nn.Module) -> bool:
 
 
 def layer_einsum(module: torch.nn.Module, x: torch.Tensor, y: torch.Tensor | None = None,
-                 inputs: tuple[Any, ...] = ()
+                 inputs: tuple[Any, ...] = (), normalized: bool = True
                  ) -> tuple[LayerEinsum, list[Any], tuple[int, ...]] | None:
     """``(layer, operands, weight shape in the einsum)`` of a supported module on input
     ``x`` (and output ``y``, which a transposed convolution reads its size from, and
     all positional ``inputs``, which an EmbeddingBag reads its offsets from), or None
-    when it is not one or has no trainable weight."""
+    when it is not one or has no trainable weight. With ``normalized=False`` a norm's
+    einsum gets its raw input in place of the normalized one, for the caller to
+    normalize (:func:`normalized_input`) when it needs it."""
     custom = getattr(module, "einsum_layer", None)
     if callable(custom):
         return custom(x)  # type: ignore[no-any-return]
@@ -143,8 +147,8 @@ def layer_einsum(module: torch.nn.Module, x: torch.Tensor, y: torch.Tensor | Non
         counts = _bag_counts(module, x, *inputs[1:3])
         layer = LayerEinsum((("n", "v"), ("v", "o")), ("n", "o"), 0, 1)
         return layer, [counts.to(weight.dtype), weight], tuple(weight.shape)
-    if isinstance(module, _NORMS):
-        xhat = _normalized(module, x)
+    if isinstance(module, NORMS):
+        xhat = normalized_input(module, x) if normalized else x
         axes = channel_axes(module, tuple(xhat.shape))
         labels = ["n", *(f"d{k}" for k in range(1, xhat.dim()))]
         w_labels = tuple(labels[a] for a in axes)
@@ -202,7 +206,7 @@ def _bag_counts(module: torch.nn.EmbeddingBag, x: torch.Tensor, offsets: Any = N
     return counts
 
 
-def _normalized(module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+def normalized_input(module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     """The normalized input, before the norm's affine weight and bias."""
     f = torch.nn.functional
     if isinstance(module, torch.nn.LayerNorm):

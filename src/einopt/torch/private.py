@@ -125,7 +125,9 @@ class DPSGD:
                 total_grad = part if total_grad is None else total_grad + part
             if total_grad is None:
                 total_grad = torch.zeros_like(p)
-            if sigma > 0:  # one pass over the noise: scaled into the sum
+            if sigma > 0 and total_grad.is_contiguous():  # a fresh sum: noised in place
+                total_grad.add_(noises[p], alpha=sigma / batch)
+            elif sigma > 0:
                 total_grad = torch.add(total_grad, noises[p], alpha=sigma / batch)
             p.grad = total_grad
         self.steps += 1

@@ -38,8 +38,13 @@ class Record:
         self.y: torch.Tensor | None = y  # dropped when the block ends (it holds the graph)
         self.y_shape = tuple(y.shape) if y is not None else tuple(y_shape or ())
         self.g: torch.Tensor | None = None
+        self.seen = False  # backward reached it (its gradient may be let go since)
+        # a norm's input, held raw until its normalized form is needed (autograd holds
+        # the raw one anyway): the normalization
+        self.normalize: Callable[[torch.Tensor], torch.Tensor] | None = None
         self.s: torch.Tensor | None = None
         self.per_example: torch.Tensor | None = None  # formed in backward, if it pays
+        self.bias_per_example: torch.Tensor | None = None  # ... with the bias's, for DP-SGD
         # ... and read at once into the tracked quantities where nothing needs them later
         self.reduced: dict[str, Any] | None = None
         self.reduce: Callable[[Record], None] | None = None
@@ -77,7 +82,7 @@ class FromExamples(Rewired):
         ops = [o.detach() if isinstance(o, torch.Tensor) and not graph else o
                for o in rec.operands]
         g = (gy if graph else gy.detach()).reshape(layer_output_shape(layer, ops))
-        rec.g = g.detach()
+        rec.g, rec.seen = g.detach(), True
         grads = quantity("grad_batch", layer, ops, g=g)
         rec.per_example = grads.detach()
         gw = gb = gx = None
@@ -90,11 +95,19 @@ class FromExamples(Rewired):
         elif ctx.needs_input_grad[1]:  # the einsum's VJP for its input
             eq = Equation(layer.inputs, layer.output)
             gx = vjp(eq, ops, layer.x, g).reshape(x.shape)
-        if ctx.needs_input_grad[3] and rec.weight_grads:
+        if ctx.needs_input_grad[3]:
             bias = rec.module.bias
             assert isinstance(bias, torch.Tensor)
             b_layer, _ = bias_layer(bias, rec.y_shape, channel_axes(rec.module, rec.y_shape))
-            gb = bias_gradient(b_layer, gy if graph else gy.detach(), per_example=False)
+            if rec.weight_grads:
+                gb = bias_gradient(b_layer, gy if graph else gy.detach(), per_example=False)
+            else:
+                rec.bias_per_example = bias_gradient(b_layer, gy.detach(), per_example=True)
+        if not rec.weight_grads:
+            # DP-SGD reads only the per-example gradients (the weight's and the bias's):
+            # the input and the output gradient, as large or larger, are let go now.
+            rec.g = None
+            rec.operands = [None if k == layer.x else o for k, o in enumerate(rec.operands)]
         return None, gx, gw, gb, None
 
 
@@ -107,7 +120,7 @@ class Recorded(Rewired):
     @staticmethod
     def backward(ctx: Any, gy: torch.Tensor) -> tuple[Any, ...]:
         rec: Record = ctx.rec
-        rec.g = gy.detach()
+        rec.g, rec.seen = gy.detach(), True
         gx = None
         if ctx.needs_input_grad[1]:
             x, weight = ctx.saved_tensors

@@ -36,12 +36,14 @@ from ..structured.rewrite import spec_of
 from .attention import attention_forward, attention_params
 from .curvature import double_backward, loss_factor
 from .layers import (
+    NORMS,
     Entry,
     bias_gradient,
     bias_layer,
     channel_axes,
     layer_einsum,
     layer_output_shape,
+    normalized_input,
     supported,
     unsupported,
 )
@@ -86,6 +88,8 @@ class _Use:
 
     @property
     def batch_size(self) -> int:
+        if self.per_example is not None:  # the input may have been let go (DP-SGD)
+            return int(self.per_example.shape[0])
         return int(self.operands[self.layer.x].shape[0])
 
 
@@ -110,6 +114,7 @@ class Tracker:
         self.record_only = record_only  # weights' gradients are the caller's to set
         self._wanted = frozenset(NAMES[q] for q in names)  # the canonical names
         self._second = any(NAMES[q] in _SECOND for q in names)
+        self._first_order_only = self._wanted <= set(FIRST_ORDER)
         self._hessian = any(NAMES[q] in _HESSIAN for q in names)
         if self._second and loss not in ("mse", "cross_entropy"):
             raise EinsumError("second-order quantities need loss='mse' or 'cross_entropy'")
@@ -147,7 +152,7 @@ class Tracker:
         """A forward pass after a backward pass starts afresh (a training loop inside
         the block); calls before any backward (a model run on two inputs for one loss)
         add uses to the same pass."""
-        if any(r.g is not None for r in self.records):
+        if any(r.seen for r in self.records):
             for r in self.records:
                 r.y = None
             self.records.clear()
@@ -181,7 +186,9 @@ class Tracker:
 
         def keep(g: torch.Tensor) -> None:
             if not self._propagating:  # not the batched pass of the Hessian factor
-                rec.g = g.detach()
+                rec.g, rec.seen = g.detach(), True
+                if self._first_order_only:
+                    _settle(rec)
 
         assert rec.y is not None
         self._handles.append(rec.y.register_hook(keep))
@@ -205,7 +212,7 @@ class Tracker:
         def keep(t: int, g: torch.Tensor) -> None:
             if not self._propagating:
                 buffer[:, t] = g.detach()
-                rec.g = buffer
+                rec.g, rec.seen = buffer, True
 
         for t, z in steps:
             self._handles.append(z.register_hook(functools.partial(keep, t)))
@@ -228,13 +235,20 @@ class Tracker:
         if isinstance(module, torch.nn.EmbeddingBag):  # offsets, per_sample_weights
             inputs = (x, *(inputs[k] if len(inputs) > k else kwargs.get(name)
                            for k, name in ((1, "offsets"), (2, "per_sample_weights"))))
-        if not isinstance(y, torch.Tensor) or not y.requires_grad:
-            return None
-        found = layer_einsum(module, x, y, inputs)
+        if (not isinstance(y, torch.Tensor) or not y.requires_grad
+                or not any(p.requires_grad for p in _params(module))):
+            return None  # nothing of it to track (frozen): nothing to hold
+        # A norm's normalized input is formed in backward, where first-order
+        # quantities read it at once (not held from the forward pass on).
+        defer = (self._first_order_only and isinstance(module, NORMS)
+                 and not callable(getattr(module, "einsum_layer", None)))
+        found = layer_einsum(module, x, y, inputs, normalized=not defer)
         if found is None:
             return None
         layer, operands, w_shape = found
         rec = Record(module, layer, operands, w_shape, y)
+        if defer:
+            rec.normalize = functools.partial(normalized_input, module)
         # Either backward runs through one of these (which keeps the gradient itself) ...
         rewired: Any = None
         if self._from_examples(module, layer, operands, y):
@@ -264,7 +278,12 @@ class Tracker:
         On a layer applied at every position of a sequence (``Linear`` on ``(N, T,
         D)``), the per-example gradients cost what the weight's gradient costs, while a
         norm's own plan (two ``T x T`` Gram matrices per example) adds to it: a GPT's
-        MLP layers form them."""
+        MLP layers form them.
+
+        Under DP-SGD (``record_only``) what backward keeps is held until the step ends:
+        the per-example gradients where they are formed, else the input and the output
+        gradient. They are formed only where they are the smaller (a convolution over a
+        large grid), so a GPT's layers keep their inputs and output gradients instead."""
         wanted = self._wanted
         weight = getattr(module, "weight", None)
         if (self._second or not wanted <= set(FIRST_ORDER) or layer.x != 0
@@ -274,7 +293,7 @@ class Tracker:
             return False
         if "grad_batch" in wanted:
             return True
-        key = (layer, tuple(spec_of(o) for o in operands), wanted)
+        key = (layer, tuple(spec_of(o) for o in operands), wanted, self.record_only)
         found = FORMS.get(key)
         if found is None:  # planned once per layer and shapes, not every forward
             ops = [o.detach() if isinstance(o, torch.Tensor) else o for o in operands]
@@ -283,9 +302,12 @@ class Tracker:
             plans = [first_order_plan(q, layer, ops, g).flops for q in wanted - {"grad"}]
             weight_grad = first_order_plan("grad", layer, ops, g)
             elements = int(ops[layer.x].shape[0]) * math.prod(weight_grad.output_shape)
-            found = FORMS[key] = bool(plans) and (
+            found = bool(plans) and (
                 any(f >= 0.9 * each for f in plans)
                 or each + elements * len(plans) <= weight_grad.flops + sum(plans))
+            if self.record_only:  # held to the step's end: the smaller of the two
+                found = found and elements < ops[layer.x].numel() + y.numel()
+            FORMS[key] = found
         return bool(found)
 
     def _reduce(self, rec: Record) -> None:
@@ -394,11 +416,15 @@ class Tracker:
         elif q == "kfac":  # every use's factors summed (as for extra positions)
             parts = [quantity(q, u.layer, u.operands, g=u.g) for u in uses]
             value = tuple(sum(f[k] for f in parts) for k in range(2))
-        elif len({u.shape for u in uses}) > 1:  # the einsums hold it differently shaped
+        elif len({u.shape for u in uses}) > 1 or (
+                q in FIRST_ORDER and any(u.per_example is not None for u in uses)):
+            # the einsums hold it differently shaped, or backward formed some uses'
+            # per-example gradients (and let their inputs go): those of the sum
             if q not in FIRST_ORDER:
                 raise EinsumError(f"{q} of a parameter shaped differently in its uses' "
                                   "einsums is not offered")
-            per = sum(quantity("grad_batch", u.layer, u.operands, g=u.g)
+            per = sum((quantity("grad_batch", u.layer, u.operands, g=u.g)
+                       if u.per_example is None else u.per_example)
                       .reshape(u.batch_size, *shape) for u in uses)
             assert isinstance(per, torch.Tensor)
             value = {"grad": lambda: per.sum(0), "grad_batch": lambda: per,
@@ -432,6 +458,11 @@ def _params(module: torch.nn.Module) -> list[torch.nn.Parameter]:
 
 def _uses_of(rec: Record) -> list[tuple[torch.nn.Parameter, _Use]]:
     """The weight's and the bias's uses in one recorded call of a layer."""
+    if rec.normalize is not None:  # a norm's input: normalized now that it is needed
+        with torch.no_grad():
+            rec.operands = [rec.normalize(o.detach()) if k == rec.layer.x else o
+                            for k, o in enumerate(rec.operands)]
+        rec.normalize = None
     found: list[tuple[torch.nn.Parameter, _Use]] = []
     module = rec.module
     weight = getattr(module, "weight", None)
@@ -444,9 +475,13 @@ def _uses_of(rec: Record) -> list[tuple[torch.nn.Parameter, _Use]]:
     bias = getattr(module, "bias", None)
     if rec.entries is None and isinstance(bias, torch.nn.Parameter) and bias.requires_grad:
         layer, ops = bias_layer(bias, rec.y_shape, channel_axes(module, rec.y_shape))
-        entries.append((bias, layer, ops, tuple(bias.shape), None))
+        entries.append((bias, layer, ops, tuple(bias.shape), rec.bias_per_example))
     for p, layer, ops, shape, per in entries:
         ops = [o.detach() if isinstance(o, torch.Tensor) else o for o in ops]
+        if rec.g is None and rec.s is None and rec.h is None:
+            found.append((p, _Use(layer, ops, None, None, per, shape, None,
+                                  reduced if p is weight else None)))
+            continue  # nothing to reshape (and the input may be let go: DP-SGD)
         y_shape = tuple(layer_output_shape(layer, ops))
         g = None if rec.g is None else rec.g.reshape(y_shape)
         if (per is None and g is not None and rec.entries is None
@@ -462,6 +497,28 @@ def _uses_of(rec: Record) -> list[tuple[torch.nn.Parameter, _Use]]:
         found.append((p, _Use(layer, ops, g, s, per, shape, h,
                               reduced if p is weight else None)))
     return found
+
+
+def _settle(rec: Record) -> None:
+    """In backward, as ``rec``'s output gradient arrives, with first-order quantities
+    only: a layer whose every tracked parameter is elementwise (a norm's affine weight
+    and bias) forms their per-example gradients now, one reduction each and no larger
+    than a row of the output gradient per example, and lets go of the output gradient
+    and the input (the normalized one: as large as the output), which would otherwise
+    be held until the quantities are read."""
+    if rec.entries is not None or rec.per_example is not None:
+        return
+    found = _uses_of(rec)
+    if not found or any(u.per_example is None for _, u in found):
+        return
+    bias = getattr(rec.module, "bias", None)
+    for p, use in found:
+        if p is bias:
+            rec.bias_per_example = use.per_example
+        else:
+            rec.per_example = use.per_example
+    rec.g = None
+    rec.operands = [None if k == rec.layer.x else o for k, o in enumerate(rec.operands)]
 
 
 def _holds(rec: Record, param: Any) -> bool:
