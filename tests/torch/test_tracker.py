@@ -159,6 +159,21 @@ def test_a_norm_layer_forms_its_per_example_gradients_in_backward(norm, names):
                         torch.testing.assert_close(t[p][q], want[q])
 
 
+def test_first_order_tracking_holds_no_layer_output():
+    """A layer's output, once hooked, is not held by its record (autograd lets go of
+    outputs it does not need for backward); second-order tracking reads them again."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.LayerNorm(6),
+                                torch.nn.Tanh(), torch.nn.Linear(6, 2)).double()
+    x, y = torch.randn(N, 4, dtype=torch.float64), torch.randint(0, 2, (N,))
+    for names, held in ((["grad_norm2"], False), (["ggn_trace_batch"], True)):
+        with et.track(model, names, loss="cross_entropy") as t:
+            loss = F.cross_entropy(model(x), y)
+            assert all((r.y is not None) == held for r in t.records)
+            loss.backward()
+            assert all(r.seen for r in t.records)
+
+
 def test_a_loop_where_every_record_let_go_of_its_output_gradient():
     """Every tracked layer a norm (the others frozen): no record keeps its output
     gradient after backward, and the next step's forward pass still starts afresh."""

@@ -35,7 +35,7 @@ class Record:
                  y_shape: tuple[int, ...] | None = None) -> None:
         self.module, self.layer, self.operands, self.w_shape = module, layer, operands, w_shape
         self.entries = entries  # a rewritten module's einsums, else the module's weight and bias
-        self.y: torch.Tensor | None = y  # dropped when the block ends (it holds the graph)
+        self.y: torch.Tensor | None = y  # the output: kept for second order only
         self.y_shape = tuple(y.shape) if y is not None else tuple(y_shape or ())
         self.g: torch.Tensor | None = None
         self.seen = False  # backward reached it (its gradient may be let go since)

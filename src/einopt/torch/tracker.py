@@ -191,7 +191,9 @@ class Tracker:
                     _settle(rec)
 
         assert rec.y is not None
-        self._handles.append(rec.y.register_hook(keep))
+        self._handles.append(rec.y.register_hook(keep))  # kept by its graph node
+        if not self._second:  # only the Hessian factor's pass reads the outputs again
+            rec.y = None  # (held, it would keep an output autograd lets go of)
 
     def _virtual_steps(self, steps: list[tuple[int, torch.Tensor]], entries: list[Entry]
                        ) -> None:
@@ -261,6 +263,7 @@ class Tracker:
                 rec.weight_grads = not self.record_only
             self.records.append(rec)
             self._results.clear()
+            rec.y = None  # the rewired output replaces it
             bias = getattr(module, "bias", None)
             return rewired.apply(y.detach(), x, module.weight,
                                  bias if isinstance(bias, torch.nn.Parameter) else None, rec)
