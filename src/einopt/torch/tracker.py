@@ -286,7 +286,9 @@ class Tracker:
         Under DP-SGD (``record_only``) what backward keeps is held until the step ends:
         the per-example gradients where they are formed, else the input and the output
         gradient. They are formed only where they are the smaller (a convolution over a
-        large grid), so a GPT's layers keep their inputs and output gradients instead."""
+        large grid), so a GPT's layers keep their inputs and output gradients instead
+        (where both are equal, as for its attention projections, forming measured slower:
+        a step 2.0x the plain one against 1.6x)."""
         wanted = self._wanted
         weight = getattr(module, "weight", None)
         if (self._second or not wanted <= set(FIRST_ORDER) or layer.x != 0
