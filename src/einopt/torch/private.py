@@ -6,8 +6,9 @@ planner picks the Gram, "ghost", form or materializing by cost), and its clipped
 ``sum_n c_n dL_n/dW`` is one more einsum: the weight's gradient einsum with the
 per-example factors ``c`` as an extra operand, over the inputs and output gradients
 recorded in the pass ("book-keeping": no second backward pass, and per-example
-gradients are never formed where a cheaper order exists). Privacy is accounted by
-``dp-accounting`` (the ``dp`` extra).
+gradients are never formed where a cheaper order exists, nor where they outsize the
+input and output gradient they would replace until the step ends). Privacy is
+accounted by ``dp-accounting`` (the ``dp`` extra).
 """
 
 from __future__ import annotations
