@@ -51,6 +51,20 @@ class Record:
         self.weight_grads = True  # False: the caller sets them (DP-SGD's clipped sums)
         self.h: torch.Tensor | None = None  # d2L/dy2 per example, (N, Y, Y) flattened
 
+    def input_ready(self) -> None:
+        """Normalize a norm's input held raw (see ``normalize``), once it is needed."""
+        if self.normalize is not None:
+            with torch.no_grad():
+                self.operands = [self.normalize(o.detach()) if k == self.layer.x else o
+                                 for k, o in enumerate(self.operands)]
+            self.normalize = None
+
+    def keep_per_example_only(self) -> None:
+        """Let go of the input and the output gradient, each as large as an activation,
+        once the per-example gradients (all that is read later) are formed."""
+        self.g = None
+        self.operands = [None if k == self.layer.x else o for k, o in enumerate(self.operands)]
+
 
 class Rewired(torch.autograd.Function):
     """A tracked layer's output ``y`` again (the layer's own graph cut off), so that
@@ -106,8 +120,7 @@ class FromExamples(Rewired):
         if not rec.weight_grads:
             # DP-SGD reads only the per-example gradients (the weight's and the bias's):
             # the input and the output gradient, as large or larger, are let go now.
-            rec.g = None
-            rec.operands = [None if k == layer.x else o for k, o in enumerate(rec.operands)]
+            rec.keep_per_example_only()
         return None, gx, gw, gb, None
 
 

@@ -291,7 +291,7 @@ class Tracker:
         a step 2.0x the plain one against 1.6x)."""
         wanted = self._wanted
         weight = getattr(module, "weight", None)
-        if (self._second or not wanted <= set(FIRST_ORDER) or layer.x != 0
+        if (not self._first_order_only or layer.x != 0
                 or not isinstance(module, LINEAR_OR_CONV)
                 or getattr(module, "padding_mode", "zeros") != "zeros"
                 or not isinstance(weight, torch.nn.Parameter) or not weight.requires_grad):
@@ -463,11 +463,7 @@ def _params(module: torch.nn.Module) -> list[torch.nn.Parameter]:
 
 def _uses_of(rec: Record) -> list[tuple[torch.nn.Parameter, _Use]]:
     """The weight's and the bias's uses in one recorded call of a layer."""
-    if rec.normalize is not None:  # a norm's input: normalized now that it is needed
-        with torch.no_grad():
-            rec.operands = [rec.normalize(o.detach()) if k == rec.layer.x else o
-                            for k, o in enumerate(rec.operands)]
-        rec.normalize = None
+    rec.input_ready()
     found: list[tuple[torch.nn.Parameter, _Use]] = []
     module = rec.module
     weight = getattr(module, "weight", None)
@@ -522,8 +518,7 @@ def _settle(rec: Record) -> None:
             rec.bias_per_example = use.per_example
         else:
             rec.per_example = use.per_example
-    rec.g = None
-    rec.operands = [None if k == rec.layer.x else o for k, o in enumerate(rec.operands)]
+    rec.keep_per_example_only()
 
 
 def _holds(rec: Record, param: Any) -> bool:
