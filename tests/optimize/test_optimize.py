@@ -42,6 +42,21 @@ def test_connected_dp_between_optimum_and_greedy(seed):
     assert full <= conn <= flops(net, greedy(net))
 
 
+def test_connected_dp_keeps_a_greedy_tree_whose_outer_product_wins():
+    # 13 tensors joined as a tree: the greedy tree's one outer product makes it cheaper
+    # than every connected tree; the search passes the greedy bound and keeps the greedy.
+    terms = ["beq", "mt", "afjo", "ikl", "j", "gin", "nu", "kls", "e", "hmr", "abcdp",
+             "fgh", "cd"]
+    sizes = dict(zip("abcdefghijklmnopqrstu",
+                     [4, 8, 2, 2, 3, 5, 4, 3, 2, 8, 5, 3, 2, 7, 3, 2, 2, 9, 4, 3, 3], strict=True))
+    eq = ",".join(terms) + "->ahopqrstu"
+    net = build_network(parse(eq), [tuple(sizes[c] for c in t) for t in terms])
+    cost = tree_cost(net, greedy(net))
+    assert any(not cost.node_masks[x] & cost.node_masks[y] for x, y in greedy(net).merges)
+    assert flops(net, _connected_dp(net)) == cost.flops
+    assert flops(net, optimal(net)) == cost.flops
+
+
 def test_connected_dp_exact_on_rings():
     # On a ring outer products never pay, so the connected search is exact too.
     n = 9

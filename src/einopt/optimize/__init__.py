@@ -6,18 +6,21 @@ names of opt_einsum's strategies are accepted as aliases of the nearest einopt o
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Callable
 from typing import Any
 
 from ..errors import PathError
 from ..network import Network
 from ..tree import ContractionTree, tree_cost
+from .acyclic import acyclic_tree
 from .chain import chain_tree
 from .external import External, external_tree
 from .fast import Compiled, accelerator
 from .greedy import greedy, greedy_tree, random_greedy
 from .hyper import hyper
-from .objective import Budget, Objective, max_time_of, parse_objective
+from .objective import FLOPS, Budget, Objective, max_time_of, parse_objective
 from .optimal import FULL_LIMIT, OverBudget, bounded_optimal, full_dp, optimal
 from .reference import reference_greedy
 from .refine import reconfigure
@@ -60,6 +63,12 @@ AUTO_RECONFIGURE_TOP = 8
 #: Chains up to this length get the exact chain dynamic program (O(n^3): longer ones
 #: would plan slower than greedy; ``optimal`` and ``hyper`` solve any length).
 AUTO_CHAIN_LIMIT = 100
+#: Acyclic networks (tensors joined as a tree) past the all-subsets limit get their exact
+#: search where it prices at most this many splits (tens of milliseconds: see .acyclic).
+AUTO_ACYCLIC_WORK = 20_000
+#: ``optimal`` runs that search up to this many splits (about 20 s) before the
+#: general search over connected subsets, which it beats on every acyclic network.
+OPTIMAL_ACYCLIC_WORK = 10_000_000
 
 
 def refined_greedy(network: Network, obj: Objective, top: int = AUTO_RECONFIGURE_TOP
@@ -76,6 +85,16 @@ def auto(network: Network, budget: Budget = DEFAULT_BUDGET) -> ContractionTree:
     n = network.num_tensors
     if 2 < n <= FULL_LIMIT and budget.objective.name != "flops":
         return full_dp(network, budget.objective)
+    if n > FULL_LIMIT:  # exact on chains and small acyclic networks
+        exact = chain_tree(network, budget.objective) if n <= AUTO_CHAIN_LIMIT else None
+        if exact is None:
+            exact = acyclic_tree(network, budget.objective, max_work=AUTO_ACYCLIC_WORK)
+        if exact is not None:
+            # greedy merges only tensors that share an index, so its tree is one of those
+            # searched, unless an index every tensor holds links them all
+            if functools.reduce(operator.and_, network.masks) == 0:
+                return exact
+            return _cheaper(network, exact, reference_greedy(network), budget.objective)
     if n <= AUTO_EXACT_LIMIT:
         try:
             exact = bounded_optimal(network, AUTO_BUDGET)
@@ -83,14 +102,18 @@ def auto(network: Network, budget: Budget = DEFAULT_BUDGET) -> ContractionTree:
             pass
         else:  # the bounded exact search can miss a cheaper greedy tree (a random
             # 18-tensor network: 183 flops against 177): the cheaper one is kept
-            floor = reference_greedy(network)
-            return exact if tree_cost(network, exact).flops <= \
-                tree_cost(network, floor).flops else floor
-    if n <= AUTO_CHAIN_LIMIT:
-        exact = chain_tree(network, budget.objective)
-        if exact is not None:
-            return exact
+            return _cheaper(network, exact, reference_greedy(network))
     return refined_greedy(network, budget.objective)
+
+
+def _cheaper(network: Network, tree: ContractionTree, other: ContractionTree,
+             objective: Objective = FLOPS) -> ContractionTree:
+    """``tree`` unless ``other`` scores better under ``objective`` (ties keep ``tree``)."""
+    if objective.name == "flops":  # exact ints
+        return tree if tree_cost(network, tree).flops <= tree_cost(network, other).flops \
+            else other
+    return tree if objective.score(tree_cost(network, tree)) <= \
+        objective.score(tree_cost(network, other)) else other
 
 
 def _optimal(network: Network, budget: Budget) -> ContractionTree:
@@ -99,6 +122,11 @@ def _optimal(network: Network, budget: Budget) -> ContractionTree:
     exact = chain_tree(network, budget.objective)  # the same search, in O(n^3) numpy
     if exact is not None:
         return exact
+    # the same search again where the tensors form a tree; an outer product in the
+    # greedy tree can beat it (as it can beat the general search, which keeps it too)
+    exact = acyclic_tree(network, budget.objective, max_work=OPTIMAL_ACYCLIC_WORK)
+    if exact is not None:
+        return _cheaper(network, exact, greedy(network), budget.objective)
     module = accelerator()
     if module is not None and budget.objective.name == "flops":
         # the same search over connected subsets, compiled

@@ -34,6 +34,7 @@ from typing import Any
 
 from ..network import Network
 from ..tree import ContractionTree, tree_totals
+from .acyclic import acyclic_tree
 from .anneal import anneal
 from .chain import chain_order, chain_tree
 from .fast import MAX_COSTMOD, Compiled, accelerator
@@ -50,6 +51,7 @@ __all__ = ["hyper", "DEFAULT_TIME"]
 DEFAULT_TIME = 1.0
 CHAIN_SHARE = 0.1  # of max_time, per annealing chain
 CHAIN_SECONDS = 4e-10  # the chain dynamic program's time per n^3
+ACYCLIC_SECONDS = 2e-6  # the acyclic search's time per split it prices
 PROMISING = 1.0  # log10: sampled trees within 10x of the best are refined at once
 RECONFIGURE_TOP = 32  # merges re-solved per refinement of a sampled tree
 ALPHA_MAX = 16.0  # greedy's weight of the removed sizes, sampled log-uniformly up to this
@@ -246,6 +248,10 @@ def _hyper(network: Network, budget: Budget) -> ContractionTree:
         exact = chain_tree(network, obj)
         if exact is not None:
             search.offer(exact)
+    # So is an acyclic network where its search over connected parts fits.
+    exact = acyclic_tree(network, obj, max_work=int(0.4 * search.time_left() / ACYCLIC_SECONDS))
+    if exact is not None:
+        search.offer(exact)
     # Quick baselines: the other greedy regimes, compiled greedy trees, a partition tree.
     quick: list[Callable[[], ContractionTree]] = []
     if compiled is not None:

@@ -5,7 +5,8 @@ products included, so the result is the true optimum over every binary tree. Lar
 networks are solved per connected component over *connected* subsets only (outer
 products only where the graph is disconnected), with cost capping: a pass keeps only
 partial trees costing at most ``cap``; if a complete tree is found its cost is optimal,
-else ``cap`` grows. The greedy tree's cost bounds ``cap``, so the search always ends.
+else ``cap`` grows, up to the greedy tree's cost and past it where the greedy tree (its
+outer products) beats every connected tree: the cheaper of the two is returned.
 """
 
 from __future__ import annotations
@@ -158,7 +159,8 @@ def _connected_dp(network: Network, budget: int | None = None) -> ContractionTre
     for t, m in enumerate(masks):
         for i in bits(m):
             holders_of[i] |= 1 << t
-    upper = tree_cost(network, greedy(network)).flops
+    floor = greedy(network)
+    upper = tree_cost(network, floor).flops
 
     split: dict[int, int] = {}
     roots: list[tuple[int, int]] = []  # (tensor set, mask) of each solved component
@@ -172,7 +174,8 @@ def _connected_dp(network: Network, budget: int | None = None) -> ContractionTre
         (s1, m1), (s2, m2) = roots[0], roots[1]
         split[s1 | s2] = s1
         roots = sorted([(s1 | s2, m1 | m2), *roots[2:]], key=lambda sm: size_of(sm[1], sizes))
-    return _tree_from_splits(n, roots[0][0], split)
+    tree = _tree_from_splits(n, roots[0][0], split)
+    return tree if tree_cost(network, tree).flops <= upper else floor
 
 
 def _solve_component(
@@ -190,7 +193,7 @@ def _solve_component(
         return 1 << comp[0], masks[comp[0]]
     cap = max(1, min(size_of(masks[t], sizes) for t in comp))
     while True:
-        cap = min(cap * 8, upper)
+        cap = min(cap * 8, upper) if cap < upper else cap * 8
         leaves = {1 << t: (0, masks[t], 0) for t in comp}
         levels: list[dict[int, tuple[int, int, int]]] = [{}, leaves]
         for m in range(2, k + 1):
@@ -226,5 +229,3 @@ def _solve_component(
                 for s, (_, _, s1) in level.items():
                     split[s] = s1
             return root, r_mask
-        if cap >= upper:  # cannot happen: the greedy tree fits under its own cost
-            raise RuntimeError("exact search found no tree under the greedy bound")
