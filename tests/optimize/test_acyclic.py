@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 import einopt
 from einopt.compat.path_optimizer import protocol_network
 from einopt.network import Network, build_network
-from einopt.optimize import Budget, auto, get_optimizer
+from einopt.optimize import AUTO_ACYCLIC_WORK, Budget, auto, get_optimizer
 from einopt.optimize.acyclic import acyclic_structure, acyclic_tree, search_work
 from einopt.optimize.external import tree_of_path
 from einopt.optimize.objective import Objective
@@ -261,7 +261,7 @@ def comb(k: int) -> tuple[str, dict[str, int]]:
     return terms, sizes
 
 
-def test_optimal_strategy_solves_a_long_comb_exactly():
+def test_agrees_with_the_optimal_strategy_on_a_comb():
     terms, sizes = comb(12)  # 24 tensors: past the all-subsets search
     out = [c for t in terms for c in t if c.startswith("f")]
     net = protocol_network(terms, out, sizes)
@@ -272,6 +272,21 @@ def test_optimal_strategy_solves_a_long_comb_exactly():
     greedy = opt_einsum.paths.greedy(sets, frozenset(out), sizes)
     assert tree_cost(net, tree).flops <= tree_cost(net, tree_of_path(len(terms), greedy,
                                                                       "greedy")).flops
+
+
+def test_auto_is_exact_on_a_small_acyclic_network_past_twenty_tensors():
+    # a chain of 22 tensors with two more hanging off it: few connected parts
+    terms = [a + b for a, b in zip("abcdefghijklmnopqrstuv", "bcdefghijklmnopqrstuvw",
+                                   strict=True)]
+    terms[3] += "x"
+    terms[15] += "y"
+    eq = ",".join([*terms, "xz", "y"]) + "->awz"
+    sizes = {c: 2 + (7 * ord(c)) % 13 for c in "abcdefghijklmnopqrstuvwxyz"}
+    net = net_of(eq, sizes)
+    assert net.num_tensors == 24
+    assert search_work(acyclic_structure(net), 10**9) <= AUTO_ACYCLIC_WORK
+    assert tree_cost(net, auto(net)).flops == tree_cost(net, acyclic_tree(net)).flops \
+        == tree_cost(net, optimal(net)).flops
 
 
 @pytest.mark.parametrize("seed", range(8))

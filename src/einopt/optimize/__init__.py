@@ -63,12 +63,11 @@ AUTO_RECONFIGURE_TOP = 8
 #: Chains up to this length get the exact chain dynamic program (O(n^3): longer ones
 #: would plan slower than greedy; ``optimal`` and ``hyper`` solve any length).
 AUTO_CHAIN_LIMIT = 100
-#: Acyclic networks (tensors joined as a tree) past the all-subsets limit get their exact
-#: search where it prices at most this many splits (tens of milliseconds: see .acyclic).
+#: Acyclic networks (tensors joined as a tree) that the bounded exact search above gives
+#: up on, or that are too large for it, get their own exact search where it prices at
+#: most this many splits (tens of milliseconds: see .acyclic, whose work is known
+#: before it starts).
 AUTO_ACYCLIC_WORK = 20_000
-#: ``optimal`` runs that search up to this many splits (about 20 s) before the
-#: general search over connected subsets, which it beats on every acyclic network.
-OPTIMAL_ACYCLIC_WORK = 10_000_000
 
 
 def refined_greedy(network: Network, obj: Objective, top: int = AUTO_RECONFIGURE_TOP
@@ -85,16 +84,10 @@ def auto(network: Network, budget: Budget = DEFAULT_BUDGET) -> ContractionTree:
     n = network.num_tensors
     if 2 < n <= FULL_LIMIT and budget.objective.name != "flops":
         return full_dp(network, budget.objective)
-    if n > FULL_LIMIT:  # exact on chains and small acyclic networks
-        exact = chain_tree(network, budget.objective) if n <= AUTO_CHAIN_LIMIT else None
-        if exact is None:
-            exact = acyclic_tree(network, budget.objective, max_work=AUTO_ACYCLIC_WORK)
+    if n > FULL_LIMIT and n <= AUTO_CHAIN_LIMIT:
+        exact = chain_tree(network, budget.objective)
         if exact is not None:
-            # greedy merges only tensors that share an index, so its tree is one of those
-            # searched, unless an index every tensor holds links them all
-            if functools.reduce(operator.and_, network.masks) == 0:
-                return exact
-            return _cheaper(network, exact, reference_greedy(network), budget.objective)
+            return _never_worse(network, exact, budget.objective)
     if n <= AUTO_EXACT_LIMIT:
         try:
             exact = bounded_optimal(network, AUTO_BUDGET)
@@ -103,7 +96,22 @@ def auto(network: Network, budget: Budget = DEFAULT_BUDGET) -> ContractionTree:
         else:  # the bounded exact search can miss a cheaper greedy tree (a random
             # 18-tensor network: 183 flops against 177): the cheaper one is kept
             return _cheaper(network, exact, reference_greedy(network))
+    if n > FULL_LIMIT:  # an acyclic network whose exact search is known to be small
+        exact = acyclic_tree(network, budget.objective, max_work=AUTO_ACYCLIC_WORK)
+        if exact is not None:
+            return _never_worse(network, exact, budget.objective)
     return refined_greedy(network, budget.objective)
+
+
+def _never_worse(network: Network, exact: ContractionTree, objective: Objective
+                 ) -> ContractionTree:
+    """An exact tree over trees without outer products, checked against opt_einsum's
+    greedy tree only where that can fall outside them: greedy merges tensors that share
+    an index, which on a chain or an acyclic network are neighbours, unless an index
+    every tensor holds links them all."""
+    if functools.reduce(operator.and_, network.masks) == 0:
+        return exact
+    return _cheaper(network, exact, reference_greedy(network), objective)
 
 
 def _cheaper(network: Network, tree: ContractionTree, other: ContractionTree,
@@ -122,11 +130,6 @@ def _optimal(network: Network, budget: Budget) -> ContractionTree:
     exact = chain_tree(network, budget.objective)  # the same search, in O(n^3) numpy
     if exact is not None:
         return exact
-    # the same search again where the tensors form a tree; an outer product in the
-    # greedy tree can beat it (as it can beat the general search, which keeps it too)
-    exact = acyclic_tree(network, budget.objective, max_work=OPTIMAL_ACYCLIC_WORK)
-    if exact is not None:
-        return _cheaper(network, exact, greedy(network), budget.objective)
     module = accelerator()
     if module is not None and budget.objective.name == "flops":
         # the same search over connected subsets, compiled

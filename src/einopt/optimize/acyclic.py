@@ -7,20 +7,24 @@ In an acyclic network every shared index joins two tensors and those joins form 
 connected parts of that tree, and two connected parts merge into a connected one only
 across a single join. So the best tree for a connected part ``S`` is the best of its
 ``|S| - 1`` splits at the joins inside it, and the whole search costs the sum of ``|S|``
-over the connected parts: linear in ``n`` for a chain, exponential for a star. That sum
-is computed first, in time linear in ``n``, and the search runs only where it fits the
-caller's bound: exact where exact is cheap.
+over the connected parts: n**3 / 6 for a chain, exponential for a star. That sum is
+computed first, in time linear in ``n``, and the search runs only where it fits the
+caller's bound: exact where exact is cheap, known to be before any work is spent.
+(:func:`~einopt.optimize.optimal.optimal`'s search over connected subsets, with its
+cost cap, reaches the same optimum and is often faster where sizes vary, since it never
+forms the expensive parts; but its work is known only once it is done, so ``auto`` and
+``hyper``, which must stay within a small or timed budget, use this one.)
 
 Scope: the optimum is over trees without outer products, which is the search space of
 :func:`~einopt.optimize.optimal.optimal` beyond its all-subsets limit (and of
-opt_einsum's ``dp`` and cotengra's ``optimal``); an outer product of two small tensors
-can beat it where a tensor carries large free indices. Indices held by every tensor
-(batch-like) scale every merge alike and are allowed, and so are joins the output keeps
-(summed by no merge); an index held by three or more tensors but not all makes the
-network not acyclic here.
+opt_einsum's ``dp`` and cotengra's ``optimal``); an outer product of small tensors can
+beat it (small vectors around a large tensor, multiplied together first). Indices held
+by every tensor (batch-like) scale every merge alike and are allowed, and so are joins
+the output keeps (summed by no merge); an index held by three or more tensors but not
+all makes the network not acyclic here.
 
 Arithmetic: costs are exact Python ints (floats only for a fractional ``combo`` weight).
-Ties go to the join found first (the lowest tensor on the side away from the root).
+Ties go to the join above the lowest-numbered tensor.
 """
 
 from __future__ import annotations
@@ -242,3 +246,4 @@ def _solve(acyclic: Acyclic, objective: Objective) -> dict[int, int]:
         size[part] = keep
         split[part] = pick
     return split
+
