@@ -5,8 +5,9 @@ products included, so the result is the true optimum over every binary tree. Lar
 networks are solved per connected component over *connected* subsets only (outer
 products only where the graph is disconnected), with cost capping: a pass keeps only
 partial trees costing at most ``cap``; if a complete tree is found its cost is optimal,
-else ``cap`` grows, up to the greedy tree's cost and past it where the greedy tree (its
-outer products) beats every connected tree: the cheaper of the two is returned.
+else ``cap`` grows, up to the greedy tree's cost. Where not even that cap lets a tree
+through, the greedy tree (by its outer products) beats every connected tree, and it is
+returned.
 """
 
 from __future__ import annotations
@@ -165,8 +166,10 @@ def _connected_dp(network: Network, budget: int | None = None) -> ContractionTre
     split: dict[int, int] = {}
     roots: list[tuple[int, int]] = []  # (tensor set, mask) of each solved component
     for comp in components([bits(m) for m in network.masks]):
-        root, r_mask = _solve_component(comp, masks, sizes, out, holders_of, upper, split, budget)
-        roots.append((root, r_mask))
+        solved = _solve_component(comp, masks, sizes, out, holders_of, upper, split, budget)
+        if solved is None:
+            return floor
+        roots.append(solved)
 
     # Join components by outer products, smallest first.
     roots.sort(key=lambda sm: size_of(sm[1], sizes))
@@ -174,8 +177,7 @@ def _connected_dp(network: Network, budget: int | None = None) -> ContractionTre
         (s1, m1), (s2, m2) = roots[0], roots[1]
         split[s1 | s2] = s1
         roots = sorted([(s1 | s2, m1 | m2), *roots[2:]], key=lambda sm: size_of(sm[1], sizes))
-    tree = _tree_from_splits(n, roots[0][0], split)
-    return tree if tree_cost(network, tree).flops <= upper else floor
+    return _tree_from_splits(n, roots[0][0], split)
 
 
 def _solve_component(
@@ -187,13 +189,15 @@ def _solve_component(
     upper: int,
     split: dict[int, int],
     budget: int | None,
-) -> tuple[int, int]:
+) -> tuple[int, int] | None:
+    """The component's best tree (its splits written to ``split``) as (tensor set,
+    result mask); None where every connected tree costs more than ``upper``."""
     k = len(comp)
     if k == 1:
         return 1 << comp[0], masks[comp[0]]
     cap = max(1, min(size_of(masks[t], sizes) for t in comp))
     while True:
-        cap = min(cap * 8, upper) if cap < upper else cap * 8
+        cap = min(cap * 8, upper)
         leaves = {1 << t: (0, masks[t], 0) for t in comp}
         levels: list[dict[int, tuple[int, int, int]]] = [{}, leaves]
         for m in range(2, k + 1):
@@ -229,3 +233,5 @@ def _solve_component(
                 for s, (_, _, s1) in level.items():
                     split[s] = s1
             return root, r_mask
+        if cap >= upper:  # every connected tree costs more than the greedy tree
+            return None
