@@ -285,6 +285,32 @@ def test_log_scale_ties_are_settled_exactly(monkeypatch):
     assert [[chain_tree(net, Objective(o)) for o in OBJECTIVES] for net in nets] == exact
 
 
+def test_a_loose_bound_tries_a_float_sweep_first(monkeypatch):
+    # Dimensions up to 1,000 over 150 matrices pass the a-priori bound, but the best
+    # tree costs far below 2**53: the float sweep settles it, as the log sweep would.
+    rng = random.Random(5)
+    n = 150
+    dims = [rng.randint(2, 1000) for _ in range(n + 1)]
+    net = build_network(Equation(tuple((k, k + 1) for k in range(n)), (0, n)),
+                        [(dims[k], dims[k + 1]) for k in range(n)])
+    assert chain_module._log2_bound(chain_structure(net), 1) >= chain_module.EXACT_BITS - 1
+    logs: list[bool] = []
+    sweep = chain_module._sweep
+
+    def spy(chain, log, *args, **kwargs):
+        logs.append(log)
+        return sweep(chain, log, *args, **kwargs)
+
+    monkeypatch.setattr(chain_module, "_sweep", spy)
+    tree = chain_tree(net)
+    assert logs == [False]
+    assert tree_cost(net, tree).flops < 2**53
+    monkeypatch.setattr(chain_module, "EXACT_BITS", 0)  # no float result is small enough
+    logs.clear()
+    assert chain_tree(net) == tree
+    assert logs == [False, True]
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_huge_costs_stay_exact(seed):
     rng = random.Random(seed)

@@ -16,9 +16,13 @@ outer product of its neighbours cheaper ('a,ab,bcd,c->d' with a large ``d``):
 
 Arithmetic: costs are exact integers. When every value the recursion can meet is below
 2**53, the sweep runs on float64, which holds all of them exactly, so the optimum and its
-ties are exact. Beyond that it runs on natural logs of the costs, whose rounding error is
-bounded; the splits of an interval within that bound of its best are compared again with
-Python ints, so the tree is still exactly optimal (only slower where many ties are exact).
+ties are exact. Where that bound (a loose one) is passed, a float64 sweep is tried
+first: if the best tree's cost is below 2**53, so is every value it was chosen among
+that could beat it (a candidate at or above 2**53 rounds to at least 2**53), and the
+tree is exact. Otherwise the sweep runs on natural logs of the costs, whose rounding
+error is bounded; the splits of an interval within that bound of its best are compared
+again with Python ints, so the tree is still exactly optimal (only slower where many
+ties are exact).
 Ties go to the smallest left part.
 """
 
@@ -208,6 +212,10 @@ def _solve(chain: Chain, objective: Objective) -> np.ndarray:
     # Rounding of the log sweep stays below (4n + 5) ulps of the largest log value.
     tol = 16 * (n + 8) * np.finfo(float).eps * max(1.0, bits * math.log(2)) if log else 0.0
     if name != "size":
+        if log:  # the bound is loose: a float sweep whose root stays below 2**53 is exact
+            root, split, _ = _sweep(chain, False, 0.0, cf, cw)
+            if root < 2.0 ** EXACT_BITS:
+                return split
         return _sweep(chain, log, tol, cf, cw)[1]
     top, _, exact = _sweep(chain, log, tol, 0, 0, max_size=True)
     if exact is None:
