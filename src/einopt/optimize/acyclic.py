@@ -78,36 +78,57 @@ class Acyclic:
 
 def acyclic_structure(network: Network) -> Acyclic | None:
     """``network`` as an :class:`Acyclic`, or None if it is not one (or has under 3
-    tensors). Linear in the total length of the terms."""
+    tensors). Linear in the total length of the terms, and it stops at the first index
+    that rules the network out (a third holder where an earlier tensor lacks the index),
+    so it is cheap on any network."""
     n = network.num_tensors
-    if n < 3 or 0 in network.sizes:
+    if n < 3:
         return None
-    holders: list[list[int]] = [[] for _ in range(network.num_indices)]
+    m = network.num_indices
+    count = [0] * m
+    last = [-1] * m
+    first = [0] * m
+    second = [0] * m
     for t, term in enumerate(network.terms):
-        for i in set(term):
-            holders[i].append(t)
+        for i in term:
+            if last[i] == t:
+                continue
+            last[i] = t
+            c = count[i]
+            if c == 0:
+                first[i] = t
+            elif c == 1:
+                second[i] = t
+            elif c != t:  # a third holder of an index that some earlier tensor lacks
+                return None
+            count[i] = c + 1
     out = set(network.output)
     sizes = network.sizes
     free = [1] * n
     trace = [1] * n
     batch_out = batch_sum = 1
     joins: dict[tuple[int, int], list[int]] = {}
-    for i, held in enumerate(holders):
-        if len(held) == 1:
-            free[held[0]] *= sizes[i]
+    for i in range(m):
+        c = count[i]
+        if c == 1:
+            free[first[i]] *= sizes[i]
             if i not in out:
-                trace[held[0]] *= sizes[i]
-        elif len(held) == n:
+                trace[first[i]] *= sizes[i]
+        elif c == 2:
+            sizes_of = joins.get((first[i], second[i]))
+            if sizes_of is None:
+                if len(joins) == n - 1:  # one join too many: a cycle
+                    return None
+                sizes_of = joins[first[i], second[i]] = [1, 1]
+            sizes_of[0] *= sizes[i]
+            if i not in out:
+                sizes_of[1] *= sizes[i]
+        elif c == n:
             if i in out:
                 batch_out *= sizes[i]
             else:
                 batch_sum *= sizes[i]
-        elif len(held) == 2:
-            sizes_of = joins.setdefault((held[0], held[1]), [1, 1])
-            sizes_of[0] *= sizes[i]
-            if i not in out:
-                sizes_of[1] *= sizes[i]
-        elif held:
+        elif c:
             return None
     if len(joins) != n - 1:
         return None
@@ -168,7 +189,7 @@ def acyclic_tree(network: Network, objective: Objective = FLOPS, *,
     tie-break on flops is not additive: :func:`~einopt.optimize.chain.chain_tree` and the
     subset searches handle it).
     """
-    if objective.name == "size":
+    if objective.name == "size" or 0 in network.sizes:  # sizes 0: nothing to order
         return None
     acyclic = acyclic_structure(network)
     if acyclic is None:

@@ -38,6 +38,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ..network import Network
 from ..tree import ContractionTree, append_merges
+from .acyclic import acyclic_structure
 from .objective import FLOPS, Objective
 
 __all__ = ["Chain", "chain_order", "chain_structure", "chain_tree"]
@@ -87,78 +88,33 @@ def chain_structure(network: Network) -> Chain | None:
 
     In a chain every index is held by one tensor (free, whether the output keeps it or
     not), by two neighbours (a bond, not in the output: several bonds may join the same
-    pair), or by every tensor (batch-like); the bonds form one path through all tensors.
+    pair), or by every tensor (batch-like); the bonds form one path through all tensors:
+    an acyclic network (:func:`~einopt.optimize.acyclic.acyclic_structure`) in which no
+    tensor has three neighbours and the output keeps no bond.
     """
-    n = network.num_tensors
-    if n < 3:
+    tree = acyclic_structure(network)
+    if tree is None or tree.summed != tree.join:
         return None
-    m = network.num_indices
-    count = [0] * m
-    last = [-1] * m
-    first = [0] * m
-    second = [0] * m
-    for t, term in enumerate(network.terms):
-        for i in term:
-            if last[i] == t:
-                continue
-            last[i] = t
-            c = count[i]
-            if c == 0:
-                first[i] = t
-            elif c == 1:
-                second[i] = t
-            elif c != t:  # a third holder of an index that some earlier tensor lacks
-                return None
-            count[i] = c + 1
-
-    out = set(network.output)
-    sizes = network.sizes
-    free = [1] * n
-    batch_out = batch_sum = 1
-    bond: dict[tuple[int, int], int] = {}
+    n = len(tree.parent)
     nbrs: list[list[int]] = [[] for _ in range(n)]
-    for i in range(m):
-        c = count[i]
-        if c == 1:
-            free[first[i]] *= sizes[i]
-        elif c == 2:
-            if i in out:
-                return None
-            key = (first[i], second[i])
-            if key in bond:
-                bond[key] *= sizes[i]
-                continue
-            a, b = key
-            if len(nbrs[a]) == 2 or len(nbrs[b]) == 2:
-                return None
-            nbrs[a].append(b)
-            nbrs[b].append(a)
-            bond[key] = sizes[i]
-        elif c == n:
-            if i in out:
-                batch_out *= sizes[i]
-            else:
-                batch_sum *= sizes[i]
-        elif c:
-            return None
-
-    ends = [t for t in range(n) if len(nbrs[t]) == 1]
-    if len(ends) != 2:
+    for t, p in enumerate(tree.parent):
+        if p >= 0:
+            nbrs[t].append(p)
+            nbrs[p].append(t)
+    if any(len(x) > 2 for x in nbrs):
         return None
-    order = [ends[0]]
-    prev, cur = -1, ends[0]
-    while True:
-        step = [x for x in nbrs[cur] if x != prev]
-        if not step:
-            break
-        prev, cur = cur, step[0]
-        order.append(cur)
-    if len(order) != n:  # the path misses tensors: the rest form cycles or are isolated
-        return None
-    pairs = (sorted(order[k - 1:k + 1]) for k in range(1, n))
-    bonds = [1] + [bond[a, b] for a, b in pairs] + [1]
-    return Chain(tuple(order), tuple(bonds), tuple(free[t] for t in order), batch_out,
-                 batch_sum)
+    order = [next(t for t in range(n) if len(nbrs[t]) == 1)]
+    prev = -1
+    while len(order) < n:
+        cur = order[-1]
+        nxt = next(x for x in nbrs[cur] if x != prev)
+        prev = cur
+        order.append(nxt)
+    # the bond between neighbours is the join above whichever is the other's child
+    bonds = [1] + [tree.join[b if tree.parent[b] == a else a]
+                   for a, b in zip(order[:-1], order[1:], strict=True)] + [1]
+    return Chain(tuple(order), tuple(bonds), tuple(tree.free[t] for t in order),
+                 tree.batch_out, tree.batch_sum)
 
 
 def chain_tree(network: Network, objective: Objective = FLOPS, *,
