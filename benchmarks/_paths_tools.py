@@ -133,11 +133,12 @@ def _linear(path: Any) -> list[tuple[int, ...]]:
 # --------------------------------------------------------------------------- tools
 
 
-def einopt_tool(key: str, strategy: str, max_time: float | None, mode: str) -> Tool:
+def einopt_tool(key: str, strategy: str, max_time: float | None, mode: str,
+                parallel: int = 1) -> Tool:
     """einopt's search through ``einopt.PathOptimizer`` (opt_einsum's protocol)."""
     def prepare(problem: Problem, seed: int) -> Prepared:
         inputs, output, sizes = protocol_args(problem, tuple)
-        opt = einopt.PathOptimizer(strategy, max_time=max_time, seed=seed)
+        opt = einopt.PathOptimizer(strategy, max_time=max_time, seed=seed, parallel=parallel)
         einopt.clear_caches()
         return (lambda: opt(inputs, output, sizes)), (lambda path: (_linear(path), None, {}))
     return Tool(key, mode, prepare, is_einopt=True)
@@ -216,13 +217,15 @@ def cotengra_seed_kwargs(seed: int) -> dict[str, Any]:
     return {}
 
 
-def cotengra_tool(max_time: float) -> Tool:
-    """cotengra's HyperOptimizer, serial, minimizing flops, with its whole ``max_time``."""
+def cotengra_tool(max_time: float, parallel: int = 1) -> Tool:
+    """cotengra's HyperOptimizer minimizing flops, with its whole ``max_time``: serial,
+    or with ``parallel`` worker processes."""
     def prepare(problem: Problem, seed: int) -> Prepared:
         inputs, output, sizes = protocol_args(problem, tuple)
         random.seed(seed)
         opt = cotengra.HyperOptimizer(max_time=max_time, max_repeats=CTG_MAX_REPEATS,
-                                      parallel=False, minimize="flops", progbar=False,
+                                      parallel=parallel if parallel > 1 else False,
+                                      minimize="flops", progbar=False,
                                       **cotengra_seed_kwargs(seed))
 
         def finish(tree: Any) -> Found:
@@ -253,8 +256,9 @@ def unavailable_tool(key: str, why: str, mode: str = "once") -> Tool:
     return Tool(key, mode, prepare, skip=lambda problem: why)
 
 
-def build_tools(times: list[float], skip_dp: bool, dp_timeout: float) -> list[Tool]:
-    """The columns, in table order."""
+def build_tools(times: list[float], skip_dp: bool, dp_timeout: float,
+                parallel: int = 1) -> list[Tool]:
+    """The columns, in table order (``parallel``: processes of the anytime searches)."""
     tools = [einopt_tool("einopt auto", "auto", None, "repeat")]
     if opt_einsum is None:
         tools += [unavailable_tool(k, "opt_einsum not installed")
@@ -264,8 +268,8 @@ def build_tools(times: list[float], skip_dp: bool, dp_timeout: float) -> list[To
         tools.append(oe_tool("oe auto-hq", "auto_hq", AUTO_HQ_MAX_TENSORS))
         tools.append(unavailable_tool("oe dp", "--skip-dp") if skip_dp else oe_dp_tool(dp_timeout))
     for t in times:
-        tools.append(einopt_tool(f"einopt hyper {t:g}s", "hyper", t, "seeded"))
-        tools.append(cotengra_tool(t) if cotengra else
+        tools.append(einopt_tool(f"einopt hyper {t:g}s", "hyper", t, "seeded", parallel))
+        tools.append(cotengra_tool(t, parallel) if cotengra else
                      unavailable_tool(f"ctg {t:g}s", "cotengra not installed"))
     return tools
 

@@ -41,6 +41,7 @@ class Settings:
     cross: bool
     prints: bool
     memory_limit: int | None  # bytes of address space, None for no limit
+    parallel: int = 1  # processes of each anytime search (einopt hyper and cotengra)
 
 
 def physical_memory() -> int | None:
@@ -72,7 +73,7 @@ def worker_main(settings: Settings, conn: Any) -> None:
         except (ValueError, OSError):  # a platform without the limit: run without it
             pass
     tools = {t.key: t for t in build_tools(list(settings.times), settings.skip_dp,
-                                           settings.dp_timeout)}
+                                           settings.dp_timeout, settings.parallel)}
     warm_up(settings.skip_dp)
     conn.send(("ready",))
     while True:
@@ -197,7 +198,7 @@ class InProcess:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.tools = {t.key: t for t in build_tools(list(settings.times), settings.skip_dp,
-                                                    settings.dp_timeout)}
+                                                    settings.dp_timeout, settings.parallel)}
         self.restarts = 0
         warm_up(settings.skip_dp)
 

@@ -239,6 +239,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                              "a crash or a stall can take down alone")
     parser.add_argument("--json", type=Path, default=None, metavar="OUT",
                         help="write all raw results (paths included) and the summary to OUT")
+    parser.add_argument("--parallel", type=int, default=1, metavar="K",
+                        help="processes of each anytime search, einopt hyper's and "
+                             "cotengra's alike (default 1: serial)")
     parser.add_argument("--kahypar-profile", default=None, metavar="INI",
                         help="KaHyPar profile for einopt's partitioner (default: the one "
                              "einopt ships, where kahypar is installed); 'none' for "
@@ -272,7 +275,10 @@ def header_lines(args: argparse.Namespace, problems: Sequence[Problem]) -> list[
     lines.append(f"kahypar    : {kahypar_profile() or 'built-in partitioner'} (einopt)")
     lines.append(f"fast       : {'cotengrust' if accelerator() else 'off'} (einopt)")
     lines.append(f"max_time   : {', '.join(f'{t:g} s' for t in args.times)} (einopt hyper and "
-                 f"cotengra); seeds 0..{args.seeds - 1}")
+                 f"cotengra); seeds 0..{args.seeds - 1}; "
+                 + ("serial" if args.parallel == 1 else
+                    f"{args.parallel} processes each (einopt parallel={args.parallel}, "
+                    f"cotengra parallel={args.parallel})"))
     limit = f"{args.memory_limit:.1f} GB" if args.memory_limit else "none"
     lines.append("worker     : " + ("none, the tools run in this process" if args.in_process
                                     else f"one process runs every tool; memory limit {limit}, "
@@ -330,11 +336,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     header = header_lines(args, problems)
     for line in header:
         print(line)
-    tools = build_tools(args.times, args.skip_dp, args.dp_timeout)
+    tools = build_tools(args.times, args.skip_dp, args.dp_timeout, args.parallel)
     keys = [t.key for t in tools]
     settings = Settings(tuple(args.times), args.seeds, args.skip_dp, args.dp_timeout,
                         not args.no_cross_check, not args.no_print_check,
-                        int(args.memory_limit * 2**30) if args.memory_limit else None)
+                        int(args.memory_limit * 2**30) if args.memory_limit else None,
+                        args.parallel)
     runner = InProcess(settings) if args.in_process else Worker(settings, args.tool_timeout)
     started = time.perf_counter()
     try:

@@ -83,3 +83,17 @@ def test_module_and_help():
     out = subprocess.run([sys.executable, "-m", "einopt", "--help"], capture_output=True,
                          text=True, check=True).stdout
     assert "einopt explain" in out and "plan" in out
+
+
+def test_plan_with_worker_processes_in_a_fresh_process():
+    """``--parallel`` from ``python -m einopt``: the workers start (forkserver or spawn
+    import the main module; the command must not run again in them) and the plan prints."""
+    letters = "abcdefghijklmnopq"
+    ring = ",".join(letters[k] + letters[(k + 1) % 16] for k in range(16)) + "->"
+    sizes = ",".join(f"{c}={2 + k % 3}" for k, c in enumerate(letters[:16]))
+    done = subprocess.run([sys.executable, "-m", "einopt", "plan", ring, "-s", sizes,
+                           "--optimize", "hyper", "--max-time", "1", "--parallel", "2",
+                           "--json"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert len(data["path"]) == 15 and data["flops"] > 0

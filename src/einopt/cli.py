@@ -55,7 +55,7 @@ def _shapes(equation: str, sizes: dict[str, int]) -> list[tuple[int, ...]]:
 def _plan(args: argparse.Namespace) -> Any:
     shapes = _shapes(args.equation, _sizes(args.sizes))
     return plan(args.equation, *shapes, optimize=args.optimize, max_time=args.max_time,
-                memory_limit=args.memory_limit, seed=args.seed), shapes
+                memory_limit=args.memory_limit, seed=args.seed, parallel=args.parallel), shapes
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
@@ -151,6 +151,8 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--max-time", type=float, default=None, help="seconds for hyper")
         p.add_argument("--memory-limit", type=int, default=None, help="most elements")
         p.add_argument("--seed", type=int, default=None)
+        p.add_argument("--parallel", type=int, default=1,
+                       help="processes hyper may use (independent searches, best kept)")
 
     p = sub.add_parser("plan", help="print the plan (or --json)")
     common(p)

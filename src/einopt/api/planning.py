@@ -19,7 +19,7 @@ import numpy as np
 from ..caches import memoize
 from ..errors import OptionError, OptionTypeError, PathError, PathTypeError
 from ..network import build_network, shape_of
-from ..optimize import Budget, External, get_optimizer, max_time_of, parse_objective
+from ..optimize import Budget, External, get_optimizer, max_time_of, parse_objective, workers_of
 from ..optimize.cache import TreeCache, canonical_key
 from ..optimize.cse import find_twins
 from ..optimize.slicing import slice_tree
@@ -161,7 +161,7 @@ def _make_plan(eq: Equation, shapes: tuple[tuple[int, ...], ...],
 
 
 def budget_of(minimize: Any, max_time: Any, seed: Any, memory_limit: Any,
-            progress: bool = False) -> Budget:
+              progress: bool = False, parallel: Any = False) -> Budget:
     if memory_limit is not None:
         try:
             memory_limit = int(memory_limit)
@@ -169,7 +169,7 @@ def budget_of(minimize: Any, max_time: Any, seed: Any, memory_limit: Any,
             raise PathError(f"memory_limit must be a finite number of elements, got "
                             f"{memory_limit!r}") from None
     return Budget(max_time=max_time_of(max_time), seed=seed, objective=parse_objective(minimize),
-                  memory_limit=memory_limit, progress=progress)
+                  memory_limit=memory_limit, progress=progress, workers=workers_of(parallel))
 
 
 def plan_for(eq: Equation, shapes: tuple[tuple[int, ...], ...],
@@ -264,7 +264,8 @@ def plan_structured(eq: Equation, items: Sequence[Any], optimize: Any, budget: B
 def plan(subscripts: Any, *operands_or_shapes: Any, optimize: Any = "auto",
          minimize: str = "flops", max_time: float | None = None,
          memory_limit: int | None = None, seed: int | None = None,
-         progress: bool = False, cache_dir: str | None = None) -> Plan:
+         progress: bool = False, cache_dir: str | None = None,
+         parallel: bool | int = False) -> Plan:
     """Plan an einsum for arrays or shapes, without evaluating it.
 
     Args:
@@ -281,6 +282,10 @@ def plan(subscripts: Any, *operands_or_shapes: Any, optimize: Any = "auto",
         cache_dir: a directory where found trees are kept, keyed by the network's
             label-independent structure and these options (opt-in; also
             ``EINOPT_CACHE_DIR``), so an expensive search runs once.
+        parallel: processes ``"hyper"`` may use (``True``: one per CPU): it runs
+            independent searches in worker processes and keeps the best tree, which is
+            far steadier than one search's on large networks. A script using it needs
+            the ``if __name__ == "__main__":`` guard (each worker imports it).
 
     Returns:
         A :class:`Plan`; ``plan.flops``, ``plan.speedup``, ``print(plan)``, ``plan(*arrays)``.
@@ -299,7 +304,7 @@ def plan(subscripts: Any, *operands_or_shapes: Any, optimize: Any = "auto",
     aliases = aliases_of(items) if all(hasattr(x, "shape") for x in items) else None
     cache_dir = _cache_dir(cache_dir)
     if any(isinstance(x, Structured) for x in items):
-        budget = budget_of(minimize, max_time, seed, memory_limit, progress)
+        budget = budget_of(minimize, max_time, seed, memory_limit, progress, parallel)
         return plan_structured(eq, [x if hasattr(x, "shape") else shape_of(x, k)
                                      for k, x in enumerate(items)], optimize, budget, cache_dir)
     shapes = tuple(shape_of(x, k) for k, x in enumerate(items))
@@ -309,7 +314,7 @@ def plan(subscripts: Any, *operands_or_shapes: Any, optimize: Any = "auto",
     if items and all(isinstance(x, (np.ndarray, np.generic)) for x in items):
         dtypes = tuple(np.dtype(x.dtype) for x in items)
         dtype = np.result_type(*dtypes)
-    budget = budget_of(minimize, max_time, seed, memory_limit, progress)
+    budget = budget_of(minimize, max_time, seed, memory_limit, progress, parallel)
     return plan_for(eq, shapes, dtypes, dtype, optimize, budget, cache_dir, aliases)
 
 

@@ -22,7 +22,14 @@ from typing import Any
 
 from ..errors import PathError
 from ..network import Network, build_network
-from ..optimize import OPTIMIZERS, Budget, get_optimizer, max_time_of, parse_objective
+from ..optimize import (
+    OPTIMIZERS,
+    Budget,
+    get_optimizer,
+    max_time_of,
+    parse_objective,
+    workers_of,
+)
 from ..optimize.limited import limited_order
 from ..parse import Equation
 
@@ -51,6 +58,8 @@ class PathOptimizer:
         max_time: seconds ``"hyper"`` spends searching (default 1 s).
         minimize: ``"flops"``, ``"size"``, ``"write"``, ``"combo"`` or ``"combo-F"``.
         seed: seed of the randomized strategies (same seed, same path).
+        parallel: processes ``"hyper"`` may use (``True``: one per CPU; see
+            :func:`einopt.plan`).
 
     ``inputs`` are one collection of index symbols per operand (strings, tuples or sets;
     a symbol repeated within one is a diagonal, a symbol in three or more is a
@@ -67,7 +76,8 @@ class PathOptimizer:
         return super().__new__(cls)
 
     def __init__(self, optimize: str | bool = "auto", max_time: float | None = None,
-                 minimize: str = "flops", seed: int | None = None) -> None:
+                 minimize: str = "flops", seed: int | None = None,
+                 parallel: bool | int = False) -> None:
         if not isinstance(optimize, (str, bool)):
             raise PathError(
                 f"PathOptimizer takes a strategy name as optimize (one of "
@@ -75,8 +85,10 @@ class PathOptimizer:
             )
         self._search = get_optimizer(optimize)
         self._budget = Budget(max_time=max_time_of(max_time), seed=seed,
-                              objective=parse_objective(minimize))
+                              objective=parse_objective(minimize),
+                              workers=workers_of(parallel))
         self.optimize, self.max_time, self.minimize, self.seed = optimize, max_time, minimize, seed
+        self.parallel = parallel
 
     def __call__(self, inputs: Iterable[Iterable[Hashable]], output: Iterable[Hashable],
                  size_dict: Mapping[Hashable, int], memory_limit: Any = None) -> Path:
@@ -97,7 +109,7 @@ class PathOptimizer:
 
     def __repr__(self) -> str:
         return (f"einopt.PathOptimizer(optimize={self.optimize!r}, max_time={self.max_time!r}, "
-                f"minimize={self.minimize!r}, seed={self.seed!r})")
+                f"minimize={self.minimize!r}, seed={self.seed!r}, parallel={self.parallel!r})")
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Instances are of a class made at run time: pickle them by their options.

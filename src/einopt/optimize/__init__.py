@@ -20,7 +20,7 @@ from .external import External, external_tree
 from .fast import Compiled, accelerator
 from .greedy import greedy, greedy_tree, random_greedy
 from .hyper import hyper
-from .objective import FLOPS, Budget, Objective, max_time_of, parse_objective
+from .objective import FLOPS, Budget, Objective, max_time_of, parse_objective, workers_of
 from .optimal import FULL_LIMIT, OverBudget, bounded_optimal, full_dp, optimal
 from .reference import reference_greedy
 from .refine import reconfigure
@@ -42,6 +42,7 @@ __all__ = [
     "optimal",
     "parse_objective",
     "random_greedy",
+    "workers_of",
 ]
 
 Optimizer = Callable[[Network, Budget], ContractionTree]

@@ -13,7 +13,9 @@ The portfolio, for networks beyond the exact search's reach:
    over its costliest merges, then every subtree of up to 8-10 leaves.
 
 With a memory limit every candidate is sliced before it is scored, so slicing and
-tree choice are optimized together. Small networks are solved exactly.
+tree choice are optimized together. Small networks are solved exactly. With
+``budget.workers`` above 1, as many independent searches run at once (the others in
+worker processes, :mod:`.workers`) and the best tree is kept.
 
 The search pauses Python's cyclic garbage collector while it runs (as ``timeit`` does):
 it makes no reference cycles, and a full collection walks the caller's whole heap, which
@@ -30,6 +32,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 from ..network import Network
@@ -45,6 +48,7 @@ from .partition import kahypar_profile, partition_params, partition_tree, partit
 from .reference import reference_greedy
 from .refine import reconfigure
 from .slicing import slice_tree
+from .workers import collect, submit
 
 __all__ = ["hyper", "DEFAULT_TIME"]
 
@@ -65,6 +69,20 @@ LARGE = 5000  # tensors: above, only compiled greedy trees are quick baselines
 _EXACT_BUDGET = 200_000
 
 
+def _sliced_sizes(network: Network, tree: ContractionTree) -> list[int]:
+    sizes = list(network.sizes)
+    for i in tree.sliced:
+        sizes[i] = 1
+    return sizes
+
+
+def _score(network: Network, budget: Budget, tree: ContractionTree) -> float:
+    """How ``budget``'s objective scores ``tree`` (as sliced)."""
+    cost = tree_totals(network, tree, _sliced_sizes(network, tree))
+    slices = math.prod(network.sizes[i] for i in tree.sliced)
+    return budget.objective.score(cost, slices)
+
+
 class _Search:
     """Candidate trees so far, best first, and how they score."""
 
@@ -76,17 +94,12 @@ class _Search:
         self.trials = 0
 
     def sizes(self, tree: ContractionTree) -> list[int]:
-        sizes = list(self.network.sizes)
-        for i in tree.sliced:
-            sizes[i] = 1
-        return sizes
+        return _sliced_sizes(self.network, tree)
 
     def offer(self, tree: ContractionTree) -> float:
         if self.budget.memory_limit is not None:
             tree = slice_tree(self.network, tree, self.budget.memory_limit)
-        cost = tree_totals(self.network, tree, self.sizes(tree))
-        slices = math.prod(self.network.sizes[i] for i in tree.sliced)
-        s = self.budget.objective.score(cost, slices)
+        s = _score(self.network, self.budget, tree)
         self.trials += 1
         if all(abs(s - p[0]) > 1e-9 for p in self.pool):
             self.pool.append((s, self.trials, tree))
@@ -214,9 +227,49 @@ def _collector_paused() -> Iterator[None]:
 
 
 def hyper(network: Network, budget: Budget) -> ContractionTree:
-    """Best tree found within ``budget.max_time`` seconds (1 s by default)."""
+    """Best tree found within ``budget.max_time`` seconds (1 s by default); with
+    ``budget.workers`` above 1, the best of that many independent searches."""
+    if budget.workers > 1 and network.num_tensors > FULL_LIMIT:
+        return _best_of_workers(network, budget)
     with _collector_paused():
         return _hyper(network, budget)
+
+
+#: Seeds of the searches in worker processes: the caller's seed plus multiples of this.
+WORKER_SEED_STEP = 7919
+
+
+def _best_of_workers(network: Network, budget: Budget) -> ContractionTree:
+    """This process's search and ``budget.workers - 1`` more in worker processes, on
+    one clock (set-up and start-up count against ``max_time``); the best tree, this
+    process's where scores tie. Workers late or failed add nothing."""
+    total = DEFAULT_TIME if budget.max_time is None else budget.max_time
+    start = time.perf_counter() if budget.started is None else budget.started
+    wall_start = time.time() - (time.perf_counter() - start)
+    own = replace(budget, started=start, workers=1)
+    seeds = [None if budget.seed is None else budget.seed + WORKER_SEED_STEP * k
+             for k in range(1, budget.workers)]
+    futures = submit(_search_alone, [(network, replace(own, seed=s, progress=False),
+                                      wall_start) for s in seeds])
+    best = hyper(network, own)
+    best_score = _score(network, budget, best)
+    for tree in collect(futures, start + WORKERS_WAIT * total):
+        score = _score(network, budget, tree)
+        if score < best_score:
+            best, best_score = tree, score
+    return best
+
+
+#: Share of ``max_time`` after which workers' trees are no longer waited for (their
+#: searches end at 0.95 of it, as this process's does).
+WORKERS_WAIT = 0.98
+
+
+def _search_alone(network: Network, budget: Budget, wall_start: float) -> ContractionTree:
+    """One search in a worker process, its clock started when the caller's was
+    (``wall_start``, a ``time.time()`` value: the processes share no other clock)."""
+    started = time.perf_counter() - (time.time() - wall_start)
+    return hyper(network, replace(budget, started=started))
 
 
 def _hyper(network: Network, budget: Budget) -> ContractionTree:

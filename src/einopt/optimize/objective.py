@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 import time
 from dataclasses import dataclass
 
@@ -112,6 +113,27 @@ def max_time_of(max_time: object) -> float | None:
     return float(max_time)
 
 
+def workers_of(parallel: object) -> int:
+    """``parallel`` checked, as the number of processes an anytime search may use:
+    ``False``/``None``/``1`` this one alone, ``True`` one per CPU, or an int.
+
+    Raises:
+        PathTypeError: it is not a bool or an int.
+        PathError: it is an int below 1.
+    """
+    if parallel is None or parallel is False:
+        return 1
+    if parallel is True:
+        return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                   else os.cpu_count() or 1)
+    if not isinstance(parallel, numbers.Integral):
+        raise PathTypeError(f"parallel must be True, False or a number of processes, got "
+                            f"{type(parallel).__name__}")
+    if parallel < 1:
+        raise PathError(f"parallel must be at least 1 process, got {parallel!r}")
+    return int(parallel)
+
+
 @dataclass(frozen=True, slots=True)
 class Budget:
     """What a search may spend and aim for.
@@ -124,6 +146,8 @@ class Budget:
         progress: show a progress bar (anytime searches; needs ``tqdm``).
         started: ``time.perf_counter()`` when the caller's clock started (its own
             set-up counts against ``max_time``); the search's start when None.
+        workers: processes an anytime search may run at once (``hyper`` runs
+            independent searches in the others and keeps the best tree).
     """
 
     max_time: float | None = None
@@ -132,6 +156,7 @@ class Budget:
     memory_limit: int | None = None
     progress: bool = False
     started: float | None = None
+    workers: int = 1
 
     def deadline(self, default: float) -> float:
         """``perf_counter`` time by which an anytime search must stop."""
