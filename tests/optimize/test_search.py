@@ -78,13 +78,27 @@ def test_reconfigure_never_worse_and_exact_when_k_covers_all(seed):
     assert flops(net, better) == brute_force_flops(net)
 
 
+@pytest.mark.parametrize("local", [False, True])
 @pytest.mark.parametrize("seed", range(6))
-def test_anneal_never_worse_and_seeded(seed):
+def test_anneal_never_worse_and_seeded(seed, local):
     net = network(40, seed, hyper=0.2)
     start = greedy(net)
-    a = anneal(net, start, 3000, seed=seed)
-    assert a == anneal(net, start, 3000, seed=seed)
+    t = 0.5 if local else 0.05
+    a = anneal(net, start, 3000, seed=seed, t_start=t, local=local)
+    assert a == anneal(net, start, 3000, seed=seed, t_start=t, local=local)
     assert flops(net, a) <= flops(net, start)
+    assert a.num_leaves == net.num_tensors and len(a.merges) == net.num_tensors - 1
+
+
+def test_local_acceptance_applies_to_flops_alone():
+    """The local criterion compares the two changed merges' log costs, a flop measure;
+    an objective that counts writes keeps the global one, so the flag changes nothing."""
+    net = network(30, 2, hyper=0.2)
+    start = greedy(net)
+    write = parse_objective("write")
+    assert anneal(net, start, 2000, 3, write, local=True) == anneal(net, start, 2000, 3, write)
+    assert anneal(net, start, 2000, 3, local=True, t_start=0.5) != anneal(
+        net, start, 2000, 3, t_start=0.5)
 
 
 def test_hyper_exact_on_small_networks():
@@ -230,8 +244,9 @@ def test_hybrid_greedy_is_opt_einsums_rule_and_auto_beats_it(seed):
     assert flops(net, einopt.optimize.auto(net)) <= theirs
 
 
+@pytest.mark.parametrize("local", [False, True])
 @pytest.mark.parametrize("temp", [0.01, 1.0, 100.0])
-def test_annealing_over_a_huge_range_of_costs(temp):
+def test_annealing_over_a_huge_range_of_costs(temp, local):
     """Moves whose cost passes 2^1000 times the tree's largest merge, and the running
     total's rounding, leave annealing in float range: no OverflowError, a whole tree
     within its model's reach of the start (annealing prices merges by their sizes)."""
@@ -245,6 +260,6 @@ def test_annealing_over_a_huge_range_of_costs(temp):
     start = greedy_tree(net, temperature=0.5, seed=1)
     for seed in range(3):
         tree = anneal(net, start, 4000, seed, parse_objective("flops"), list(net.sizes),
-                      t_start=temp, t_end=temp)
+                      t_start=temp, t_end=temp, local=local)
         assert tree.num_leaves == net.num_tensors and len(tree.merges) == net.num_tensors - 1
         assert tree_cost(net, tree).flops <= 1.01 * tree_cost(net, start).flops

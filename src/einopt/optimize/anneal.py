@@ -2,10 +2,13 @@
 
 A rotation at node ``v = (x, (b, c))`` swaps ``x`` with ``b`` or with ``c``; only the
 inner node's index set and the two nodes' step costs change, so a move is evaluated
-in time independent of the tree's size. Moves that raise the total cost by a relative
-amount ``d`` are accepted with probability ``exp(-d / T)`` while ``T`` cools
-geometrically over ``moves`` moves; the best tree seen is returned. The same seed and
-number of moves give the same tree; a deadline may stop the schedule early.
+in time independent of the tree's size. Uphill moves are accepted with probability
+``exp(-d / T)`` while ``T`` cools geometrically over ``moves`` moves; the best tree seen
+is returned. ``d`` is the relative change of the whole tree's cost (the global
+criterion) or, with ``local=True`` and a flop objective, the change of
+``log2`` of the two rotated merges' summed cost (TreeSA's local criterion, which keeps
+moves far from the dominant merges alive on large networks). The same seed and number of
+moves give the same tree; a deadline may stop the schedule early.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ __all__ = ["anneal"]
 def anneal(network: Network, tree: ContractionTree, moves: int, seed: int | None = None,
            objective: Objective = FLOPS, sizes: Sequence[int] | None = None,
            t_start: float = 0.05, t_end: float = 1e-4,
-           deadline: float | None = None) -> ContractionTree:
+           deadline: float | None = None, local: bool = False) -> ContractionTree:
     """``tree`` improved by ``moves`` annealing moves (or until ``deadline``)."""
     n = tree.num_leaves
     if n < 3:
@@ -70,6 +73,8 @@ def anneal(network: Network, tree: ContractionTree, moves: int, seed: int | None
         return c
 
     node_cost = [0.0] * n + [step(v) for v in range(n, len(kids))]
+    local = local and not wwrite  # log2 of each merge's flops, for the local criterion
+    node_log = [0.0] * n + [lsize(mask[k[0]] | mask[k[1]]) for k in kids[n:]]  # type: ignore[index]
     total = sum(node_cost)
     best_total, best_kids = total, kids.copy()
     rng = random.Random(seed)
@@ -106,7 +111,13 @@ def anneal(network: Network, tree: ContractionTree, moves: int, seed: int | None
             c_y += wwrite * pow2(lsize(new_my) - ref)
             c_v += wwrite * pow2(lsize(mv) - ref)
         delta = c_y + c_v - old
-        if not delta <= 0:  # uphill (or infinite): accepted with Boltzmann's probability
+        if local:
+            l_y, l_v = lsize(mask[x] | mask[b]), lsize(new_my | mask[c])
+            if not delta <= 0:
+                d = _lse2(l_y, l_v) - _lse2(node_log[y], node_log[v])
+                if d > 0 and rng.random() >= math.exp(max(-700.0, -d / temp)):
+                    continue
+        elif not delta <= 0:  # uphill (or infinite): accepted with Boltzmann's probability
             if total <= 0:  # rounding drift of the running sum: recount it
                 total = sum(node_cost)
             if not delta < math.inf or rng.random() >= math.exp(
@@ -116,6 +127,8 @@ def anneal(network: Network, tree: ContractionTree, moves: int, seed: int | None
         kids[v] = (y, c)
         mask[y] = new_my
         node_cost[y], node_cost[v] = c_y, c_v
+        if local:
+            node_log[y], node_log[v] = l_y, l_v
         total += delta
         if y not in internal_set and any(z >= n for z in (x, b)):
             internal.append(y)
@@ -123,6 +136,12 @@ def anneal(network: Network, tree: ContractionTree, moves: int, seed: int | None
         if total < best_total * (1 - 1e-9):
             best_total, best_kids = total, kids.copy()
     return _to_tree(n, best_kids, tree.sliced)
+
+
+def _lse2(a: float, b: float) -> float:
+    """log2(2**a + 2**b)."""
+    hi, lo = (a, b) if a >= b else (b, a)
+    return hi + math.log2(1.0 + 2.0 ** (lo - hi))
 
 
 def _to_tree(n: int, kids: list[tuple[int, int] | None],

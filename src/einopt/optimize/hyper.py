@@ -67,6 +67,14 @@ SAMPLE_LIMIT = 300
 PARTITION_LIMIT = 2000  # tensors
 LARGE = 5000  # tensors: above, only compiled greedy trees are quick baselines
 _EXACT_BUDGET = 200_000
+# Annealing temperatures, cycled over chains. Flop counts use TreeSA's local criterion
+# (the log2 change of the two rotated merges' costs): a tree's total is dominated by its
+# largest merges, so the global relative change barely sees moves elsewhere and the
+# chains freeze. Objectives that count writes keep the global relative change.
+LOCAL_TEMPS = (0.5, 0.25, 1.0)
+LOCAL_T_END = 0.02
+GLOBAL_TEMPS = (0.05, 0.01, 0.2)
+GLOBAL_T_END = 1e-4
 
 
 def _sliced_sizes(network: Network, tree: ContractionTree) -> list[int]:
@@ -364,7 +372,8 @@ def _hyper(network: Network, budget: Budget) -> ContractionTree:
     # beat one long one), from the best distinct trees first, then alternately from the
     # best so far and from fresh randomized greedy trees.
     starts = [p[2] for p in search.pool[:3]]
-    temps = [0.05, 0.01, 0.2]
+    local = obj.name == "flops"
+    temps, t_end = (LOCAL_TEMPS, LOCAL_T_END) if local else (GLOBAL_TEMPS, GLOBAL_T_END)
     chain = 0
     while search.time_left() > 0.1 * total and n <= ANNEAL_LIMIT:
         per_chain = min(search.time_left() - 0.1 * total, CHAIN_SHARE * total)
@@ -380,13 +389,13 @@ def _hyper(network: Network, budget: Budget) -> ContractionTree:
         # Calibrate: moves per second on this network, then a schedule that fits.
         t0 = time.perf_counter()
         probe = anneal(network, tree, 512, rng.randrange(2**31), obj, search.sizes(tree),
-                       t_start=temps[chain % 3], t_end=temps[chain % 3])
+                       t_start=temps[chain % 3], t_end=temps[chain % 3], local=local)
         rate = 512 / max(time.perf_counter() - t0, 1e-6)
         search.offer(probe)
         moves = max(1024, int(rate * per_chain))
         deadline = min(search.deadline - 0.1 * total, time.perf_counter() + per_chain)
         tree = anneal(network, tree, moves, rng.randrange(2**31), obj, search.sizes(tree),
-                      t_start=temps[chain % 3], deadline=deadline)
+                      t_start=temps[chain % 3], t_end=t_end, deadline=deadline, local=local)
         search.offer(tree)
         chain += 1
         report(time.perf_counter() - start, search.best_score)
