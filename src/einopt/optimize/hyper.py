@@ -60,10 +60,15 @@ PROMISING = 1.0  # log10: sampled trees within 10x of the best are refined at on
 RECONFIGURE_TOP = 32  # merges re-solved per refinement of a sampled tree
 ALPHA_MAX = 16.0  # greedy's weight of the removed sizes, sampled log-uniformly up to this
 SAMPLE_SHARE = 0.25  # of max_time: sampling greedy and partition trees
-#: Above this many tensors annealing moves are too slow to pay: sampling takes its time.
-ANNEAL_LIMIT = 3000
-#: Above this many tensors sampling takes most of the time before annealing.
+#: Above this many tensors no annealing chain is run (3,000 to 30,000 tensors gain from
+#: the chains that follow sampling; larger networks are untried).
+ANNEAL_LIMIT = 50_000
+#: Sampling's share of the time is SAMPLE_SHARE up to SAMPLE_LIMIT tensors, then
+#: LARGE_SAMPLE_SHARE up to HEAVY_LIMIT, then HEAVY_SAMPLE_SHARE (a draw is long there).
 SAMPLE_LIMIT = 300
+LARGE_SAMPLE_SHARE = 0.35
+HEAVY_LIMIT = 3000
+HEAVY_SAMPLE_SHARE = 0.85
 PARTITION_LIMIT = 2000  # tensors
 LARGE = 5000  # tensors: above, only compiled greedy trees are quick baselines
 _EXACT_BUDGET = 200_000
@@ -364,7 +369,8 @@ def _hyper(network: Network, budget: Budget) -> ContractionTree:
             methods.insert(0, part)
         else:
             methods.append(part)
-    share = SAMPLE_SHARE if n <= SAMPLE_LIMIT else 0.6 if n <= ANNEAL_LIMIT else 0.85
+    share = (SAMPLE_SHARE if n <= SAMPLE_LIMIT
+             else LARGE_SAMPLE_SHARE if n <= HEAVY_LIMIT else HEAVY_SAMPLE_SHARE)
     sampler = _Sampler(search, methods, rng, total, one)
     sampler.run(start + share * total, report, start, leader_stops=True)
 
