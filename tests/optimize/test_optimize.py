@@ -102,9 +102,24 @@ def test_bounded_optimal_gives_up():
         bounded_optimal(net, 10)
 
 
-@pytest.mark.parametrize(("n", "seed"), [(11, 0), (12, 1), (12, 2)])
-def test_auto_exact_up_to_twelve_tensors(n, seed):
-    # Up to 12 tensors the search runs over all subsets, outer products included.
+@pytest.mark.parametrize(("n", "seed"), [(9, 0), (10, 1), (10, 2)])
+def test_auto_exact_over_all_subsets_up_to_ten_tensors(n, seed):
+    # Up to 10 tensors the search runs over all subsets, outer products included.
     eq, shapes = rand_equation(n, seed, hyper=0.3, degree=3, max_size=4)
     net = build_network(parse(eq), shapes)
     assert flops(net, auto(net)) == flops(net, full_dp(net)) <= flops(net, greedy(net))
+
+
+@pytest.mark.parametrize(("n", "seed"), [(11, 0), (12, 1), (12, 2), (12, 14)])
+def test_auto_exact_over_connected_subsets_above_ten(n, seed):
+    """From 11 tensors ``auto`` searches connected subsets (opt_einsum's ``dp`` scope):
+    that optimum or greedy's tree, whichever is cheaper, never below the all-subsets
+    optimum."""
+    from einopt.optimize.optimal import bounded_optimal
+
+    eq, shapes = rand_equation(n, seed, hyper=0.3, degree=3, max_size=4)
+    net = build_network(parse(eq), shapes)
+    connected = bounded_optimal(net, None, full_limit=0)
+    got = flops(net, auto(net))
+    assert got == min(flops(net, connected), flops(net, greedy(net)))
+    assert got >= flops(net, full_dp(net))
