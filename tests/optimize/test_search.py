@@ -90,6 +90,21 @@ def test_anneal_never_worse_and_seeded(seed, local):
     assert a.num_leaves == net.num_tensors and len(a.merges) == net.num_tensors - 1
 
 
+@pytest.mark.parametrize("local", [False, True])
+@pytest.mark.parametrize("seed", [48, 58, 164, 170])
+def test_anneal_prices_merges_of_scalars(seed, local):
+    """Tensors whose indices are all summed inside them are scalars (empty index sets);
+    a merge of two is priced as one multiplication, not as the last size priced, so
+    the tree returned is never costlier than the start."""
+    eq, shapes = rand_equation(12, seed, hyper=0.2, num_output=0)
+    inputs = eq.split("->")[0].split(",")
+    net = build_network(parse(",".join([*inputs, "A", "B", "C"]) + "->"),
+                        [*shapes, (7,), (3,), (5,)])
+    start = greedy_tree(net, temperature=1.0, seed=seed)
+    tree = anneal(net, start, 2000, seed, t_start=0.5 if local else 0.05, local=local)
+    assert flops(net, tree) <= flops(net, start)
+
+
 def test_local_acceptance_applies_to_flops_alone():
     """The local criterion compares the two changed merges' log costs, a flop measure;
     an objective that counts writes keeps the global one, so the flag changes nothing."""

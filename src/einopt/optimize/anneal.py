@@ -44,10 +44,11 @@ def anneal(network: Network, tree: ContractionTree, moves: int, seed: int | None
         v = size_cache.get(m)
         if v is None:
             v = 0.0
-            while m:
-                low = m & -m
+            rest = m
+            while rest:
+                low = rest & -rest
                 v += log2[low.bit_length() - 1]
-                m ^= low
+                rest ^= low
             if len(size_cache) > 200_000:
                 size_cache.clear()
             size_cache[m] = v
