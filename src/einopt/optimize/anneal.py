@@ -74,8 +74,11 @@ def anneal(network: Network, tree: ContractionTree, moves: int, seed: int | None
         return c
 
     node_cost = [0.0] * n + [step(v) for v in range(n, len(kids))]
-    local = local and not wwrite  # log2 of each merge's flops, for the local criterion
-    node_log = [0.0] * n + [lsize(mask[k[0]] | mask[k[1]]) for k in kids[n:]]  # type: ignore[index]
+    local = local and not wwrite
+    # log2 of each merge's flops, for the local criterion (node_cost's relative floats
+    # under- and overflow over the cost ranges of large networks)
+    node_log = [0.0] * n + [lsize(mask[k[0]] | mask[k[1]])  # type: ignore[index]
+                            for k in kids[n:]] if local else []
     total = sum(node_cost)
     best_total, best_kids = total, kids.copy()
     rng = random.Random(seed)
@@ -106,14 +109,14 @@ def anneal(network: Network, tree: ContractionTree, moves: int, seed: int | None
         mv = mask[v]
         new_my = (mask[x] | mask[b]) & (mask[c] | mv)
         old = node_cost[v] + node_cost[y]
-        c_y = wflops * pow2(lsize(mask[x] | mask[b]) - ref)
-        c_v = wflops * pow2(lsize(new_my | mask[c]) - ref)
+        l_y, l_v = lsize(mask[x] | mask[b]), lsize(new_my | mask[c])  # the merges' flops
+        c_y = wflops * pow2(l_y - ref)
+        c_v = wflops * pow2(l_v - ref)
         if wwrite:
             c_y += wwrite * pow2(lsize(new_my) - ref)
             c_v += wwrite * pow2(lsize(mv) - ref)
         delta = c_y + c_v - old
         if local:
-            l_y, l_v = lsize(mask[x] | mask[b]), lsize(new_my | mask[c])
             if not delta <= 0:
                 d = _lse2(l_y, l_v) - _lse2(node_log[y], node_log[v])
                 if d > 0 and rng.random() >= math.exp(max(-700.0, -d / temp)):
