@@ -14,6 +14,7 @@ from einopt.optimize.greedy import greedy_tree
 from einopt.optimize.multilevel import cut_weight
 from einopt.optimize.multilevel import partition as builtin_partition
 from einopt.optimize.partition import (
+    PARTITION_FIRST,
     bisect,
     kahypar_partition,
     kahypar_profile,
@@ -257,6 +258,20 @@ def test_params_explore_and_perturb():
     for p in (first, near):
         assert 2 <= p["parts"] <= 16 and 2 <= p["cutoff"] <= 40 and p["imbalance"] > 0
     assert partition_params(random.Random(3)) == partition_params(random.Random(3))
+
+
+@pytest.mark.parametrize("partitioner", PARTITIONERS)
+def test_first_params_set_every_option_and_perturb(partitioner):
+    # a search's first partition tree uses these; later draws perturb them, which reads
+    # every option
+    assert set(PARTITION_FIRST) == set(partition_params(random.Random(0)))
+    near = partition_params(random.Random(1), PARTITION_FIRST)
+    assert set(near) == set(PARTITION_FIRST)
+    eq, shapes, net = network(60, 2, hyper=0.2)
+    for params in (PARTITION_FIRST, near):
+        tree = partition_tree_from(net, dict(params, partitioner=partitioner), 3)
+        planned = einopt.plan(eq, *shapes, optimize=tree.linear_path())
+        assert planned.flops == tree_cost(net, tree).flops
 
 
 @pytest.mark.parametrize("partitioner", PARTITIONERS)

@@ -44,7 +44,13 @@ from .fast import MAX_COSTMOD, Compiled, accelerator
 from .greedy import REGIMES, SWEEP_LIMIT, greedy_tree
 from .objective import Budget, OutOfTime
 from .optimal import FULL_LIMIT, OverBudget, bounded_optimal, full_dp
-from .partition import kahypar_profile, partition_params, partition_tree, partition_tree_from
+from .partition import (
+    PARTITION_FIRST,
+    kahypar_profile,
+    partition_params,
+    partition_tree,
+    partition_tree_from,
+)
 from .reference import reference_greedy
 from .refine import reconfigure
 from .slicing import slice_tree
@@ -169,8 +175,10 @@ class _Method:
     def __init__(self, name: str, sample: Callable[[random.Random, dict[str, float] | None],
                                                     dict[str, float]],
                  make: Callable[[dict[str, float], int], ContractionTree],
-                 spread: float = 1.0, last: float = 0.0) -> None:
+                 spread: float = 1.0, last: float = 0.0,
+                 first: dict[str, float] | None = None) -> None:
         self.name = name
+        self.first = first
         self.sample = sample
         self.make = make
         self.spread = spread
@@ -181,6 +189,8 @@ class _Method:
 
     def draw(self, rng: random.Random) -> dict[str, float]:
         self.tries += 1
+        if self.tries == 1 and self.first is not None:
+            return dict(self.first)
         exploit = self.best_params is not None and rng.random() < 0.5
         return self.sample(rng, self.best_params if exploit else None)
 
@@ -340,8 +350,8 @@ def _hyper(network: Network, budget: Budget) -> ContractionTree:
         regime = _fit("sweep", n) if seed % 2 else "global"
         _offer(search, functools.partial(greedy_tree, network, temperature=0.1, seed=seed,
                                          regime=regime, deadline=search.deadline))
-    if search.time_left() > 0.5 * total:
-        search.refine(search.best, 24)
+    if search.time_left() > 0.5 * total and n <= LARGE:  # above, this pass costs as much
+        search.refine(search.best, 24)  # as a partition tree, which gains far more
     if n <= 2 * FULL_LIMIT and obj.name == "flops":
         try:
             search.offer(bounded_optimal(network, _EXACT_BUDGET))
@@ -364,7 +374,8 @@ def _hyper(network: Network, budget: Budget) -> ContractionTree:
         methods.append(greedy)
     if n <= PARTITION_LIMIT or kahypar_profile() is not None:  # built-in: too slow above
         part = _Method("partition", partition_params, lambda p, seed: partition_tree_from(
-            network, p, seed, obj, deadline=search.deadline), spread=2.0)
+            network, p, seed, obj, deadline=search.deadline), spread=2.0,
+            first=PARTITION_FIRST)
         if n > LARGE:
             methods.insert(0, part)
         else:
@@ -381,7 +392,8 @@ def _hyper(network: Network, budget: Budget) -> ContractionTree:
     local = obj.name == "flops"
     temps, t_end = (LOCAL_TEMPS, LOCAL_T_END) if local else (GLOBAL_TEMPS, GLOBAL_T_END)
     chain = 0
-    while search.time_left() > 0.1 * total and n <= ANNEAL_LIMIT:
+    setup = one  # a chain's set-up (until a probe is timed: about a greedy run's time)
+    while search.time_left() > 0.1 * total + setup and n <= ANNEAL_LIMIT:
         per_chain = min(search.time_left() - 0.1 * total, CHAIN_SHARE * total)
         if chain < len(starts):
             tree = starts[chain]
@@ -396,10 +408,13 @@ def _hyper(network: Network, budget: Budget) -> ContractionTree:
         t0 = time.perf_counter()
         probe = anneal(network, tree, 512, rng.randrange(2**31), obj, search.sizes(tree),
                        t_start=temps[chain % 3], t_end=temps[chain % 3], local=local)
-        rate = 512 / max(time.perf_counter() - t0, 1e-6)
+        setup = time.perf_counter() - t0
+        rate = 512 / max(setup, 1e-6)
         search.offer(probe)
         moves = max(1024, int(rate * per_chain))
         deadline = min(search.deadline - 0.1 * total, time.perf_counter() + per_chain)
+        if deadline - time.perf_counter() < setup:
+            break  # the chain's set-up alone would outlast it (huge networks)
         tree = anneal(network, tree, moves, rng.randrange(2**31), obj, search.sizes(tree),
                       t_start=temps[chain % 3], t_end=t_end, deadline=deadline, local=local)
         search.offer(tree)
