@@ -77,6 +77,7 @@ HEAVY_LIMIT = 3000
 HEAVY_SAMPLE_SHARE = 0.85
 PARTITION_LIMIT = 2000  # tensors
 LARGE = 5000  # tensors: above, only compiled greedy trees are quick baselines
+HUGE_FIRST_SHARE = 0.7  # of max_time: above LARGE, the first partition tree's deadline
 _EXACT_BUDGET = 200_000
 # Annealing temperatures, cycled over chains. Flop counts use TreeSA's local criterion
 # (the log2 change of the two rotated merges' costs): a tree's total is dominated by its
@@ -350,8 +351,8 @@ def _hyper(network: Network, budget: Budget) -> ContractionTree:
         regime = _fit("sweep", n) if seed % 2 else "global"
         _offer(search, functools.partial(greedy_tree, network, temperature=0.1, seed=seed,
                                          regime=regime, deadline=search.deadline))
-    if search.time_left() > 0.5 * total and n <= LARGE:  # above, this pass costs as much
-        search.refine(search.best, 24)  # as a partition tree, which gains far more
+    if search.time_left() > 0.5 * total and n <= LARGE:  # above: after a partition tree
+        search.refine(search.best, 24)
     if n <= 2 * FULL_LIMIT and obj.name == "flops":
         try:
             search.offer(bounded_optimal(network, _EXACT_BUDGET))
@@ -378,8 +379,11 @@ def _hyper(network: Network, budget: Budget) -> ContractionTree:
             first=PARTITION_FIRST)
         if n > LARGE:
             methods.insert(0, part)
+            _first_partition(search, part, rng, start + HUGE_FIRST_SHARE * total)
         else:
             methods.append(part)
+    if n > LARGE and search.time_left() > one:  # the floor's (or the partition tree's)
+        search.refine(search.best, 24)  # costliest merges re-solved: auto's gain, at least
     share = (SAMPLE_SHARE if n <= SAMPLE_LIMIT
              else LARGE_SAMPLE_SHARE if n <= HEAVY_LIMIT else HEAVY_SAMPLE_SHARE)
     sampler = _Sampler(search, methods, rng, total, one)
@@ -452,6 +456,18 @@ def _polish(search: _Search, one: float) -> None:
         last = time.perf_counter() - t0
         if search.best_score >= before - 1e-9:
             top *= 4
+
+
+def _first_partition(search: _Search, part: _Method, rng: random.Random, end: float) -> None:
+    """A huge network's first partition tree, cut at ``end`` (it can take most of the
+    budget, and the floor's refinement must still fit after it)."""
+    params = part.draw(rng)
+    seed = rng.randrange(2**31)
+    t0 = time.perf_counter()
+    score = _offer(search, lambda: partition_tree_from(search.network, params, seed,
+                                                       search.budget.objective, deadline=end))
+    part.last = time.perf_counter() - t0
+    part.tell(params, score)
 
 
 def _offer(search: _Search, make: Callable[[], ContractionTree]) -> float:
