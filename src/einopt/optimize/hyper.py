@@ -5,10 +5,14 @@ The portfolio, for networks beyond the exact search's reach:
 1. *sampling* (a quarter of the budget up to 300 tensors, more above): randomized
    greedy trees and recursive bisection trees, whose parameters are learned as the
    search goes (each method's draws perturb its best parameters so far half of the
-   time, and explore otherwise; a method that keeps losing is drawn less);
-2. *annealing* (most of the budget, up to 3,000 tensors): simulated annealing over tree
-   rotations, started from the best distinct trees of phase 1, a few chains with
-   different temperatures;
+   time, and explore otherwise; a method that keeps losing is drawn less); a method's
+   first draw can be fixed (bisections' first options, :data:`.partition.PARTITION_FIRST`),
+   and above 5,000 tensors that first bisection tree is drawn right after the greedy
+   floor (cut at 0.7 of the budget): one or two such trees are all that fit there,
+   and they decide the result;
+2. *annealing* (most of the budget up to 3,000 tensors, what sampling leaves above, up
+   to 50,000): simulated annealing over tree rotations, started from the best distinct
+   trees of phase 1, a few chains with different temperatures;
 3. *refinement*: exact reconfiguration of the best tree's subtrees: repeated passes
    over its costliest merges, then every subtree of up to 8-10 leaves.
 
