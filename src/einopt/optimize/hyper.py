@@ -174,12 +174,13 @@ def _progress(budget: Budget, total: float) -> Callable[[float, float], None]:
 class _Method:
     """A tree sampler with learned parameters: perturb the best half of the time.
 
-    ``make(params, seed)`` draws a tree; ``spread`` is how much longer than its last
+    ``make(params, seed, end)`` draws a tree (raising :class:`OutOfTime` past ``end``, a
+    ``time.perf_counter()`` value); ``spread`` is how much longer than its last
     draw the next may take (a partition tree's time varies with its options)."""
 
     def __init__(self, name: str, sample: Callable[[random.Random, dict[str, float] | None],
                                                     dict[str, float]],
-                 make: Callable[[dict[str, float], int], ContractionTree],
+                 make: Callable[[dict[str, float], int, float], ContractionTree],
                  spread: float = 1.0, last: float = 0.0,
                  first: dict[str, float] | None = None) -> None:
         self.name = name
@@ -198,6 +199,21 @@ class _Method:
             return dict(self.first)
         exploit = self.best_params is not None and rng.random() < 0.5
         return self.sample(rng, self.best_params if exploit else None)
+
+    def attempt(self, search: _Search, rng: random.Random, end: float
+                ) -> tuple[dict[str, float], ContractionTree | None, float]:
+        """One draw offered to ``search``: its parameters, tree and score (None and inf
+        where it was cut at ``end``); ``last`` becomes its time, pricing included."""
+        params = self.draw(rng)
+        seed = rng.randrange(2**31)
+        t0 = time.perf_counter()
+        try:
+            tree: ContractionTree | None = self.make(params, seed, end)
+        except OutOfTime:
+            tree = None
+        score = math.inf if tree is None else search.offer(tree)
+        self.last = time.perf_counter() - t0
+        return params, tree, score
 
     def tell(self, params: dict[str, float], score: float) -> None:
         if score < self.best_score:
@@ -355,7 +371,32 @@ def _hyper(network: Network, budget: Budget) -> ContractionTree:
         regime = _fit("sweep", n) if seed % 2 else "global"
         _offer(search, functools.partial(greedy_tree, network, temperature=0.1, seed=seed,
                                          regime=regime, deadline=search.deadline))
-    if search.time_left() > 0.5 * total and n <= LARGE:  # above: after a partition tree
+
+    # Phase 1's methods: trees sampled with learned parameters. Untried methods are drawn
+    # first: cheapest first, but partition trees first on large networks (where they are
+    # often far better, and slow). Until one is timed, a greedy draw is expected to take
+    # as long as the first run (compiled ones too: their pricing in Python is a sizable
+    # part of a run).
+    greedy = _Method("greedy", _greedy_params, lambda p, seed, end: greedy_tree(
+        network, p["alpha"], p["temperature"], seed, _regime(p, n), deadline=end), last=one)
+    methods = []
+    if compiled is not None:
+        methods.append(_Method("compiled", _compiled_params, lambda p, seed, end:
+                               compiled.greedy(p["costmod"], p["temperature"], seed), last=one))
+    if compiled is None or n <= LARGE:  # above, one Python draw outlasts most budgets
+        methods.append(greedy)
+    if n <= PARTITION_LIMIT or kahypar_profile() is not None:  # built-in: too slow above
+        part = _Method("partition", partition_params, lambda p, seed, end: partition_tree_from(
+            network, p, seed, obj, deadline=end), spread=2.0, first=PARTITION_FIRST)
+        if n > LARGE:  # one or two such trees fit: the first is drawn now, cut where the
+            methods.insert(0, part)  # refinement below would no longer fit after it
+            params, _, score = part.attempt(search, rng, start + HUGE_FIRST_SHARE * total)
+            part.tell(params, score)
+        else:
+            methods.append(part)
+    # The best tree so far, its costliest merges re-solved (above LARGE: auto's gain at
+    # least, where the partition tree loses to the greedy floor).
+    if search.time_left() > (one if n > LARGE else 0.5 * total):
         search.refine(search.best, 24)
     if n <= 2 * FULL_LIMIT and obj.name == "flops":
         try:
@@ -363,31 +404,6 @@ def _hyper(network: Network, budget: Budget) -> ContractionTree:
         except OverBudget:
             pass
 
-    # Phase 1: sample trees with learned parameters. Untried methods are drawn first:
-    # cheapest first, but partition trees first on large networks (where they are often
-    # far better, and slow).
-    # Until one is timed, a greedy draw is expected to take as long as the first run
-    # (compiled ones too: their pricing in Python is a sizable part of a run).
-    greedy = _Method("greedy", _greedy_params, lambda p, seed: greedy_tree(
-        network, p["alpha"], p["temperature"], seed, _regime(p, n), deadline=search.deadline),
-        last=one)
-    methods = []
-    if compiled is not None:
-        methods.append(_Method("compiled", _compiled_params, lambda p, seed: compiled.greedy(
-            p["costmod"], p["temperature"], seed), last=one))
-    if compiled is None or n <= LARGE:  # above, one Python draw outlasts most budgets
-        methods.append(greedy)
-    if n <= PARTITION_LIMIT or kahypar_profile() is not None:  # built-in: too slow above
-        part = _Method("partition", partition_params, lambda p, seed: partition_tree_from(
-            network, p, seed, obj, deadline=search.deadline), spread=2.0,
-            first=PARTITION_FIRST)
-        if n > LARGE:
-            methods.insert(0, part)
-            _first_partition(search, part, rng, start + HUGE_FIRST_SHARE * total)
-        else:
-            methods.append(part)
-    if n > LARGE and search.time_left() > one:  # the floor's (or the partition tree's)
-        search.refine(search.best, 24)  # costliest merges re-solved: auto's gain, at least
     share = (SAMPLE_SHARE if n <= SAMPLE_LIMIT
              else LARGE_SAMPLE_SHARE if n <= HEAVY_LIMIT else HEAVY_SAMPLE_SHARE)
     sampler = _Sampler(search, methods, rng, total, one)
@@ -462,18 +478,6 @@ def _polish(search: _Search, one: float) -> None:
             top *= 4
 
 
-def _first_partition(search: _Search, part: _Method, rng: random.Random, end: float) -> None:
-    """A huge network's first partition tree, cut at ``end`` (it can take most of the
-    budget, and the floor's refinement must still fit after it)."""
-    params = part.draw(rng)
-    seed = rng.randrange(2**31)
-    t0 = time.perf_counter()
-    score = _offer(search, lambda: partition_tree_from(search.network, params, seed,
-                                                       search.budget.objective, deadline=end))
-    part.last = time.perf_counter() - t0
-    part.tell(params, score)
-
-
 def _offer(search: _Search, make: Callable[[], ContractionTree]) -> float:
     """Offer ``make()``'s tree; a run cut at the deadline offers nothing."""
     try:
@@ -507,17 +511,10 @@ class _Sampler:
             m = min(fits, key=lambda m: (m.tries > 0, m.best_score, m.tries))
             if rng.random() < 0.3:
                 m = fits[rng.randrange(len(fits))]
-            params = m.draw(rng)
-            seed = rng.randrange(2**31)
-            t0 = time.perf_counter()
-            try:
-                tree = m.make(params, seed)
-            except OutOfTime:
-                m.last = time.perf_counter() - t0
-                continue
             before = search.best_score
-            score = search.offer(tree)
-            m.last = time.perf_counter() - t0  # the draw and its pricing
+            params, tree, score = m.attempt(search, rng, search.deadline)
+            if tree is None:
+                continue
             if score <= before + PROMISING and search.time_left() > 0.1 * self.total:
                 # Promising: its costliest merges re-solved exactly (as the final
                 # refinement does), which often turns a near miss into the best tree.
