@@ -21,11 +21,14 @@ from torch import nn
 
 F = nn.functional
 
-__all__ = ["Spec", "SPECS", "TOOLS", "TASKS", "NotApplicable", "make_step", "build"]
+__all__ = ["Spec", "SPECS", "TOOLS", "TASKS", "FLOOR", "NotApplicable", "make_step", "build"]
 
 TASKS = ("norms", "dpsgd")
 #: ``plain`` (forward and backward alone) first; the reference (torch.func) second
 TOOLS = ("plain", "torch.func", "einopt", "opacus hooks", "opacus ghost", "backpack")
+#: The plain step plus the Gaussian draw every DP-SGD step makes (one value per
+#: parameter): a floor under any tool's DP-SGD step on the same machine.
+FLOOR = "plain + noise"
 MAX_GRAD_NORM = 1.0
 
 
@@ -189,6 +192,19 @@ def _plain(model: nn.Module, xs: tuple[Any, ...], y: Any, task: str, sigma: floa
     return step
 
 
+def _plain_noise(model: nn.Module, xs: tuple[Any, ...], y: Any, task: str, sigma: float
+                 ) -> Step:
+    plain = _plain(model, xs, y, task, sigma)
+    count = sum(p.numel() for p in model.parameters())
+
+    def step() -> Any:
+        grads = plain()
+        torch.randn(count)
+        return grads
+
+    return step
+
+
 def _torch_func(model: nn.Module, xs: tuple[Any, ...], y: Any, task: str, sigma: float
                 ) -> Step:
     names = [k for k, _ in model.named_parameters()]
@@ -347,7 +363,7 @@ def _backpack(model: nn.Module, xs: tuple[Any, ...], y: Any, task: str, sigma: f
     return step
 
 
-_MAKERS = {"plain": _plain, "torch.func": _torch_func, "einopt": _einopt,
+_MAKERS = {"plain": _plain, FLOOR: _plain_noise, "torch.func": _torch_func, "einopt": _einopt,
            "opacus hooks": _opacus_hooks, "opacus ghost": _opacus_ghost,
            "backpack": _backpack}
 

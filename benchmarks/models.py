@@ -15,7 +15,9 @@ Tools: ``einopt`` (``einopt.torch.track(model, ["grad_norm2"])``; ``DPSGD(model,
 (``GradSampleModuleFastGradientClipping``'s norms; ``DPLossFastGradientClipping``'s two
 backward passes), ``backpack`` (``BatchL2Grad``; ``BatchGrad`` clipped by hand; n/a for
 models with layers it has no extension for). ``plain`` is the forward and backward pass
-alone; every time is also given as a ratio to it.
+alone; every time is also given as a ratio to it. ``plain + noise`` (dpsgd) is that pass
+and one draw of the step's Gaussian noise (a value per parameter, torch's sampler): no
+DP-SGD step on the machine is faster.
 
 Models (``_models_zoo.py``):
 
@@ -56,12 +58,12 @@ from collections.abc import Sequence
 from typing import Any
 
 try:
-    from ._models_zoo import SPECS, TASKS, TOOLS, NotApplicable, build, make_step
+    from ._models_zoo import FLOOR, SPECS, TASKS, TOOLS, NotApplicable, build, make_step
     from ._timing import Timing, measure_many
     from .conv import MALLOC_ENV
     from .core import machine_header, print_table, progress
 except ImportError:  # run as a script: benchmarks/ is on sys.path
-    from _models_zoo import SPECS, TASKS, TOOLS, NotApplicable, build, make_step
+    from _models_zoo import FLOOR, SPECS, TASKS, TOOLS, NotApplicable, build, make_step
     from _timing import Timing, measure_many
     from conv import MALLOC_ENV
     from core import machine_header, print_table, progress
@@ -82,7 +84,10 @@ Key = tuple[str, str]  # (task, tool); ("plain", "plain") for the baseline
 
 
 def _keys(tasks: Sequence[str]) -> list[Key]:
-    return [("plain", "plain")] + [(task, tool) for task in tasks for tool in TOOLS[1:]]
+    """The baseline, then each task's tools (DP-SGD's led by its floor, ``FLOOR``)."""
+    return [("plain", "plain")] + [
+        (task, tool) for task in tasks
+        for tool in ((FLOOR,) if task == "dpsgd" else ()) + TOOLS[1:]]
 
 
 def _flat(value: Any) -> torch.Tensor:
