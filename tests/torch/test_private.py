@@ -122,12 +122,14 @@ def test_clipped_gradients_equal_clipping_by_hand(name, clipping, bound):
     for key, p in model.named_parameters():
         torch.testing.assert_close(p.grad, want[key])
     if name == "wide":  # norms alone do not form them either (Tracker._from_examples:
-        # a batched product writing more than it reads), and read the Gram form
+        # a batched product writing more than it reads): the Gram form, read in
+        # backward, and the input and output gradient let go there
         model.zero_grad()
         with et.track(model, ["grad_norm2"]) as t:
             F.cross_entropy(model(x), y).backward()
         (wide,) = [r for r in t.records if r.module is model.wide]
-        assert wide.reduced is None and wide.per_example is None
+        assert wide.per_example is None and set(wide.reduced) == {"grad_norm2"}
+        assert wide.g is None and wide.operands[wide.layer.x] is None
         want = _per_example(model, x, y)["wide.weight"].flatten(1).square().sum(1)
         torch.testing.assert_close(t[model.wide.weight]["grad_norm2"], want)
 

@@ -85,10 +85,61 @@ def test_first_order_quantities(name, loss, convention):
         torch.testing.assert_close(got["variance"], want.square().sum(0))
 
 
+@pytest.mark.parametrize("names", [["grad_norm2"], ["grad_norm2", "variance", "grad"]])
+@pytest.mark.parametrize("convention", ["example", "batch"])
+@pytest.mark.parametrize("name", NAMES)
+def test_quantities_read_in_backward_let_go_of_input_and_output_gradient(
+        name, convention, names):
+    """Without ``grad_batch``, backward reads each layer's quantities as its output
+    gradient arrives and lets go of that gradient and of the input; the values are
+    torch.func's."""
+    model, x, y, fn = _setup(name, "cross_entropy")
+    with et.track(model, names, convention=convention) as t:
+        fn(model(x), y).backward()
+    layers = [r for r in t.records if r.entries is None]  # (not a rewritten module's)
+    assert layers
+    for rec in layers:  # read in backward, formed (rewired) there or not
+        assert rec.reduced is not None and len(rec.reduced) == len(names)
+        assert rec.g is None and rec.operands[rec.layer.x] is None
+    params = {k: v.detach() for k, v in model.named_parameters()}
+    share = N if convention == "batch" else 1
+
+    def loss_n(p, xn, yn):
+        return fn(functional_call(model, p, (xn[None],)), yn[None]) / share
+
+    per = vmap(grad(loss_n), in_dims=(None, 0, 0))(params, x, y)
+    for key, p in model.named_parameters():
+        want = {"grad_norm2": per[key].flatten(1).square().sum(1),
+                "variance": per[key].square().sum(0), "grad": p.grad}
+        for q in names:
+            torch.testing.assert_close(t[p][q], want[q])
+
+
+def test_a_reused_layer_keeps_its_input_and_output_gradient_until_read():
+    """A weight used twice: its quantities are those of the summed per-example gradient,
+    so backward does not read them from one use."""
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(4, 4).double()
+    model = torch.nn.Sequential(lin, torch.nn.Tanh(), lin)
+    x = torch.randn(N, 4, dtype=torch.float64)
+    y = torch.randint(0, 4, (N,))
+    with et.track(model, ["grad_norm2"]) as t:
+        F.cross_entropy(model(x), y).backward()
+    assert all(r.reduced is None and r.g is not None for r in t.records)
+    got = t[lin.weight]["grad_norm2"]
+    params = {k: v.detach() for k, v in model.named_parameters()}
+
+    def loss_n(p, xn, yn):
+        return F.cross_entropy(functional_call(model, p, (xn[None],)), yn[None])
+
+    per = vmap(grad(loss_n), in_dims=(None, 0, 0))(params, x, y)
+    torch.testing.assert_close(got, per["0.weight"].flatten(1).square().sum(1))
+
+
 def _formed(rec):
     """Whether backward formed the record's per-example gradients (kept, or read into
-    the tracked quantities at once)."""
-    return rec.per_example is not None or rec.reduced is not None
+    the tracked quantities at once): its layer was rewired to do so."""
+    return rec.reduce is not None
 
 
 def test_a_linear_layer_over_positions_forms_its_per_example_gradients():
@@ -357,3 +408,18 @@ def test_gradient_penalty_through_tracked_layers():
     assert all(_formed(r) for r in t.records)
     for key, p in model.named_parameters():
         torch.testing.assert_close(p.grad, want[key])
+
+
+@pytest.mark.parametrize("shape", [(N, 4), (N, 3, 4)])  # read from x and g; formed
+def test_a_second_backward_through_a_read_pass_raises(shape):
+    """Backward reads each layer's quantities and lets go of its input: a second backward
+    pass through the same graph (retain_graph) raises instead of reading stale values."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Tanh(),
+                                torch.nn.Linear(4, 2)).double()
+    x = torch.randn(shape, dtype=torch.float64)
+    with et.track(model, ["grad_norm2"]):
+        loss = model(x).square().mean()
+        loss.backward(retain_graph=True)
+        with pytest.raises(einopt.EinsumError, match="one backward pass per tracked"):
+            loss.backward()

@@ -16,14 +16,20 @@ from typing import Any
 import torch
 
 from ..autodiff import vjp
+from ..errors import EinsumError
 from ..parse import Equation
 from ..quantities import LayerEinsum, from_per_example, quantity
 from .layers import Entry, bias_gradient, bias_layer, channel_axes, layer_output_shape
 
-__all__ = ["LINEAR_OR_CONV", "Record", "Rewired", "FromExamples", "Recorded",
+__all__ = ["LINEAR_OR_CONV", "SECOND_PASS", "Record", "Rewired", "FromExamples", "Recorded",
            "native_input_grad", "input_grad_only"]
 
 LINEAR_OR_CONV = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
+#: The error of a second backward pass through a tracked forward pass whose layers'
+#: quantities the first pass read, letting go of their inputs.
+SECOND_PASS = ("a second backward pass reached a tracked layer whose quantities the first "
+               "pass read, letting go of its input: run one backward pass per tracked "
+               "forward pass (or ask for grad_batch, which keeps them)")
 
 
 class Record:
@@ -90,6 +96,8 @@ class FromExamples(Rewired):
     def backward(ctx: Any, gy: torch.Tensor) -> tuple[Any, ...]:
         rec: Record = ctx.rec
         layer = rec.layer
+        if rec.operands[layer.x] is None:  # let go by an earlier pass (retain_graph)
+            raise EinsumError(SECOND_PASS)
         x, weight = ctx.saved_tensors
         # With create_graph (a gradient penalty), every product stays differentiable.
         graph = torch.is_grad_enabled()

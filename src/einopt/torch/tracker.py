@@ -48,7 +48,14 @@ from .layers import (
     unsupported,
 )
 from .recurrent import RECURRENT, recurrent_forward, recurrent_params
-from .rewired import LINEAR_OR_CONV, FromExamples, Record, Recorded, input_grad_only
+from .rewired import (
+    LINEAR_OR_CONV,
+    SECOND_PASS,
+    FromExamples,
+    Record,
+    Recorded,
+    input_grad_only,
+)
 
 __all__ = ["track", "Tracker", "NAMES", "CONVENTIONS", "check_trackable"]
 
@@ -85,11 +92,14 @@ class _Use:
     shape: tuple[int, ...]  # the parameter's shape in the einsum
     h: torch.Tensor | None = None
     reduced: dict[str, Any] | None = None  # first-order quantities read in backward
+    batch: int | None = None  # the batch size, where the input was let go
 
     @property
     def batch_size(self) -> int:
         if self.per_example is not None:  # the input may have been let go (DP-SGD)
             return int(self.per_example.shape[0])
+        if self.batch is not None:
+            return self.batch
         return int(self.operands[self.layer.x].shape[0])
 
 
@@ -186,9 +196,12 @@ class Tracker:
 
         def keep(g: torch.Tensor) -> None:
             if not self._propagating:  # not the batched pass of the Hessian factor
+                if rec.reduced is not None:
+                    raise EinsumError(SECOND_PASS)
                 rec.g, rec.seen = g.detach(), True
                 if self._first_order_only:
                     _settle(rec)
+                    self._read_at_once(rec)
 
         assert rec.y is not None
         self._handles.append(rec.y.register_hook(keep))  # kept by its graph node
@@ -338,6 +351,32 @@ class Tracker:
         rec.reduced = {q: from_per_example(q, rec.layer, rec.per_example)
                        for q in self._wanted}
         rec.per_example = None
+        if not torch.is_grad_enabled():  # (create_graph: more passes may follow)
+            _let_go(rec)
+
+    def _read_at_once(self, rec: Record) -> None:
+        """In backward, as a layer's output gradient arrives: with first-order
+        quantities only, read them now from its input and output gradient (the plans
+        that do not form per-example gradients, a norm's Gram form) and let both go.
+        Held until the quantities were read after backward, they added a sequence
+        model's every input and output gradient to the step's peak memory (autograd
+        lets go of each once the layer's backward has run). Not where a later read needs
+        them: ``grad_batch``, DP-SGD, a weight used several times (whose quantities are
+        those of the sum over its uses), or a pass with ``create_graph`` (another may
+        follow). A second backward pass through the same graph (``retain_graph``) then
+        raises (:data:`.rewired.SECOND_PASS`)."""
+        weight = getattr(rec.module, "weight", None)
+        if (self.record_only or "grad_batch" in self._wanted or rec.entries is not None
+                or torch.is_grad_enabled()  # create_graph: more passes may follow
+                or rec.per_example is not None or rec.reduced is not None
+                or rec.g is None or not isinstance(weight, torch.nn.Parameter)
+                or not weight.requires_grad
+                or sum(_holds(r, weight) for r in self.records) > 1):
+            return
+        uses = dict(_uses_of(rec))
+        use = uses[weight]
+        rec.reduced = {q: quantity(q, use.layer, use.operands, g=use.g) for q in self._wanted}
+        _let_go(rec, uses)
 
     def _model_output(self, module: torch.nn.Module, inputs: Any, out: Any) -> None:
         if isinstance(out, torch.Tensor) and out.requires_grad:
@@ -491,7 +530,8 @@ def _uses_of(rec: Record) -> list[tuple[torch.nn.Parameter, _Use]]:
         ops = [o.detach() if isinstance(o, torch.Tensor) else o for o in ops]
         if rec.g is None and rec.s is None and rec.h is None:
             found.append((p, _Use(layer, ops, None, None, per, shape, None,
-                                  reduced if p is weight else None)))
+                                  reduced if p is weight else None,
+                                  rec.y_shape[0] if rec.y_shape else None)))
             continue  # nothing to reshape (and the input may be let go: DP-SGD)
         y_shape = tuple(layer_output_shape(layer, ops))
         g = None if rec.g is None else rec.g.reshape(y_shape)
@@ -508,6 +548,19 @@ def _uses_of(rec: Record) -> list[tuple[torch.nn.Parameter, _Use]]:
         found.append((p, _Use(layer, ops, g, s, per, shape, h,
                               reduced if p is weight else None)))
     return found
+
+
+def _let_go(rec: Record, uses: dict[torch.nn.Parameter, _Use] | None = None) -> None:
+    """Let go of ``rec``'s input and output gradient once its weight's quantities are
+    read in backward; a tracked bias first forms its per-example gradients from the
+    output gradient (one reduction, no larger than a row of it per example), which its
+    quantities then read. ``uses``: ``_uses_of(rec)``, where the caller has them."""
+    bias = getattr(rec.module, "bias", None)
+    if (rec.bias_per_example is None and rec.g is not None
+            and isinstance(bias, torch.nn.Parameter) and bias.requires_grad):
+        use = (uses if uses is not None else dict(_uses_of(rec))).get(bias)
+        rec.bias_per_example = None if use is None else use.per_example
+    rec.keep_per_example_only()
 
 
 def _settle(rec: Record) -> None:
