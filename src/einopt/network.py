@@ -20,8 +20,8 @@ import numpy as np
 from .errors import OperandTypeError, ShapeError, SubscriptError
 from .parse import Equation, Label
 
-__all__ = ["EllipsisDim", "Network", "build_network", "bits", "components", "label_text",
-           "expand_labels", "shape_of"]
+__all__ = ["EllipsisDim", "Network", "assemble", "build_network", "bits", "components",
+           "label_text", "expand_labels", "shape_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,11 +217,20 @@ def build_network(eq: Equation, shapes: Sequence[Sequence[int]]) -> Network:
             f"the inputs' '...' stands for {ell} dimension(s) but the output has no '...'"
         )
     output = tuple(ids[lab] for lab in out_labels)
-    out_set = set(output)
+    return assemble(tuple(labels), tuple(sizes), tuple(raw), dims, output)
 
-    # Drop size-1 axes (broadcast or trivially summed), merge repeated (diagonal).
+
+def assemble(labels: tuple[Label, ...], sizes: tuple[int, ...],
+             raw: tuple[tuple[int, ...], ...], shapes: Sequence[Sequence[int]],
+             output: tuple[int, ...]) -> Network:
+    """The network of operands of ``shapes`` whose axes carry index ids ``raw``
+    (numbered ``0..`` by first appearance, ``labels`` naming them), their sizes checked
+    and broadcast (``sizes``), and ``output`` ids: size-1 axes dropped (broadcast or
+    trivially summed), repeats merged (diagonals), and indices one operand alone holds
+    and the output drops left out of its term (summed inside it first)."""
+    out_set = set(output)
     kept = [tuple(dict.fromkeys(i for i, d in zip(axes, shape, strict=True) if d != 1))
-            for axes, shape in zip(raw, dims, strict=True)]
+            for axes, shape in zip(raw, shapes, strict=True)]
     holders = [0] * len(sizes)
     for term in kept:
         for i in term:
@@ -240,9 +249,9 @@ def build_network(eq: Equation, shapes: Sequence[Sequence[int]]) -> Network:
     for i in output:
         out_mask |= 1 << i
     return Network(
-        labels=tuple(labels),
-        sizes=tuple(sizes),
-        raw=tuple(raw),
+        labels=labels,
+        sizes=sizes,
+        raw=raw,
         terms=terms,
         output=output,
         masks=tuple(masks),

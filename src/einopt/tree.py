@@ -216,6 +216,8 @@ class TreeCost:
         write: total elements written by all merges.
         node_masks: index mask of every node (leaves, then merge results).
         node_sizes: elements of every node.
+        merge_flops: each merge's flops, in merge order (what local refinement ranks
+            merges by).
     """
 
     flops: int
@@ -223,6 +225,7 @@ class TreeCost:
     write: int
     node_masks: tuple[int, ...]
     node_sizes: tuple[int, ...]
+    merge_flops: tuple[int, ...] = ()
 
 
 def tree_cost(network: Network, tree: ContractionTree,
@@ -238,18 +241,20 @@ def tree_cost(network: Network, tree: ContractionTree,
     flops = write = max_size = 0
     # Sizes follow from the inputs' through the (few) shared and summed indices only.
     node_sizes = [size_of(m, sizes) for m in masks]
+    each = []
     for x, y in tree.merges:
         a, b = masks[x], masks[y]
         r = holders.merge(a, b)
         masks.append(r)
         joint = pair_flops(a, b, sizes, node_sizes[x], node_sizes[y])
+        each.append(joint)
         flops += joint
         summed = size_of((a | b) & ~r, sizes)
         s = joint // summed if summed else size_of(r, sizes)
         node_sizes.append(s)
         write += s
         max_size = max(max_size, s)
-    return TreeCost(flops, max_size, write, tuple(masks), tuple(node_sizes))
+    return TreeCost(flops, max_size, write, tuple(masks), tuple(node_sizes), tuple(each))
 
 
 def tree_totals(network: Network, tree: ContractionTree,

@@ -235,6 +235,27 @@ def test_search_work_counts_connected_parts(case):
     work = sum(part.bit_count() - 1 for part in range(1, 1 << n) if connected(part))
     assert search_work(acyclic, 10**9) == work
     assert search_work(acyclic, work - 1 if work else 0) > max(work - 1, 0)
+    assert work >= (n - 1) ** 2  # the least of any tree (search_work's docstring)
+
+
+def test_a_bound_below_any_tree_of_that_size_is_refused_before_reading(monkeypatch):
+    """A chain of 40 matrices prices (40**3 - 40) / 6 = 10,660 splits; any tree of 40
+    tensors at least 39**2 = 1,521: a bound below that is refused without reading the
+    network."""
+    from einopt.optimize import acyclic as module
+
+    net = net_of(",".join(f"{chr(0x100 + i)}{chr(0x101 + i)}" for i in range(40)) + "->")
+    assert search_work(acyclic_structure(net), 10**9) == (40**3 - 40) // 6
+    assert acyclic_tree(net, max_work=10_660) is not None
+    assert acyclic_tree(net, max_work=10_659) is None
+
+    def unread(network):
+        raise AssertionError("read")
+
+    monkeypatch.setattr(module, "acyclic_structure", unread)
+    assert acyclic_tree(net, max_work=1520) is None
+    with pytest.raises(AssertionError, match="read"):
+        acyclic_tree(net, max_work=1521)
 
 
 def test_a_star_past_the_bound_is_declined():

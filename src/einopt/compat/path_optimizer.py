@@ -21,7 +21,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..errors import PathError
-from ..network import Network, build_network
+from ..network import Network, assemble
 from ..optimize import (
     OPTIMIZERS,
     Budget,
@@ -31,7 +31,6 @@ from ..optimize import (
     workers_of,
 )
 from ..optimize.limited import limited_order
-from ..parse import Equation
 
 __all__ = ["PathOptimizer", "protocol_class", "protocol_network"]
 
@@ -153,26 +152,29 @@ def _ordered(term: Iterable[Hashable]) -> list[Hashable]:
 
 def protocol_network(inputs: Iterable[Iterable[Hashable]], output: Iterable[Hashable],
                      size_dict: Mapping[Hashable, int]) -> Network:
-    """The network of a protocol call, its symbols numbered by first appearance."""
+    """The network of a protocol call, its symbols numbered by first appearance (one
+    size per symbol, so there is nothing to broadcast or check but its presence)."""
     ids: dict[Hashable, int] = {}
+    sizes: list[int] = []
     terms = []
     shapes = []
     for k, term in enumerate(inputs):
-        labels = []
-        shape = []
+        axes = []
         for s in _ordered(term):
-            if s not in ids:
-                ids[s] = len(ids)
-            labels.append(ids[s])
-            try:
-                shape.append(int(size_dict[s]))
-            except KeyError:
-                raise PathError(f"size_dict has no size for index {s!r} of input {k}") from None
-        terms.append(tuple(labels))
-        shapes.append(tuple(shape))
+            i = ids.get(s)
+            if i is None:
+                try:
+                    sizes.append(int(size_dict[s]))
+                except KeyError:
+                    raise PathError(f"size_dict has no size for index {s!r} of input "
+                                    f"{k}") from None
+                i = ids[s] = len(ids)
+            axes.append(i)
+        terms.append(tuple(axes))
+        shapes.append([sizes[i] for i in axes])
     out = []
     for s in _ordered(output):
         if s not in ids:
             raise PathError(f"output index {s!r} is in no input")
         out.append(ids[s])
-    return build_network(Equation(tuple(terms), tuple(out)), shapes)
+    return assemble(tuple(range(len(ids))), tuple(sizes), tuple(terms), shapes, tuple(out))

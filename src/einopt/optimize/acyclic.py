@@ -159,6 +159,13 @@ def search_work(acyclic: Acyclic, cap: int) -> int:
 
     Parts are counted by their top tensor: a part topped at ``v`` takes, per child, no
     tensor of it or a part topped at the child.
+
+    No tree of ``n`` tensors prices fewer than ``(n - 1)**2``: the sum counts each part
+    once per join inside it, and the parts across a join that leaves ``a`` and ``b``
+    tensors on its sides number at least ``a * b`` (the path between each pair of
+    tensors on opposite sides), so the sum is at least the sum of the distances between
+    all pairs of tensors, whose least is a star's. :func:`acyclic_tree` so refuses a
+    bound below it before reading the network.
     """
     over = cap + 1
     count = [1] * len(acyclic.parent)  # parts topped at each tensor
@@ -191,6 +198,8 @@ def acyclic_tree(network: Network, objective: Objective = FLOPS, *,
     """
     if objective.name == "size" or 0 in network.sizes:  # sizes 0: nothing to order
         return None
+    if max_work is not None and (network.num_tensors - 1) ** 2 > max_work:
+        return None  # too large for any tree of tensors: see below
     acyclic = acyclic_structure(network)
     if acyclic is None:
         return None

@@ -33,6 +33,8 @@ class _Tree:
         self.kids: dict[int, tuple[int, int]] = {n + k: m for k, m in enumerate(tree.merges)}
         self.mask: dict[int, int] = dict(enumerate(cost.node_masks))
         self.size: dict[int, int] = dict(enumerate(cost.node_sizes))
+        # each merge's flops as costed, until a re-solve replaces its children
+        self.flops: dict[int, int] = dict(zip(self.kids, cost.merge_flops, strict=True))
         self.root = n + len(tree.merges) - 1 if tree.merges else 0
         self.next_id = n + len(tree.merges)
         self.sizes = sizes
@@ -45,8 +47,10 @@ class _Tree:
 
 
 def _step_cost(t: _Tree, v: int, objective: Objective) -> float:
-    a, b = t.kids[v]
-    flops = pair_flops(t.mask[a], t.mask[b], t.sizes, t.size[a], t.size[b])
+    flops = t.flops.get(v)
+    if flops is None:
+        a, b = t.kids[v]
+        flops = pair_flops(t.mask[a], t.mask[b], t.sizes, t.size[a], t.size[b])
     return objective.step(flops, t.size[v])
 
 
@@ -78,6 +82,7 @@ def _improve(t: _Tree, v: int, k: int, objective: Objective) -> bool:
     if not cost * 10**12 < current * (10**12 - 1):  # a real improvement, exact for ints
         return False
     for u in inner:
+        t.flops.pop(u, None)
         if u != v:
             del t.kids[u], t.mask[u], t.size[u]
     piece_of = {1 << j: p for j, p in enumerate(pieces)}
