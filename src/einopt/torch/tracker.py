@@ -572,6 +572,11 @@ def _settle(rec: Record) -> None:
     be held until the quantities are read."""
     if rec.entries is not None or rec.per_example is not None:
         return
+    weight = getattr(rec.module, "weight", None)
+    layer = rec.layer
+    if (isinstance(weight, torch.nn.Parameter) and weight.requires_grad
+            and not set(layer.inputs[layer.w]) <= set(layer.output)):
+        return  # not elementwise (told before forming the bias's per-example gradients)
     found = _uses_of(rec)
     if not found or any(u.per_example is None for _, u in found):
         return
