@@ -149,3 +149,43 @@ def test_conv_kernels_with_unequal_pads_equal_explicit_padding(size, pads, strid
                                 grad_outputs=g)
     got = TorchBackend.conv_weight(x, g, tuple(w.shape), both, (stride, stride), (1, 1), 1)
     torch.testing.assert_close(got, gw)
+
+
+def test_conv_weight_kernel_choice():
+    """torch's grouped weight-gradient kernel except for a few input channels per group
+    feeding many output channels at stride 1 (a first layer's per-example gradients)."""
+    from einopt.backends.torch import TorchBackend
+
+    be = TorchBackend()
+    per_example = ((1, 32 * 3, 32, 32), (1, 32 * 32, 32, 32))  # 32 examples, 3 -> 32
+    assert not be.takes_conv_weight(*per_example, (1, 1), 32)
+    assert be.takes_conv_weight(*per_example, (2, 2), 32)  # strided
+    assert be.takes_conv_weight((1, 32 * 8, 32, 32), (1, 32 * 32, 32, 32), (1, 1), 32)
+    assert be.takes_conv_weight((1, 32 * 32, 8, 8), (1, 32 * 32, 8, 8), (1, 1), 32 * 32)
+    assert be.takes_conv_weight((32, 3, 32, 32), (32, 32, 32, 32), (1, 1), 1)  # ungrouped
+
+
+@pytest.mark.parametrize("channels,groups", [(3, 1), (16, 1), (16, 4)])
+def test_per_example_conv_gradients_either_way_equal_torch_func(channels, groups):
+    """A 3-channel first convolution's per-example weight gradients (the window view and
+    batched product) and wider ones' (torch's grouped kernel) equal torch.func's."""
+    from torch.func import functional_call, grad, vmap
+
+    import einopt.torch as et
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(channels, 8 * groups, 3, padding=1, groups=groups),
+        torch.nn.Tanh(), torch.nn.Flatten(), torch.nn.Linear(8 * groups * 36, 2)).double()
+    x = torch.randn(4, channels, 6, 6, dtype=torch.float64)
+    y = torch.randint(0, 2, (4,))
+    with et.track(model, ["grad_batch"]) as t:
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+    params = {k: v.detach() for k, v in model.named_parameters()}
+
+    def loss_n(p, xn, yn):
+        out = functional_call(model, p, (xn[None],))
+        return torch.nn.functional.cross_entropy(out, yn[None])
+
+    per = vmap(grad(loss_n), in_dims=(None, 0, 0))(params, x, y)
+    torch.testing.assert_close(t[model[0].weight]["grad_batch"], per["0.weight"])
