@@ -188,3 +188,23 @@ def test_errors():
     with pytest.raises(einopt.EinsumError, match="BatchNorm"):
         et.DPSGD(nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2)), 1.0, 1.0)
 
+
+
+@pytest.mark.parametrize("channels,size,formed", [(8, 5, True), (4, 2, False)])
+def test_a_convolution_forms_per_example_gradients_up_to_twice_what_it_reads(
+        channels, size, formed):
+    """Under DP-SGD a convolution holds its per-example gradients where they are at most
+    twice its input and output gradient (8 channels on 5x5: 1.44x; on 2x2: 4.5x, kept
+    as input and output gradient), and the step equals clipping by hand either way."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1), nn.Tanh(),
+                          nn.Flatten(), nn.Linear(channels * size * size, 3)).double()
+    x = torch.randn(N, channels, size, size, dtype=torch.float64)
+    y = torch.randint(0, 3, (N,))
+    dp = et.DPSGD(model, max_grad_norm=0.05, noise_multiplier=0.0)
+    with dp.step() as tracker:
+        F.cross_entropy(model(x), y).backward()
+    assert (tracker.records[0].per_example is not None) == formed
+    want = _by_hand(model, x, y, dict.fromkeys(dict(model.named_parameters()), 0.05), True)
+    for key, p in model.named_parameters():
+        torch.testing.assert_close(p.grad, want[key])
