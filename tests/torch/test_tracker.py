@@ -166,6 +166,29 @@ def test_a_linear_layer_over_positions_forms_its_per_example_gradients():
         torch.testing.assert_close(t[p]["grad_norm2"], per[key].flatten(1).square().sum(1))
 
 
+@pytest.mark.parametrize("fan_in,fan_out,positions,formed",
+                         [(4, 4, 8, True), (8, 8, 4, False), (16, 64, 4, False)])
+def test_a_linear_forms_only_where_its_per_example_gradients_are_smaller(
+        fan_in, fan_out, positions, formed):
+    """Per example, ``fan_in * fan_out`` gradient entries against the input's and output
+    gradient's ``positions * (fan_in + fan_out)``: formed where fewer (16 < 64), not at
+    a tie (64 = 64) nor where more (1024 > 320); the norms are torch.func's either way."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(fan_in, fan_out)).double()
+    x = torch.randn(3, positions, fan_in, dtype=torch.float64)
+    with et.track(model, ["grad_norm2"]) as t:
+        model(x).square().mean().backward()
+    assert _formed(t.records[0]) == formed
+    params = {k: v.detach() for k, v in model.named_parameters()}
+
+    def loss_n(p, xn):
+        return functional_call(model, p, (xn[None],)).square().mean()  # its own loss
+
+    per = vmap(grad(loss_n), in_dims=(None, 0))(params, x)
+    for key, p in model.named_parameters():
+        torch.testing.assert_close(t[p]["grad_norm2"], per[key].flatten(1).square().sum(1))
+
+
 @pytest.mark.parametrize("norm", ["layer", "group"])
 @pytest.mark.parametrize("names", [["grad_norm2"], ["grad_batch", "grad"],
                                    ["grad_norm2", "ggn_trace_batch"]])
