@@ -135,6 +135,10 @@ class Tracker:
         self._results: dict[torch.nn.Parameter, dict[str, Any]] = {}
         self._tracked: set[torch.nn.Parameter] = set()
         self._propagating = False
+        # (records counted, per weight id the records holding it): counted once per set
+        # of records, not per layer in backward (a sum over the records per layer was
+        # quadratic in the layers)
+        self._holders: tuple[int, dict[int, int]] = (-1, {})
 
     # Hooks.
     def _attach(self) -> None:
@@ -167,6 +171,7 @@ class Tracker:
                 r.y = None
             self.records.clear()
             self._results.clear()
+            self._holders = (-1, {})
 
     def _rewrite(self, module: torch.nn.Module, forward: Any) -> None:
         """Run ``module`` by ``forward`` (which records its einsums) until the block ends."""
@@ -349,15 +354,29 @@ class Tracker:
         held at once), unless they are needed later: DP-SGD's clipped sums,
         ``grad_batch``, or another use of the weight (whose quantities are those of the
         sum over its uses)."""
-        weight = getattr(rec.module, "weight", None)
-        if (self.record_only or "grad_batch" in self._wanted or rec.per_example is None
-                or sum(_holds(r, weight) for r in self.records) > 1):
+        if rec.per_example is None or not self._read_in_backward(rec):
             return
         rec.reduced = {q: from_per_example(q, rec.layer, rec.per_example)
                        for q in self._wanted}
         rec.per_example = None
         if not torch.is_grad_enabled():  # (create_graph: more passes may follow)
             _let_go(rec)
+
+    def _read_in_backward(self, rec: Record) -> bool:
+        """Whether backward may read ``rec``'s quantities and let go of what they come
+        from: not where a later read needs it (DP-SGD's clipped sums, ``grad_batch``,
+        or another use of the weight, whose quantities are those of the sum over its
+        uses)."""
+        if self.record_only or "grad_batch" in self._wanted:
+            return False
+        counted, holders = self._holders
+        if counted != len(self.records):  # records are only added within a pass
+            holders = {}
+            for r in self.records:
+                for w in _weights(r):
+                    holders[w] = holders.get(w, 0) + 1
+            self._holders = (len(self.records), holders)
+        return holders.get(id(getattr(rec.module, "weight", None)), 0) <= 1
 
     def _read_at_once(self, rec: Record) -> None:
         """In backward, as a layer's output gradient arrives: with first-order
@@ -371,12 +390,11 @@ class Tracker:
         follow). A second backward pass through the same graph (``retain_graph``) then
         raises (:data:`.rewired.SECOND_PASS`)."""
         weight = getattr(rec.module, "weight", None)
-        if (self.record_only or "grad_batch" in self._wanted or rec.entries is not None
+        if (rec.entries is not None or rec.per_example is not None
+                or rec.reduced is not None or rec.g is None
+                or not isinstance(weight, torch.nn.Parameter) or not weight.requires_grad
                 or torch.is_grad_enabled()  # create_graph: more passes may follow
-                or rec.per_example is not None or rec.reduced is not None
-                or rec.g is None or not isinstance(weight, torch.nn.Parameter)
-                or not weight.requires_grad
-                or sum(_holds(r, weight) for r in self.records) > 1):
+                or not self._read_in_backward(rec)):
             return
         uses = dict(_uses_of(rec))
         use = uses[weight]
@@ -540,8 +558,7 @@ def _uses_of(rec: Record) -> list[tuple[torch.nn.Parameter, _Use]]:
             continue  # nothing to reshape (and the input may be let go: DP-SGD)
         y_shape = tuple(layer_output_shape(layer, ops))
         g = None if rec.g is None else rec.g.reshape(y_shape)
-        if (per is None and g is not None and rec.entries is None
-                and set(layer.inputs[layer.w]) <= set(layer.output)):
+        if per is None and g is not None and rec.entries is None and _elementwise(layer):
             # An elementwise weight (a bias, a norm's affine weight): its per-example
             # gradients, no larger than the output gradient, take one pass over it.
             # Formed once here, every first-order quantity (DP-SGD's clipped sum too)
@@ -553,6 +570,13 @@ def _uses_of(rec: Record) -> list[tuple[torch.nn.Parameter, _Use]]:
         found.append((p, _Use(layer, ops, g, s, per, shape, h,
                               reduced if p is weight else None)))
     return found
+
+
+def _elementwise(layer: LayerEinsum) -> bool:
+    """Whether ``layer``'s weight is elementwise (a bias, a norm's affine weight): the
+    output keeps its every index, so its per-example gradients are no larger than a row
+    of the output gradient."""
+    return set(layer.inputs[layer.w]) <= set(layer.output)
 
 
 def _let_go(rec: Record, uses: dict[torch.nn.Parameter, _Use] | None = None) -> None:
@@ -578,10 +602,9 @@ def _settle(rec: Record) -> None:
     if rec.entries is not None or rec.per_example is not None:
         return
     weight = getattr(rec.module, "weight", None)
-    layer = rec.layer
     if (isinstance(weight, torch.nn.Parameter) and weight.requires_grad
-            and not set(layer.inputs[layer.w]) <= set(layer.output)):
-        return  # not elementwise (told before forming the bias's per-example gradients)
+            and not _elementwise(rec.layer)):
+        return  # told before forming the bias's per-example gradients
     found = _uses_of(rec)
     if not found or any(u.per_example is None for _, u in found):
         return
@@ -594,11 +617,12 @@ def _settle(rec: Record) -> None:
     rec.keep_per_example_only()
 
 
-def _holds(rec: Record, param: Any) -> bool:
-    """Whether ``rec``'s einsums hold ``param`` as their weight."""
+def _weights(rec: Record) -> set[int]:
+    """The ids of the parameters ``rec``'s einsums hold as their weight."""
     if rec.entries is not None:
-        return any(p is param for p, *_ in rec.entries)
-    return param is not None and getattr(rec.module, "weight", None) is param
+        return {id(p) for p, *_ in rec.entries}
+    weight = getattr(rec.module, "weight", None)
+    return set() if weight is None else {id(weight)}
 
 
 def _to_param_shape(q: str, value: Any, shape: tuple[int, ...]) -> Any:
