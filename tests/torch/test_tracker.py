@@ -446,3 +446,39 @@ def test_a_second_backward_through_a_read_pass_raises(shape):
         loss.backward(retain_graph=True)
         with pytest.raises(einopt.EinsumError, match="one backward pass per tracked"):
             loss.backward()
+
+
+def test_a_second_backward_through_a_settled_norm_layer_raises():
+    """A norm's per-example gradients are formed as its output gradient arrives and its
+    input let go: a second pass through the same graph raises there too."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.LayerNorm(4), torch.nn.Tanh()).double()
+    x = torch.randn(N, 4, dtype=torch.float64)
+    with et.track(model, ["grad_norm2"]):
+        loss = model(x).square().mean()
+        loss.backward(retain_graph=True)
+        with pytest.raises(einopt.EinsumError, match="one backward pass per tracked"):
+            loss.backward()
+
+
+def test_gradient_penalty_norm_quantities_are_the_final_pass():
+    """create_graph=True, then a backward through the penalty: a norm's quantities are
+    read from its output gradient in the final pass, as every other layer's (the first
+    pass, which more may follow, neither reads them nor lets go of its input)."""
+    torch.manual_seed(0)
+    norm = torch.nn.LayerNorm(6)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 6), norm, torch.nn.Tanh(),
+                                torch.nn.Linear(6, 2)).double()
+    x = torch.randn(N, 4, dtype=torch.float64, requires_grad=True)
+    y = torch.randn(N, 2, dtype=torch.float64)
+    seen = {}
+    norm.register_forward_hook(lambda m, i, o: seen.update(x=i[0].detach()))
+    norm.register_full_backward_hook(lambda m, gi, go: seen.update(g=go[0].detach()))
+    with et.track(model, ["grad_norm2"], convention="batch") as t:
+        loss = F.mse_loss(model(x), y)
+        (gx,) = torch.autograd.grad(loss, x, create_graph=True)
+        (loss + gx.square().sum()).backward()
+    xhat = F.layer_norm(seen["x"], (6,))
+    want = (seen["g"] * xhat).square().sum(1)  # the final pass's per-example gradients
+    torch.testing.assert_close(t[norm.weight]["grad_norm2"], want)
+    torch.testing.assert_close(t[norm.bias]["grad_norm2"], seen["g"].square().sum(1))

@@ -57,6 +57,14 @@ class Record:
         self.weight_grads = True  # False: the caller sets them (DP-SGD's clipped sums)
         self.h: torch.Tensor | None = None  # d2L/dy2 per example, (N, Y, Y) flattened
 
+    def arrive(self) -> None:
+        """Backward reached this record: raise :data:`SECOND_PASS` where an earlier pass
+        read its quantities and let go of its input (a second backward pass through the
+        same graph would read stale ones)."""
+        if self.seen and self.operands[self.layer.x] is None:
+            raise EinsumError(SECOND_PASS)
+        self.seen = True
+
     def input_ready(self) -> None:
         """Normalize a norm's input held raw (see ``normalize``), once it is needed."""
         if self.normalize is not None:
@@ -96,15 +104,14 @@ class FromExamples(Rewired):
     def backward(ctx: Any, gy: torch.Tensor) -> tuple[Any, ...]:
         rec: Record = ctx.rec
         layer = rec.layer
-        if rec.operands[layer.x] is None:  # let go by an earlier pass (retain_graph)
-            raise EinsumError(SECOND_PASS)
+        rec.arrive()
         x, weight = ctx.saved_tensors
         # With create_graph (a gradient penalty), every product stays differentiable.
         graph = torch.is_grad_enabled()
         ops = [o.detach() if isinstance(o, torch.Tensor) and not graph else o
                for o in rec.operands]
         g = (gy if graph else gy.detach()).reshape(layer_output_shape(layer, ops))
-        rec.g, rec.seen = g.detach(), True
+        rec.g = g.detach()
         grads = quantity("grad_batch", layer, ops, g=g)
         rec.per_example = grads.detach()
         gw = gb = gx = None
@@ -141,7 +148,8 @@ class Recorded(Rewired):
     @staticmethod
     def backward(ctx: Any, gy: torch.Tensor) -> tuple[Any, ...]:
         rec: Record = ctx.rec
-        rec.g, rec.seen = gy.detach(), True
+        rec.arrive()
+        rec.g = gy.detach()
         gx = None
         if ctx.needs_input_grad[1]:
             x, weight = ctx.saved_tensors

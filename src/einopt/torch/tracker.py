@@ -50,7 +50,6 @@ from .layers import (
 from .recurrent import RECURRENT, recurrent_forward, recurrent_params
 from .rewired import (
     LINEAR_OR_CONV,
-    SECOND_PASS,
     FromExamples,
     Record,
     Recorded,
@@ -201,9 +200,8 @@ class Tracker:
 
         def keep(g: torch.Tensor) -> None:
             if not self._propagating:  # not the batched pass of the Hessian factor
-                if rec.reduced is not None:
-                    raise EinsumError(SECOND_PASS)
-                rec.g, rec.seen = g.detach(), True
+                rec.arrive()
+                rec.g = g.detach()
                 if self._first_order_only:
                     _settle(rec)
                     self._read_at_once(rec)
@@ -232,7 +230,7 @@ class Tracker:
         def keep(t: int, g: torch.Tensor) -> None:
             if not self._propagating:
                 buffer[:, t] = g.detach()
-                rec.g, rec.seen = buffer, True
+                rec.g, rec.seen = buffer, True  # (its entries' inputs are kept)
 
         for t, z in steps:
             self._handles.append(z.register_hook(functools.partial(keep, t)))
@@ -388,7 +386,7 @@ class Tracker:
         them: ``grad_batch``, DP-SGD, a weight used several times (whose quantities are
         those of the sum over its uses), or a pass with ``create_graph`` (another may
         follow). A second backward pass through the same graph (``retain_graph``) then
-        raises (:data:`.rewired.SECOND_PASS`)."""
+        raises (:meth:`.rewired.Record.arrive`)."""
         weight = getattr(rec.module, "weight", None)
         if (rec.entries is not None or rec.per_example is not None
                 or rec.reduced is not None or rec.g is None
@@ -599,7 +597,8 @@ def _settle(rec: Record) -> None:
     than a row of the output gradient per example, and lets go of the output gradient
     and the input (the normalized one: as large as the output), which would otherwise
     be held until the quantities are read."""
-    if rec.entries is not None or rec.per_example is not None:
+    if (rec.entries is not None or rec.per_example is not None
+            or torch.is_grad_enabled()):  # create_graph: more passes may follow
         return
     weight = getattr(rec.module, "weight", None)
     if (isinstance(weight, torch.nn.Parameter) and weight.requires_grad
