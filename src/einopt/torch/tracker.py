@@ -17,7 +17,6 @@ import functools
 import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -38,9 +37,6 @@ from .curvature import double_backward, loss_factor
 from .layers import (
     NORMS,
     Entry,
-    bias_gradient,
-    bias_layer,
-    channel_axes,
     layer_einsum,
     layer_output_shape,
     normalized_input,
@@ -55,6 +51,7 @@ from .rewired import (
     Recorded,
     input_grad_only,
 )
+from .uses import Use, let_go, settle, uses_of, weights_of
 
 __all__ = ["track", "Tracker", "NAMES", "CONVENTIONS", "check_trackable"]
 
@@ -77,29 +74,6 @@ _PER_EXAMPLE_POWER = {"grad_batch": 1, "grad_norm2": 2, "grad_sq_sum": 2, "ggn_t
 CONVENTIONS = ("example", "batch")
 #: per (layer, operand shapes, quantities): whether backward forms per-example gradients
 FORMS: BoundedDict[Any, bool] = BoundedDict("tracked backward forms", 1024)
-@dataclass(frozen=True)
-class _Use:
-    """One use of a parameter in a forward pass: the einsum it is ``W`` of, that
-    einsum's operands and output gradient (and loss Hessian factor), and the per-example
-    gradients where backward formed them."""
-
-    layer: LayerEinsum
-    operands: list[Any]
-    g: torch.Tensor | None
-    s: torch.Tensor | None
-    per_example: torch.Tensor | None
-    shape: tuple[int, ...]  # the parameter's shape in the einsum
-    h: torch.Tensor | None = None
-    reduced: dict[str, Any] | None = None  # first-order quantities read in backward
-    batch: int | None = None  # the batch size, where the input was let go
-
-    @property
-    def batch_size(self) -> int:
-        if self.per_example is not None:  # the input may have been let go (DP-SGD)
-            return int(self.per_example.shape[0])
-        if self.batch is not None:
-            return self.batch
-        return int(self.operands[self.layer.x].shape[0])
 
 
 class Tracker:
@@ -203,7 +177,7 @@ class Tracker:
                 rec.arrive()
                 rec.g = g.detach()
                 if self._first_order_only:
-                    _settle(rec)
+                    settle(rec)
                     self._read_at_once(rec)
 
         assert rec.y is not None
@@ -358,7 +332,7 @@ class Tracker:
                        for q in self._wanted}
         rec.per_example = None
         if not torch.is_grad_enabled():  # (create_graph: more passes may follow)
-            _let_go(rec)
+            let_go(rec)
 
     def _read_in_backward(self, rec: Record) -> bool:
         """Whether backward may read ``rec``'s quantities and let go of what they come
@@ -371,7 +345,7 @@ class Tracker:
         if counted != len(self.records):  # records are only added within a pass
             holders = {}
             for r in self.records:
-                for w in _weights(r):
+                for w in weights_of(r):
                     holders[w] = holders.get(w, 0) + 1
             self._holders = (len(self.records), holders)
         return holders.get(id(getattr(rec.module, "weight", None)), 0) <= 1
@@ -394,10 +368,10 @@ class Tracker:
                 or torch.is_grad_enabled()  # create_graph: more passes may follow
                 or not self._read_in_backward(rec)):
             return
-        uses = dict(_uses_of(rec))
+        uses = dict(uses_of(rec))
         use = uses[weight]
         rec.reduced = {q: quantity(q, use.layer, use.operands, g=use.g) for q in self._wanted}
-        _let_go(rec, uses)
+        let_go(rec, uses)
 
     def _model_output(self, module: torch.nn.Module, inputs: Any, out: Any) -> None:
         if isinstance(out, torch.Tensor) and out.requires_grad:
@@ -461,11 +435,11 @@ class Tracker:
             raise EinsumError("that parameter's layer did not run in a tracked forward "
                               "pass") from None
 
-    def _uses(self) -> dict[torch.nn.Parameter, list[_Use]]:
+    def _uses(self) -> dict[torch.nn.Parameter, list[Use]]:
         """Every tracked parameter's uses in the recorded pass."""
-        uses: dict[torch.nn.Parameter, list[_Use]] = {}
+        uses: dict[torch.nn.Parameter, list[Use]] = {}
         for rec in self.records:
-            for p, use in _uses_of(rec):
+            for p, use in uses_of(rec):
                 uses.setdefault(p, []).append(use)
         return uses
 
@@ -474,7 +448,7 @@ class Tracker:
             self._results[p] = {name: self._value(NAMES[name], us, tuple(p.shape))
                                 for name in self.names}
 
-    def _value(self, q: str, uses: list[_Use], shape: tuple[int, ...]) -> Any:
+    def _value(self, q: str, uses: list[Use], shape: tuple[int, ...]) -> Any:
         """Quantity ``q`` of a parameter from its uses, in the tracker's convention."""
         if len(uses) == 1:
             u = uses[0]
@@ -529,99 +503,6 @@ def _params(module: torch.nn.Module) -> list[torch.nn.Parameter]:
     """The module's own weight and bias (those its einsum layers hold)."""
     return [p for p in (getattr(module, "weight", None), getattr(module, "bias", None))
             if isinstance(p, torch.nn.Parameter)]
-
-
-def _uses_of(rec: Record) -> list[tuple[torch.nn.Parameter, _Use]]:
-    """The weight's and the bias's uses in one recorded call of a layer."""
-    rec.input_ready()
-    found: list[tuple[torch.nn.Parameter, _Use]] = []
-    module = rec.module
-    weight = getattr(module, "weight", None)
-    entries: list[tuple[Any, LayerEinsum, list[Any], tuple[int, ...], Any]] = []
-    if rec.entries is not None:
-        entries = [(p, layer, ops, shape, None) for p, layer, ops, shape in rec.entries]
-    elif isinstance(weight, torch.nn.Parameter) and weight.requires_grad:
-        entries.append((weight, rec.layer, rec.operands, rec.w_shape, rec.per_example))
-    reduced = rec.reduced if rec.entries is None else None
-    bias = getattr(module, "bias", None)
-    if rec.entries is None and isinstance(bias, torch.nn.Parameter) and bias.requires_grad:
-        layer, ops = bias_layer(bias, rec.y_shape, channel_axes(module, rec.y_shape))
-        entries.append((bias, layer, ops, tuple(bias.shape), rec.bias_per_example))
-    for p, layer, ops, shape, per in entries:
-        ops = [o.detach() if isinstance(o, torch.Tensor) else o for o in ops]
-        if rec.g is None and rec.s is None and rec.h is None:
-            found.append((p, _Use(layer, ops, None, None, per, shape, None,
-                                  reduced if p is weight else None,
-                                  rec.y_shape[0] if rec.y_shape else None)))
-            continue  # nothing to reshape (and the input may be let go: DP-SGD)
-        y_shape = tuple(layer_output_shape(layer, ops))
-        g = None if rec.g is None else rec.g.reshape(y_shape)
-        if per is None and g is not None and rec.entries is None and _elementwise(layer):
-            # An elementwise weight (a bias, a norm's affine weight): its per-example
-            # gradients, no larger than the output gradient, take one pass over it.
-            # Formed once here, every first-order quantity (DP-SGD's clipped sum too)
-            # reads them.
-            per = (bias_gradient(layer, g, per_example=True) if p is bias
-                   else quantity("grad_batch", layer, ops, g=g))
-        s = None if rec.s is None else rec.s.reshape(*y_shape, rec.s.shape[-1])
-        h = None if rec.h is None else rec.h.reshape(*y_shape, *y_shape[1:])
-        found.append((p, _Use(layer, ops, g, s, per, shape, h,
-                              reduced if p is weight else None)))
-    return found
-
-
-def _elementwise(layer: LayerEinsum) -> bool:
-    """Whether ``layer``'s weight is elementwise (a bias, a norm's affine weight): the
-    output keeps its every index, so its per-example gradients are no larger than a row
-    of the output gradient."""
-    return set(layer.inputs[layer.w]) <= set(layer.output)
-
-
-def _let_go(rec: Record, uses: dict[torch.nn.Parameter, _Use] | None = None) -> None:
-    """Let go of ``rec``'s input and output gradient once its weight's quantities are
-    read in backward; a tracked bias first forms its per-example gradients from the
-    output gradient (one reduction, no larger than a row of it per example), which its
-    quantities then read. ``uses``: ``_uses_of(rec)``, where the caller has them."""
-    bias = getattr(rec.module, "bias", None)
-    if (rec.bias_per_example is None and rec.g is not None
-            and isinstance(bias, torch.nn.Parameter) and bias.requires_grad):
-        use = (uses if uses is not None else dict(_uses_of(rec))).get(bias)
-        rec.bias_per_example = None if use is None else use.per_example
-    rec.keep_per_example_only()
-
-
-def _settle(rec: Record) -> None:
-    """In backward, as ``rec``'s output gradient arrives, with first-order quantities
-    only: a layer whose every tracked parameter is elementwise (a norm's affine weight
-    and bias) forms their per-example gradients now, one reduction each and no larger
-    than a row of the output gradient per example, and lets go of the output gradient
-    and the input (the normalized one: as large as the output), which would otherwise
-    be held until the quantities are read."""
-    if (rec.entries is not None or rec.per_example is not None
-            or torch.is_grad_enabled()):  # create_graph: more passes may follow
-        return
-    weight = getattr(rec.module, "weight", None)
-    if (isinstance(weight, torch.nn.Parameter) and weight.requires_grad
-            and not _elementwise(rec.layer)):
-        return  # told before forming the bias's per-example gradients
-    found = _uses_of(rec)
-    if not found or any(u.per_example is None for _, u in found):
-        return
-    bias = getattr(rec.module, "bias", None)
-    for p, use in found:
-        if p is bias:
-            rec.bias_per_example = use.per_example
-        else:
-            rec.per_example = use.per_example
-    rec.keep_per_example_only()
-
-
-def _weights(rec: Record) -> set[int]:
-    """The ids of the parameters ``rec``'s einsums hold as their weight."""
-    if rec.entries is not None:
-        return {id(p) for p, *_ in rec.entries}
-    weight = getattr(rec.module, "weight", None)
-    return set() if weight is None else {id(weight)}
 
 
 def _to_param_shape(q: str, value: Any, shape: tuple[int, ...]) -> Any:
