@@ -433,27 +433,19 @@ def test_gradient_penalty_through_tracked_layers():
         torch.testing.assert_close(p.grad, want[key])
 
 
-@pytest.mark.parametrize("shape", [(N, 4), (N, 3, 4)])  # read from x and g; formed
-def test_a_second_backward_through_a_read_pass_raises(shape):
+@pytest.mark.parametrize("layer,shape", [
+    ("linear", (N, 4)),  # read from input and output gradient
+    ("linear", (N, 3, 4)),  # per-example gradients formed
+    ("norm", (N, 4)),  # a norm's, formed as its output gradient arrives
+])
+def test_a_second_backward_through_a_read_pass_raises(layer, shape):
     """Backward reads each layer's quantities and lets go of its input: a second backward
     pass through the same graph (retain_graph) raises instead of reading stale values."""
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Tanh(),
-                                torch.nn.Linear(4, 2)).double()
+    model = (torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2))
+             if layer == "linear" else  # the norm alone: no other layer raises first
+             torch.nn.Sequential(torch.nn.LayerNorm(4), torch.nn.Tanh())).double()
     x = torch.randn(shape, dtype=torch.float64)
-    with et.track(model, ["grad_norm2"]):
-        loss = model(x).square().mean()
-        loss.backward(retain_graph=True)
-        with pytest.raises(einopt.EinsumError, match="one backward pass per tracked"):
-            loss.backward()
-
-
-def test_a_second_backward_through_a_settled_norm_layer_raises():
-    """A norm's per-example gradients are formed as its output gradient arrives and its
-    input let go: a second pass through the same graph raises there too."""
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.LayerNorm(4), torch.nn.Tanh()).double()
-    x = torch.randn(N, 4, dtype=torch.float64)
     with et.track(model, ["grad_norm2"]):
         loss = model(x).square().mean()
         loss.backward(retain_graph=True)
