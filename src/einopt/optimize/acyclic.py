@@ -199,7 +199,7 @@ def acyclic_tree(network: Network, objective: Objective = FLOPS, *,
     if objective.name == "size" or 0 in network.sizes:  # sizes 0: nothing to order
         return None
     if max_work is not None and (network.num_tensors - 1) ** 2 > max_work:
-        return None  # too large for any tree of tensors: see below
+        return None  # too large for any tree of tensors (see search_work)
     acyclic = acyclic_structure(network)
     if acyclic is None:
         return None
